@@ -1,0 +1,1 @@
+//! The Kubernetes operator (Workspace and DataSource CRDs); built in a later issue.

@@ -1,0 +1,366 @@
+//! ClickHouse embedded through chDB (`libchdb.so`, ClickHouse 26.x).
+//!
+//! # How chDB behaves under concurrency, and what this module does about it
+//!
+//! Measured on chDB 26.7.3 (see the `concurrent_*` tests in `tests/chdb.rs`):
+//! - The engine keeps **one data path per process**. Several connections to that same path may be
+//!   open at once; connecting to another path needs every connection closed first. So the engine
+//!   is a process-wide singleton keyed by its path, and asking for a second path is an error.
+//! - **A connection runs one statement at a time**: `chdb_query*` hands the statement to the
+//!   connection's own worker thread and blocks the caller until it is done, and an open insert
+//!   stream holds the connection until it is finished. Statements on *different* connections run
+//!   in parallel against the same tables (readers and writers together).
+//! - So [`Chdb`] keeps a pool of connections. Each call checks one out, runs the blocking C call on
+//!   tokio's blocking pool (never on an async worker), and returns it. Callers beyond the pool size
+//!   wait on a semaphore instead of piling onto one connection's queue.
+//! - Results are materialized by chDB; the answer buffer is handed to [`Bytes`] without a copy and
+//!   freed when the last reference drops.
+//! - chDB's own fatal-signal handlers sleep for minutes before re-raising; they are turned off so a
+//!   crash inside the engine ends the process at once (and a supervisor restarts it).
+//! - chDB 26.7 cannot shut an engine with MergeTree tables down cleanly, so connections are never
+//!   closed: the process exits with them open. MergeTree parts are on disk once an insert returns.
+
+mod ffi;
+
+use std::ffi::{CStr, CString, c_char};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use crate::{Engine, EngineError, InsertBlock, InsertSummary, QueryResult};
+
+/// Environment variable naming the `libchdb.so` to load.
+pub const LIBCHDB_ENV: &str = "ROOST_LIBCHDB";
+
+/// The command that fetches the library, named in every "library missing" error.
+const INSTALL_HINT: &str = "run `make setup` (it fetches the npm package @chdb/lib-linux-x64-gnu into .roost/lib/) or set ROOST_LIBCHDB to the path of libchdb.so";
+
+/// How to open the embedded engine.
+#[derive(Debug, Clone)]
+pub struct ChdbConfig {
+    /// Directory holding the engine's databases; created when missing.
+    pub data_dir: PathBuf,
+    /// Explicit `libchdb.so`; when None, [`find_library`] looks in the usual places.
+    pub library: Option<PathBuf>,
+    /// Connections in the pool: how many statements may run at once.
+    pub connections: usize,
+}
+
+impl ChdbConfig {
+    /// A configuration with the default pool size for this machine.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        ChdbConfig { data_dir: data_dir.into(), library: None, connections: (cores * 2).max(4) }
+    }
+}
+
+/// Where `libchdb.so` is looked for, in order: `ROOST_LIBCHDB`; `.roost/lib/libchdb.so` in the
+/// current directory or any parent, or beside the executable's ancestors (where `make setup`
+/// puts it); the user cache that `make setup` fills.
+pub fn find_library() -> Result<PathBuf, EngineError> {
+    if let Some(path) = std::env::var_os(LIBCHDB_ENV) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(EngineError::Unavailable(format!(
+                "{LIBCHDB_ENV}={} does not name a file: {INSTALL_HINT}",
+                path.display()
+            )))
+        };
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    let candidates = roots.iter().map(|root| root.join(".roost/lib/libchdb.so"));
+    let cached = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/roost/lib/libchdb.so"));
+    candidates
+        .chain(cached)
+        .find(|path| path.is_file())
+        .ok_or_else(|| EngineError::Unavailable(format!("libchdb.so was not found: {INSTALL_HINT}")))
+}
+
+/// One open chDB connection. Only the pool hands it out, to one thread at a time.
+struct Connection(*mut ffi::Connection);
+
+// SAFETY: a chDB connection may be used from any thread as long as one thread uses it at a time,
+// which the pool guarantees by moving it out while in use.
+unsafe impl Send for Connection {}
+
+struct Shared {
+    api: ffi::Api,
+    data_dir: PathBuf,
+    version: String,
+}
+
+static ENGINE: OnceLock<Shared> = OnceLock::new();
+static OPEN_LOCK: Mutex<()> = Mutex::new(());
+
+/// The embedded ClickHouse engine.
+pub struct Chdb {
+    shared: &'static Shared,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for Chdb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chdb").field("data_dir", &self.shared.data_dir).field("version", &self.shared.version).finish()
+    }
+}
+
+impl Chdb {
+    /// Loads the library (once per process) and opens the pool on `config.data_dir`.
+    pub fn open(config: &ChdbConfig) -> Result<Chdb, EngineError> {
+        let _guard = OPEN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| EngineError::Unavailable(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        let data_dir = config
+            .data_dir
+            .canonicalize()
+            .map_err(|e| EngineError::Unavailable(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
+        let shared = match ENGINE.get() {
+            Some(shared) if shared.data_dir == data_dir => shared,
+            Some(shared) => {
+                return Err(EngineError::Invalid(format!(
+                    "chDB is already open on {} in this process; it cannot open {} too",
+                    shared.data_dir.display(),
+                    data_dir.display()
+                )));
+            }
+            None => {
+                let library = match &config.library {
+                    Some(path) => path.clone(),
+                    None => find_library()?,
+                };
+                let loaded = load(&library, data_dir)?;
+                ENGINE.get_or_init(|| loaded)
+            }
+        };
+        let size = config.connections.max(1);
+        let mut idle = Vec::with_capacity(size);
+        for _ in 0..size {
+            idle.push(connect(shared)?);
+        }
+        tracing::info!(path = %shared.data_dir.display(), version = %shared.version, connections = size, "chDB engine open");
+        Ok(Chdb { shared, idle: Mutex::new(idle), permits: Semaphore::new(size) })
+    }
+
+    /// The chDB library version.
+    pub fn version(&self) -> &str {
+        &self.shared.version
+    }
+
+    /// Runs `work` with a connection of the pool on a blocking thread.
+    async fn with_connection<T, F>(&self, work: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&'static ffi::Api, ffi::Connection) -> Result<T, EngineError> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.map_err(|_| EngineError::Unavailable("engine closed".into()))?;
+        let connection = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop()
+            .ok_or_else(|| EngineError::Unavailable("no idle chDB connection".into()))?;
+        let api = &self.shared.api;
+        let (connection, outcome) = tokio::task::spawn_blocking(move || {
+            // SAFETY: the connection pointer came from chdb_connect and is used by this thread only.
+            let handle = unsafe { *connection.0 };
+            let outcome = work(api, handle);
+            (connection, outcome)
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(format!("engine task failed: {e}")))?;
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
+        outcome
+    }
+}
+
+fn load(library_path: &Path, data_dir: PathBuf) -> Result<Shared, EngineError> {
+    // SAFETY: loading chDB runs its static constructors, which only initialize ClickHouse's globals.
+    let library = unsafe { libloading::Library::new(library_path) }.map_err(|e| {
+        EngineError::Unavailable(format!("cannot load {}: {e}; {INSTALL_HINT}", library_path.display()))
+    })?;
+    // chDB cannot be unloaded safely (threads and globals outlive any handle), so it stays for good.
+    let library: &'static libloading::Library = Box::leak(Box::new(library));
+    // SAFETY: this is libchdb.so, whose exports have the signatures declared in `ffi`.
+    let api = unsafe { ffi::Api::load(library) }
+        .map_err(|e| EngineError::Unavailable(format!("{} is not a usable libchdb ({e}); {INSTALL_HINT}", library_path.display())))?;
+    // SAFETY: plain flag setter; must run before the first connect.
+    unsafe { (api.set_signal_handlers_enabled)(0) };
+    // SAFETY: returns a static NUL-terminated string.
+    let version = unsafe { CStr::from_ptr((api.version)()) }.to_string_lossy().into_owned();
+    Ok(Shared { api, data_dir, version })
+}
+
+fn connect(shared: &Shared) -> Result<Connection, EngineError> {
+    let args = [
+        CString::new("roost").map_err(|e| EngineError::Invalid(e.to_string()))?,
+        CString::new(format!("--path={}", shared.data_dir.display()))
+            .map_err(|_| EngineError::Invalid("the data path contains a NUL byte".into()))?,
+    ];
+    let mut argv: Vec<*mut c_char> = args.iter().map(|arg| arg.as_ptr() as *mut c_char).collect();
+    // SAFETY: argv holds valid NUL-terminated strings that outlive the call.
+    let connection = unsafe { (shared.api.connect)(argv.len() as i32, argv.as_mut_ptr()) };
+    // SAFETY: a non-null result points at a connection handle.
+    if connection.is_null() || unsafe { (*connection).is_null() } {
+        return Err(EngineError::Unavailable(format!("chDB could not open {}", shared.data_dir.display())));
+    }
+    Ok(Connection(connection))
+}
+
+/// A finished chDB result, owned so its buffer can back a [`Bytes`] without a copy.
+struct OwnedResult {
+    api: &'static ffi::Api,
+    result: ffi::ResultPtr,
+}
+
+// SAFETY: a finished result is an immutable buffer; chdb_destroy_query_result may run on any thread.
+unsafe impl Send for OwnedResult {}
+// SAFETY: see Send; reads of a finished result do not mutate it.
+unsafe impl Sync for OwnedResult {}
+
+impl OwnedResult {
+    fn take(api: &'static ffi::Api, result: ffi::ResultPtr) -> Result<OwnedResult, EngineError> {
+        if result.is_null() {
+            return Err(EngineError::Unavailable("chDB returned no result".into()));
+        }
+        let owned = OwnedResult { api, result };
+        // SAFETY: result is a live chdb_result.
+        let error = unsafe { (api.result_error)(result) };
+        if !error.is_null() {
+            // SAFETY: a non-null error is a NUL-terminated string owned by the result.
+            let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
+            if !message.is_empty() {
+                return Err(EngineError::from_server_message(message));
+            }
+        }
+        Ok(owned)
+    }
+}
+
+impl AsRef<[u8]> for OwnedResult {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: buffer/length describe memory owned by the live result.
+        unsafe {
+            let length = (self.api.result_length)(self.result);
+            let buffer = (self.api.result_buffer)(self.result);
+            if buffer.is_null() || length == 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(buffer as *const u8, length)
+            }
+        }
+    }
+}
+
+impl Drop for OwnedResult {
+    fn drop(&mut self) {
+        // SAFETY: the result is destroyed exactly once, here.
+        unsafe { (self.api.destroy_query_result)(self.result) };
+    }
+}
+
+#[async_trait]
+impl Engine for Chdb {
+    async fn query(&self, sql: &str, format: &str) -> Result<QueryResult, EngineError> {
+        let sql = sql.to_owned();
+        let format = format.to_owned();
+        self.with_connection(move |api, connection| {
+            // SAFETY: pointers and lengths describe live Rust strings; the connection is ours.
+            let result = unsafe {
+                (api.query_n)(connection, sql.as_ptr().cast(), sql.len(), format.as_ptr().cast(), format.len())
+            };
+            let owned = OwnedResult::take(api, result)?;
+            // SAFETY: owned.result is live.
+            let (elapsed, rows_read, bytes_read) = unsafe {
+                ((api.result_elapsed)(owned.result), (api.result_rows_read)(owned.result), (api.result_bytes_read)(owned.result))
+            };
+            Ok(QueryResult { data: Bytes::from_owner(owned), elapsed, rows_read, bytes_read })
+        })
+        .await
+    }
+
+    async fn execute(&self, sql: &str) -> Result<(), EngineError> {
+        self.query(sql, "Null").await.map(|_| ())
+    }
+
+    async fn insert(&self, block: InsertBlock<'_>) -> Result<InsertSummary, EngineError> {
+        let mut statement = format!("INSERT INTO {}", block.table);
+        if !block.columns.is_empty() {
+            statement.push_str(&format!(" ({})", block.columns));
+        }
+        if !block.settings.is_empty() {
+            statement.push_str(&format!(" SETTINGS {}", block.settings));
+        }
+        let format = block.format.to_owned();
+        let data = block.data;
+        self.with_connection(move |api, connection| insert_blocking(api, connection, &statement, &format, &data)).await
+    }
+
+    fn kind(&self) -> &'static str {
+        "chdb"
+    }
+}
+
+fn insert_blocking(
+    api: &'static ffi::Api,
+    connection: ffi::Connection,
+    statement: &str,
+    format: &str,
+    data: &[u8],
+) -> Result<InsertSummary, EngineError> {
+    struct Stream<'a>(&'a ffi::Api, ffi::InsertStream);
+    impl Drop for Stream<'_> {
+        fn drop(&mut self) {
+            // SAFETY: destroy is required once per handle, on every path; it cancels if unfinished.
+            unsafe { (self.0.destroy_insert_stream)(self.1) };
+        }
+    }
+    let stream_error = |stream: &Stream<'_>| -> Option<String> {
+        // SAFETY: the stream handle is live; a non-null error is a NUL-terminated string.
+        let error = unsafe { (api.stream_insert_error)(stream.1) };
+        (!error.is_null()).then(|| unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned())
+    };
+    // SAFETY: pointers and lengths describe live strings; the connection is ours.
+    let handle = unsafe {
+        (api.stream_insert_n)(connection, statement.as_ptr().cast(), statement.len(), format.as_ptr().cast(), format.len())
+    };
+    if handle.is_null() {
+        return Err(EngineError::Unavailable("chDB returned no insert stream".into()));
+    }
+    let stream = Stream(api, handle);
+    if let Some(message) = stream_error(&stream) {
+        return Err(EngineError::from_server_message(message));
+    }
+    // Appends are copied by chDB and may block for backpressure; large blocks go in slices so
+    // parsing can start before the whole block is handed over.
+    const SLICE: usize = 8 << 20;
+    for chunk in data.chunks(SLICE) {
+        // SAFETY: chunk is live for the call; chDB copies it.
+        let state = unsafe { (api.stream_append)(stream.1, chunk.as_ptr().cast(), chunk.len()) };
+        if state != ffi::CHDB_SUCCESS {
+            let message = stream_error(&stream).unwrap_or_else(|| "chDB refused the insert data".into());
+            return Err(EngineError::from_server_message(message));
+        }
+    }
+    // SAFETY: the stream is live and not yet finished.
+    let result = OwnedResult::take(api, unsafe { (api.stream_done)(stream.1) })?;
+    // SAFETY: result.result is live.
+    let summary = unsafe {
+        InsertSummary {
+            rows_written: (api.result_rows_written)(result.result),
+            bytes_written: (api.result_bytes_written)(result.result),
+        }
+    };
+    Ok(summary)
+}

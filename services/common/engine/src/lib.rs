@@ -1,0 +1,66 @@
+//! The storage engine seam: run a query and get its result in a ClickHouse output format, insert a
+//! block of rows in a ClickHouse input format, run DDL.
+//!
+//! Two implementations share the [`Engine`] trait: [`Chdb`] embeds ClickHouse through chDB's
+//! `libchdb.so` (loaded at run time, so building needs no library) and, in distributed mode, a
+//! ClickHouse server over HTTP. This crate owns no Tinybird concept: callers pass fully qualified,
+//! already validated SQL and quoted identifiers.
+
+mod chdb;
+mod error;
+
+pub use chdb::{Chdb, ChdbConfig, LIBCHDB_ENV};
+pub use error::{EngineError, ErrorClass};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// The outcome of a query: the whole answer in the requested format plus what ClickHouse counted.
+#[derive(Debug, Clone, Default)]
+pub struct QueryResult {
+    /// The result, encoded in the format the caller asked for.
+    pub data: Bytes,
+    /// Seconds the engine spent on the statement.
+    pub elapsed: f64,
+    /// Rows the statement read.
+    pub rows_read: u64,
+    /// Bytes the statement read.
+    pub bytes_read: u64,
+}
+
+/// What an insert wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertSummary {
+    /// Rows written, including rows cascaded into materialized views.
+    pub rows_written: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+/// A block of rows to insert.
+#[derive(Debug, Clone)]
+pub struct InsertBlock<'a> {
+    /// Quoted, qualified target table, e.g. "`db`.`events`".
+    pub table: &'a str,
+    /// Quoted column names, e.g. "`a`, `b`"; empty for all columns in table order.
+    pub columns: &'a str,
+    /// ClickHouse input format of `data` (RowBinary, JSONEachRow, CSV, Parquet, ...).
+    pub format: &'a str,
+    /// The encoded rows.
+    pub data: Bytes,
+    /// `SETTINGS` clause body for the insert (e.g. "input_format_skip_unknown_fields = 1"), or empty.
+    pub settings: &'a str,
+}
+
+/// A ClickHouse engine.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Runs a statement that returns rows and answers it in `format` (a ClickHouse output format).
+    async fn query(&self, sql: &str, format: &str) -> Result<QueryResult, EngineError>;
+    /// Runs a statement without a result (DDL, ALTER, TRUNCATE, INSERT ... SELECT).
+    async fn execute(&self, sql: &str) -> Result<(), EngineError>;
+    /// Inserts one block of encoded rows.
+    async fn insert(&self, block: InsertBlock<'_>) -> Result<InsertSummary, EngineError>;
+    /// A short name for logs and `/health` ("chdb", "clickhouse").
+    fn kind(&self) -> &'static str;
+}

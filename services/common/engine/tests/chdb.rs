@@ -1,0 +1,120 @@
+//! The chDB engine against the real library. One process may hold one data path, so every test
+//! here opens the same temporary directory and works in its own database.
+
+use std::sync::{Arc, OnceLock};
+
+use roost_engine::{Chdb, ChdbConfig, Engine, InsertBlock};
+
+fn engine() -> Arc<Chdb> {
+    static ENGINE: OnceLock<Arc<Chdb>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("roost-engine-test-{}", std::process::id()));
+            Arc::new(Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"))
+        })
+        .clone()
+}
+
+async fn fresh_database(engine: &Chdb, name: &str) {
+    engine.execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    engine.execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_answers_in_the_requested_format() {
+    let engine = engine();
+    let csv = engine.query("SELECT 1 AS a, 'x' AS b", "CSVWithNames").await.unwrap();
+    assert_eq!(std::str::from_utf8(&csv.data).unwrap(), "\"a\",\"b\"\n1,\"x\"\n");
+    let json = engine.query("SELECT number FROM numbers(3)", "JSON").await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&json.data).unwrap();
+    assert_eq!(body["rows"], 3);
+    assert_eq!(body["meta"][0]["name"], "number");
+    assert!(json.rows_read >= 3, "rows_read = {}", json.rows_read);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_carry_clickhouse_codes() {
+    let engine = engine();
+    let error = engine.query("SELECT * FROM no_such_db.no_such_table", "JSON").await.unwrap_err();
+    assert_eq!(error.code(), Some(81), "{error}");
+    let error = engine.query("SELEC 1", "JSON").await.unwrap_err();
+    assert_eq!(error.code(), Some(62), "{error}");
+    assert_eq!(error.class(), roost_engine::ErrorClass::BadRequest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn row_binary_insert_is_binary_safe() {
+    let engine = engine();
+    fresh_database(&engine, "insert_test").await;
+    engine.execute("CREATE TABLE insert_test.t (id UInt32, s String) ENGINE = MergeTree ORDER BY id").await.unwrap();
+    let mut rows = Vec::new();
+    for id in 0u32..1000 {
+        rows.extend_from_slice(&id.to_le_bytes());
+        let text = format!("row\0{id}");
+        rows.push(text.len() as u8);
+        rows.extend_from_slice(text.as_bytes());
+    }
+    let summary = engine
+        .insert(InsertBlock { table: "insert_test.t", columns: "id, s", format: "RowBinary", data: rows.into(), settings: "" })
+        .await
+        .unwrap();
+    assert_eq!(summary.rows_written, 1000);
+    let answer = engine.query("SELECT count(), sum(id), max(length(s)) FROM insert_test.t", "CSV").await.unwrap();
+    assert_eq!(std::str::from_utf8(&answer.data).unwrap(), "1000,499500,7\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_insert_data_is_refused_and_nothing_is_written() {
+    let engine = engine();
+    fresh_database(&engine, "bad_insert").await;
+    engine.execute("CREATE TABLE bad_insert.t (id UInt32) ENGINE = MergeTree ORDER BY id").await.unwrap();
+    let error = engine
+        .insert(InsertBlock { table: "bad_insert.t", columns: "", format: "JSONEachRow", data: "{\"id\": \"nope\"}\n".into(), settings: "" })
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), roost_engine::ErrorClass::BadRequest, "{error}");
+    let answer = engine.query("SELECT count() FROM bad_insert.t", "CSV").await.unwrap();
+    assert_eq!(&answer.data[..], b"0\n");
+}
+
+/// Readers and writers on several connections at once: the pool must neither error nor lose rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_readers_and_writers() {
+    let engine = engine();
+    fresh_database(&engine, "concurrency").await;
+    engine.execute("CREATE TABLE concurrency.t (w UInt8, n UInt64) ENGINE = MergeTree ORDER BY n").await.unwrap();
+    let mut tasks = Vec::new();
+    for writer in 0u8..4 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..10u64 {
+                let data: String = (0..500).map(|i| format!("{{\"w\":{writer},\"n\":{}}}\n", batch * 500 + i)).collect();
+                engine
+                    .insert(InsertBlock { table: "concurrency.t", columns: "", format: "JSONEachRow", data: data.into(), settings: "" })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for _ in 0..8 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                engine.query("SELECT w, count() FROM concurrency.t GROUP BY w", "JSON").await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let answer = engine.query("SELECT count(), uniqExact(w) FROM concurrency.t", "CSV").await.unwrap();
+    assert_eq!(std::str::from_utf8(&answer.data).unwrap(), "20000,4\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_data_path_in_one_process_is_refused() {
+    let _ = engine();
+    let other = std::env::temp_dir().join(format!("roost-engine-other-{}", std::process::id()));
+    let error = Chdb::open(&ChdbConfig::new(other)).unwrap_err();
+    assert!(error.to_string().contains("already open"), "{error}");
+}
