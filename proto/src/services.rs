@@ -1,0 +1,108 @@
+//! One async trait per service of `proto/*.proto`, with the same methods and messages. Any
+//! implementation (in-process, NATS, gRPC) is used through its client alias, `Arc<dyn Trait>`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::ServiceError;
+use crate::auth::v1 as auth;
+use crate::catalog::v1 as catalog;
+use crate::ingest::v1 as ingest;
+use crate::jobs::v1 as jobs;
+use crate::query::v1 as query;
+use crate::scheduler::v1 as scheduler;
+
+/// `roost.auth.v1.AuthService`.
+#[async_trait]
+pub trait AuthService: Send + Sync + 'static {
+    /// Resolves a token value to the principal it acts as.
+    async fn authenticate(&self, request: auth::AuthenticateRequest) -> Result<auth::AuthenticateResponse, ServiceError>;
+    /// The seed's tokens, as Tinybird Local's `GET /tokens` shows them.
+    async fn get_local_tokens(&self, request: auth::GetLocalTokensRequest) -> Result<auth::GetLocalTokensResponse, ServiceError>;
+    /// One workspace.
+    async fn get_workspace(&self, request: auth::GetWorkspaceRequest) -> Result<auth::GetWorkspaceResponse, ServiceError>;
+}
+/// A handle on an [`AuthService`].
+pub type AuthClient = Arc<dyn AuthService>;
+
+/// `roost.catalog.v1.CatalogService`.
+#[async_trait]
+pub trait CatalogService: Send + Sync + 'static {
+    /// Creates a data source and its tables.
+    async fn create_data_source(&self, request: catalog::CreateDataSourceRequest) -> Result<catalog::CreateDataSourceResponse, ServiceError>;
+    /// One data source by name or id.
+    async fn get_data_source(&self, request: catalog::GetDataSourceRequest) -> Result<catalog::GetDataSourceResponse, ServiceError>;
+    /// The workspace's data sources.
+    async fn list_data_sources(&self, request: catalog::ListDataSourcesRequest) -> Result<catalog::ListDataSourcesResponse, ServiceError>;
+    /// Renames a data source.
+    async fn rename_data_source(&self, request: catalog::RenameDataSourceRequest) -> Result<catalog::RenameDataSourceResponse, ServiceError>;
+    /// Drops a data source (or, as a dry run, lists what depends on it).
+    async fn delete_data_source(&self, request: catalog::DeleteDataSourceRequest) -> Result<catalog::DeleteDataSourceResponse, ServiceError>;
+    /// Removes every row of a data source.
+    async fn truncate_data_source(&self, request: catalog::TruncateDataSourceRequest) -> Result<catalog::TruncateDataSourceResponse, ServiceError>;
+    /// Adds columns, sets the description or the TTL.
+    async fn alter_data_source(&self, request: catalog::AlterDataSourceRequest) -> Result<catalog::AlterDataSourceResponse, ServiceError>;
+}
+/// A handle on a [`CatalogService`].
+pub type CatalogClient = Arc<dyn CatalogService>;
+
+/// A query's answer: its content type, then the body as ordered chunks.
+pub struct SqlAnswer {
+    /// HTTP Content-Type of the body.
+    pub content_type: String,
+    /// The body.
+    pub body: BoxStream<'static, Result<Bytes, ServiceError>>,
+}
+
+impl std::fmt::Debug for SqlAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlAnswer").field("content_type", &self.content_type).finish_non_exhaustive()
+    }
+}
+
+/// `roost.query.v1.QueryService`.
+#[async_trait]
+pub trait QueryService: Send + Sync + 'static {
+    /// Validates, resolves and runs one SELECT.
+    async fn execute_sql(&self, request: query::ExecuteSqlRequest) -> Result<SqlAnswer, ServiceError>;
+}
+/// A handle on a [`QueryService`].
+pub type QueryClient = Arc<dyn QueryService>;
+
+/// `roost.ingest.v1.IngestService`.
+#[async_trait]
+pub trait IngestService: Send + Sync + 'static {
+    /// Decodes data into a data source; rows that do not fit go to its quarantine.
+    async fn ingest_data(&self, request: ingest::IngestDataRequest) -> Result<ingest::IngestDataResponse, ServiceError>;
+    /// Guesses the columns of a sample of data.
+    async fn analyze_data(&self, request: ingest::AnalyzeDataRequest) -> Result<ingest::AnalyzeDataResponse, ServiceError>;
+}
+/// A handle on an [`IngestService`].
+pub type IngestClient = Arc<dyn IngestService>;
+
+/// `roost.jobs.v1.JobsService`.
+#[async_trait]
+pub trait JobsService: Send + Sync + 'static {
+    /// Recent jobs of the workspace.
+    async fn list_jobs(&self, request: jobs::ListJobsRequest) -> Result<jobs::ListJobsResponse, ServiceError>;
+    /// One job.
+    async fn get_job(&self, request: jobs::GetJobRequest) -> Result<jobs::GetJobResponse, ServiceError>;
+    /// Cancels a job that has not finished.
+    async fn cancel_job(&self, request: jobs::CancelJobRequest) -> Result<jobs::CancelJobResponse, ServiceError>;
+}
+/// A handle on a [`JobsService`].
+pub type JobsClient = Arc<dyn JobsService>;
+
+/// `roost.scheduler.v1.SchedulerService`.
+#[async_trait]
+pub trait SchedulerService: Send + Sync + 'static {
+    /// The workspace's schedules.
+    async fn list_schedules(&self, request: scheduler::ListSchedulesRequest) -> Result<scheduler::ListSchedulesResponse, ServiceError>;
+    /// Creates or replaces a pipe's schedule.
+    async fn set_schedule(&self, request: scheduler::SetScheduleRequest) -> Result<scheduler::SetScheduleResponse, ServiceError>;
+}
+/// A handle on a [`SchedulerService`].
+pub type SchedulerClient = Arc<dyn SchedulerService>;

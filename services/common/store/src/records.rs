@@ -1,0 +1,61 @@
+/// An organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// A user of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub organization_id: String,
+    pub created_at: String,
+}
+
+/// A workspace: a tenant with its own ClickHouse database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceRecord {
+    pub id: String,
+    pub name: String,
+    pub organization_id: String,
+    pub owner_user_id: String,
+    /// The ClickHouse database name (unquoted).
+    pub database: String,
+    pub created_at: String,
+}
+
+/// A token. `workspace_id` is None for a user token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub workspace_id: Option<String>,
+    pub user_id: String,
+    pub name: String,
+    /// The secret value; compared in constant time by the auth service, never logged.
+    pub value: String,
+    /// JSON array of scope strings.
+    pub scopes: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+/// A data source's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSourceRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    /// JSON array of columns.
+    pub columns: String,
+    /// JSON object of engine settings.
+    pub engine: String,
+    pub description: String,
+    pub origin_format: String,
+    /// The ClickHouse table name in the workspace database (unquoted); stable across renames.
+    pub table_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}

@@ -1,0 +1,83 @@
+//! The repository against a real SQLite file.
+
+use roost_store::{DataSourceRecord, Organization, Store, StoreError, TokenRecord, User, WorkspaceRecord};
+
+async fn seeded() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&Store::sqlite_url(&dir.path().join("catalog.db"))).await.unwrap();
+    let now = "2026-01-01T00:00:00Z".to_string();
+    store.insert_organization(&Organization { id: "o1".into(), name: "org".into(), created_at: now.clone() }).await.unwrap();
+    store
+        .insert_user(&User { id: "u1".into(), email: "a@b.c".into(), organization_id: "o1".into(), created_at: now.clone() })
+        .await
+        .unwrap();
+    store
+        .insert_workspace(&WorkspaceRecord {
+            id: "w1".into(),
+            name: "ws".into(),
+            organization_id: "o1".into(),
+            owner_user_id: "u1".into(),
+            database: "d_w1".into(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+fn data_source(id: &str, name: &str) -> DataSourceRecord {
+    DataSourceRecord {
+        id: id.into(),
+        workspace_id: "w1".into(),
+        name: name.into(),
+        columns: "[]".into(),
+        engine: "{}".into(),
+        description: String::new(),
+        origin_format: "ndjson".into(),
+        table_name: format!("t_{id}"),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn data_sources_are_unique_per_workspace_and_found_by_name_or_id() {
+    let (store, _dir) = seeded().await;
+    store.insert_data_source(&data_source("ds1", "events")).await.unwrap();
+    assert!(matches!(store.insert_data_source(&data_source("ds2", "events")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_data_source("w1", "events").await.unwrap().id, "ds1");
+    assert_eq!(store.get_data_source("w1", "ds1").await.unwrap().name, "events");
+    assert!(matches!(store.get_data_source("other", "events").await, Err(StoreError::NotFound(_))));
+
+    let mut renamed = store.get_data_source("w1", "ds1").await.unwrap();
+    renamed.name = "clicks".into();
+    store.update_data_source(&renamed).await.unwrap();
+    let names: Vec<String> = store.list_data_sources("w1").await.unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["clicks"]);
+    store.delete_data_source("w1", "ds1").await.unwrap();
+    assert!(store.list_data_sources("w1").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tokens_and_meta_survive_a_reconnect() {
+    let (store, dir) = seeded().await;
+    let token = TokenRecord {
+        id: "t1".into(),
+        workspace_id: Some("w1".into()),
+        user_id: "u1".into(),
+        name: "admin token".into(),
+        value: "p.secret".into(),
+        scopes: "[\"ADMIN\"]".into(),
+        description: String::new(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+    };
+    store.insert_token(&token).await.unwrap();
+    store.set_meta("seeded", "yes").await.unwrap();
+    store.set_meta("seeded", "again").await.unwrap();
+    drop(store);
+    let store = Store::connect(&Store::sqlite_url(&dir.path().join("catalog.db"))).await.unwrap();
+    assert_eq!(store.get_token("t1").await.unwrap(), token);
+    assert_eq!(store.get_meta("seeded").await.unwrap().as_deref(), Some("again"));
+    assert_eq!(store.get_workspace("w1").await.unwrap().database, "d_w1");
+    assert_eq!(store.get_user("u1").await.unwrap().email, "a@b.c");
+}

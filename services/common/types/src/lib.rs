@@ -1,0 +1,21 @@
+//! Shared vocabulary of Roost: resource and column names, ClickHouse types, the Tinybird schema string
+//! (columns, types, `json:$.path`, DEFAULT/MATERIALIZED, CODEC), jsonpaths, token scopes and type
+//! guessing for NDJSON and CSV.
+//!
+//! Pure logic: no I/O, no async, and no dependency on any other Roost crate, so every service can use
+//! it and it can be tested on its own.
+
+pub mod chtype;
+pub mod guess;
+pub mod jsonpath;
+mod lex;
+pub mod names;
+pub mod schema;
+pub mod scope;
+
+pub use chtype::{ChType, TypeError};
+pub use guess::{guess_csv_columns, guess_json_columns, guess_text_type};
+pub use jsonpath::{JsonPath, JsonPathError, Segment};
+pub use names::{NameError, quote_ident, quote_string, validate_column_name, validate_name};
+pub use schema::{Column, DefaultKind, SchemaError, format_schema, parse_schema, structure};
+pub use scope::{Scope, ScopeError};
