@@ -6,9 +6,11 @@
 //! in-process implementation or, in distributed mode, a transport. Service crates depend on this
 //! crate only, never on each other. Generated code lives in `src/gen/` (`make gen` rewrites it).
 
+mod convert;
 mod error;
 mod services;
 
+pub use convert::{columns_from_proto, columns_to_proto, parse_schema_to_proto};
 pub use error::{ErrorCode, ServiceError};
 pub use services::*;
 

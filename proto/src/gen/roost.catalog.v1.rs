@@ -14,6 +14,9 @@ pub struct Column {
     pub default_value: ::prost::alloc::string::String,
     #[prost(string, tag = "5")]
     pub codec: ::prost::alloc::string::String,
+    /// The default is MATERIALIZED: computed, never inserted.
+    #[prost(bool, tag = "6")]
+    pub materialized: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct EngineSettings {

@@ -47,13 +47,15 @@ pub struct ChdbConfig {
     pub library: Option<PathBuf>,
     /// Connections in the pool: how many statements may run at once.
     pub connections: usize,
+    /// Session settings every connection starts with (name, value).
+    pub settings: Vec<(String, String)>,
 }
 
 impl ChdbConfig {
     /// A configuration with the default pool size for this machine.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        ChdbConfig { data_dir: data_dir.into(), library: None, connections: (cores * 2).max(4) }
+        ChdbConfig { data_dir: data_dir.into(), library: None, connections: (cores * 2).max(4), settings: Vec::new() }
     }
 }
 
@@ -147,7 +149,7 @@ impl Chdb {
         let size = config.connections.max(1);
         let mut idle = Vec::with_capacity(size);
         for _ in 0..size {
-            idle.push(connect(shared)?);
+            idle.push(connect(shared, &config.settings)?);
         }
         tracing::info!(path = %shared.data_dir.display(), version = %shared.version, connections = size, "chDB engine open");
         Ok(Chdb { shared, idle: Mutex::new(idle), permits: Semaphore::new(size) })
@@ -202,12 +204,15 @@ fn load(library_path: &Path, data_dir: PathBuf) -> Result<Shared, EngineError> {
     Ok(Shared { api, data_dir, version })
 }
 
-fn connect(shared: &Shared) -> Result<Connection, EngineError> {
-    let args = [
-        CString::new("roost").map_err(|e| EngineError::Invalid(e.to_string()))?,
-        CString::new(format!("--path={}", shared.data_dir.display()))
-            .map_err(|_| EngineError::Invalid("the data path contains a NUL byte".into()))?,
+fn connect(shared: &Shared, settings: &[(String, String)]) -> Result<Connection, EngineError> {
+    let nul = |_| EngineError::Invalid("a connection argument contains a NUL byte".into());
+    let mut args = vec![
+        CString::new("roost").map_err(nul)?,
+        CString::new(format!("--path={}", shared.data_dir.display())).map_err(nul)?,
     ];
+    for (name, value) in settings {
+        args.push(CString::new(format!("--{name}={value}")).map_err(nul)?);
+    }
     let mut argv: Vec<*mut c_char> = args.iter().map(|arg| arg.as_ptr() as *mut c_char).collect();
     // SAFETY: argv holds valid NUL-terminated strings that outlive the call.
     let connection = unsafe { (shared.api.connect)(argv.len() as i32, argv.as_mut_ptr()) };

@@ -1,0 +1,254 @@
+//! Data sources (pipes, nodes and endpoints come with their issue): metadata in the store, tables
+//! in the engine. Every workspace is a ClickHouse database; every data source a table in it, named
+//! by its id so a rename never touches the engine, plus `<table>_quarantine`.
+//! Depends on the store, the engine and the contracts; never on another service.
+
+mod ddl;
+mod error;
+mod record;
+
+pub use error::CatalogError;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use roost_engine::Engine;
+use roost_proto::catalog::v1 as proto;
+use roost_proto::{CatalogService, ServiceError, columns_from_proto};
+use roost_store::{DataSourceRecord, Store, StoreError};
+use roost_types::{Column, quote_ident, validate_name};
+
+/// The catalog service.
+pub struct Catalog {
+    store: Store,
+    engine: Arc<dyn Engine>,
+    /// Databases known to exist, so DDL does not re-create them on every call.
+    databases: Mutex<HashSet<String>>,
+}
+
+impl Catalog {
+    /// A catalog over `store` whose tables live in `engine`.
+    pub fn new(store: Store, engine: Arc<dyn Engine>) -> Self {
+        Catalog { store, engine, databases: Mutex::new(HashSet::new()) }
+    }
+
+    async fn database_of(&self, header: &Option<roost_proto::common::v1::RequestHeader>) -> Result<String, CatalogError> {
+        let workspace_id = workspace_id(header)?;
+        let workspace = self.store.get_workspace(workspace_id).await?;
+        let database = workspace.database;
+        let known = self.databases.lock().unwrap_or_else(|p| p.into_inner()).contains(&database);
+        if !known {
+            self.engine.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&database))).await?;
+            self.databases.lock().unwrap_or_else(|p| p.into_inner()).insert(database.clone());
+        }
+        Ok(database)
+    }
+
+    async fn statistics(&self, database: &str) -> Result<HashMap<String, proto::DataSourceStatistics>, CatalogError> {
+        let sql = format!(
+            "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = {} AND active GROUP BY table",
+            roost_types::quote_string(database)
+        );
+        let answer = self.engine.query(&sql, "TSV").await?;
+        let text = String::from_utf8_lossy(&answer.data);
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let table = fields.next()?.to_string();
+                let row_count = fields.next()?.parse().ok()?;
+                let bytes = fields.next()?.parse().ok()?;
+                Some((table, proto::DataSourceStatistics { row_count, bytes }))
+            })
+            .collect())
+    }
+
+    async fn message(&self, record: &DataSourceRecord, database: &str, stats: Option<&HashMap<String, proto::DataSourceStatistics>>) -> proto::DataSource {
+        let mut message = record::to_message(record, database);
+        message.statistics = Some(stats.and_then(|s| s.get(&record.table_name).copied()).unwrap_or_default());
+        message
+    }
+
+    async fn get_record(&self, header: &Option<roost_proto::common::v1::RequestHeader>, name_or_id: &str) -> Result<DataSourceRecord, CatalogError> {
+        Ok(self.store.get_data_source(workspace_id(header)?, name_or_id).await?)
+    }
+}
+
+fn workspace_id(header: &Option<roost_proto::common::v1::RequestHeader>) -> Result<&str, CatalogError> {
+    header
+        .as_ref()
+        .map(|h| h.workspace_id.as_str())
+        .filter(|id| !id.is_empty())
+        .ok_or(CatalogError::NoWorkspace)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[async_trait]
+impl CatalogService for Catalog {
+    async fn create_data_source(&self, request: proto::CreateDataSourceRequest) -> Result<proto::CreateDataSourceResponse, ServiceError> {
+        validate_name("Data Source", &request.name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+        if request.name.ends_with("_quarantine") {
+            return Err(ServiceError::bad_request(format!(
+                "Invalid Data Source name '{}': the suffix '_quarantine' is reserved",
+                request.name
+            )));
+        }
+        let columns = columns_from_proto(&request.columns)?;
+        if columns.is_empty() {
+            return Err(ServiceError::bad_request("A Data Source needs at least one column: pass a schema"));
+        }
+        let engine = request.engine.unwrap_or_default();
+        let database = self.database_of(&request.header).await?;
+        let workspace = workspace_id(&request.header)?.to_string();
+        match self.store.get_data_source(&workspace, &request.name).await {
+            Ok(_) => return Err(CatalogError::Exists(request.name).into()),
+            Err(StoreError::NotFound(_)) => {}
+            Err(other) => return Err(CatalogError::from(other).into()),
+        }
+        let id = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let table = format!("{}.{}", quote_ident(&database), quote_ident(&id));
+        let statement = ddl::create_table(&table, &columns, &engine)?;
+        let quarantine = format!("{}.{}", quote_ident(&database), quote_ident(&format!("{id}_quarantine")));
+        let quarantine_statement = ddl::create_quarantine_table(&quarantine, &columns);
+        self.engine.execute(&statement).await.map_err(CatalogError::from)?;
+        if let Err(error) = self.engine.execute(&quarantine_statement).await {
+            let _ = self.engine.execute(&format!("DROP TABLE IF EXISTS {table}")).await;
+            return Err(CatalogError::from(error).into());
+        }
+        let created_at = now();
+        let record = DataSourceRecord {
+            id: id.clone(),
+            workspace_id: workspace,
+            name: request.name.clone(),
+            columns: record::columns_json(&columns),
+            engine: record::engine_json(&engine),
+            description: request.description,
+            origin_format: request.origin_format,
+            table_name: id,
+            created_at: created_at.clone(),
+            updated_at: created_at,
+        };
+        if let Err(error) = self.store.insert_data_source(&record).await {
+            // Lost a race with a concurrent create of the same name: undo our tables.
+            let _ = self.engine.execute(&format!("DROP TABLE IF EXISTS {table}")).await;
+            let _ = self.engine.execute(&format!("DROP TABLE IF EXISTS {quarantine}")).await;
+            return Err(CatalogError::from(error).into());
+        }
+        tracing::info!(data_source = %record.name, table = %table, "data source created");
+        let data_source = self.message(&record, &database, None).await;
+        Ok(proto::CreateDataSourceResponse { data_source: Some(data_source) })
+    }
+
+    async fn get_data_source(&self, request: proto::GetDataSourceRequest) -> Result<proto::GetDataSourceResponse, ServiceError> {
+        let record = self.get_record(&request.header, &request.name_or_id).await?;
+        let database = self.database_of(&request.header).await?;
+        let stats = if request.with_statistics { Some(self.statistics(&database).await?) } else { None };
+        let data_source = self.message(&record, &database, stats.as_ref()).await;
+        Ok(proto::GetDataSourceResponse { data_source: Some(data_source) })
+    }
+
+    async fn list_data_sources(&self, request: proto::ListDataSourcesRequest) -> Result<proto::ListDataSourcesResponse, ServiceError> {
+        let records = self.store.list_data_sources(workspace_id(&request.header)?).await.map_err(CatalogError::from)?;
+        let database = self.database_of(&request.header).await?;
+        let stats = if request.with_statistics { Some(self.statistics(&database).await?) } else { None };
+        let mut data_sources = Vec::with_capacity(records.len());
+        for record in &records {
+            data_sources.push(self.message(record, &database, stats.as_ref()).await);
+        }
+        Ok(proto::ListDataSourcesResponse { data_sources })
+    }
+
+    async fn rename_data_source(&self, request: proto::RenameDataSourceRequest) -> Result<proto::RenameDataSourceResponse, ServiceError> {
+        validate_name("Data Source", &request.new_name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+        if request.new_name.ends_with("_quarantine") {
+            return Err(ServiceError::bad_request("the suffix '_quarantine' is reserved"));
+        }
+        let mut record = self.get_record(&request.header, &request.name_or_id).await?;
+        record.name = request.new_name;
+        record.updated_at = now();
+        self.store.update_data_source(&record).await.map_err(CatalogError::from)?;
+        let database = self.database_of(&request.header).await?;
+        let data_source = self.message(&record, &database, None).await;
+        Ok(proto::RenameDataSourceResponse { data_source: Some(data_source) })
+    }
+
+    async fn delete_data_source(&self, request: proto::DeleteDataSourceRequest) -> Result<proto::DeleteDataSourceResponse, ServiceError> {
+        let record = self.get_record(&request.header, &request.name_or_id).await?;
+        let database = self.database_of(&request.header).await?;
+        let data_source = self.message(&record, &database, None).await;
+        // Pipes arrive with their issue; until then nothing can depend on a data source.
+        let dependent_pipes = Vec::new();
+        if request.dry_run {
+            return Ok(proto::DeleteDataSourceResponse { data_source: Some(data_source), dependent_pipes });
+        }
+        for table in [&data_source.table, &data_source.quarantine_table] {
+            self.engine.execute(&format!("DROP TABLE IF EXISTS {table} SYNC")).await.map_err(CatalogError::from)?;
+        }
+        self.store.delete_data_source(&record.workspace_id, &record.id).await.map_err(CatalogError::from)?;
+        tracing::info!(data_source = %record.name, "data source deleted");
+        Ok(proto::DeleteDataSourceResponse { data_source: Some(data_source), dependent_pipes })
+    }
+
+    async fn truncate_data_source(&self, request: proto::TruncateDataSourceRequest) -> Result<proto::TruncateDataSourceResponse, ServiceError> {
+        let record = self.get_record(&request.header, &request.name_or_id).await?;
+        let database = self.database_of(&request.header).await?;
+        let data_source = record::to_message(&record, &database);
+        for table in [&data_source.table, &data_source.quarantine_table] {
+            self.engine.execute(&format!("TRUNCATE TABLE IF EXISTS {table}")).await.map_err(CatalogError::from)?;
+        }
+        Ok(proto::TruncateDataSourceResponse {})
+    }
+
+    async fn alter_data_source(&self, request: proto::AlterDataSourceRequest) -> Result<proto::AlterDataSourceResponse, ServiceError> {
+        let mut record = self.get_record(&request.header, &request.name_or_id).await?;
+        let database = self.database_of(&request.header).await?;
+        let current = record::to_message(&record, &database);
+        let mut columns: Vec<Column> = columns_from_proto(&current.columns)?;
+        let new_columns = columns_from_proto(&request.add_columns)?;
+        let mut engine = current.engine.clone().unwrap_or_default();
+        let mut operations = Vec::new();
+        for column in &new_columns {
+            if columns.iter().any(|c| c.name == column.name) {
+                return Err(ServiceError::bad_request(format!("Column '{}' already exists", column.name)));
+            }
+            operations.push(format!("ALTER TABLE {} ADD COLUMN {}", current.table, column.ddl()));
+            operations.push(format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} Nullable(String)",
+                current.quarantine_table,
+                quote_ident(&column.name)
+            ));
+            columns.push(column.clone());
+        }
+        if let Some(ttl) = &request.ttl {
+            let ttl = ttl.trim();
+            if ttl.is_empty() || ttl.eq_ignore_ascii_case("false") {
+                operations.push(format!("ALTER TABLE {} REMOVE TTL", current.table));
+                engine.ttl = String::new();
+            } else {
+                ddl::check_expression("ttl", ttl)?;
+                operations.push(format!("ALTER TABLE {} MODIFY TTL {ttl}", current.table));
+                engine.ttl = ttl.to_string();
+            }
+        }
+        if !request.dry_run {
+            for operation in &operations {
+                self.engine.execute(operation).await.map_err(CatalogError::from)?;
+            }
+            record.columns = record::columns_json(&columns);
+            record.engine = record::engine_json(&engine);
+            if let Some(description) = request.description {
+                record.description = description;
+            }
+            record.updated_at = now();
+            self.store.update_data_source(&record).await.map_err(CatalogError::from)?;
+        }
+        let data_source = self.message(&record, &database, None).await;
+        // Tinybird reports only the user-visible operation, not the quarantine mirror.
+        let operations = operations.into_iter().filter(|op| !op.contains("_quarantine`")).collect();
+        Ok(proto::AlterDataSourceResponse { data_source: Some(data_source), operations })
+    }
+}

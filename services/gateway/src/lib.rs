@@ -1,0 +1,62 @@
+//! The Tinybird HTTP API (v0) on axum. The gateway holds only service clients from `roost-proto`:
+//! it authenticates, parses what Tinybird's clients send (query string, form bodies, multipart
+//! files, raw bodies, gzip), calls the services and shapes their answers as Tinybird does. Every
+//! non-2xx answer is JSON `{"error": ...}`.
+
+mod error;
+mod params;
+mod routes;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use roost_proto::{AuthClient, CatalogClient, IngestClient, QueryClient};
+
+/// The clients the gateway calls.
+#[derive(Clone)]
+pub struct Services {
+    /// Tokens and workspaces.
+    pub auth: AuthClient,
+    /// Data sources.
+    pub catalog: CatalogClient,
+    /// SQL.
+    pub query: QueryClient,
+    /// Data into data sources.
+    pub ingest: IngestClient,
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `roost local`: serves `GET /tokens` without authentication, as Tinybird Local does.
+    pub local: bool,
+    /// Largest Events API request, after decompression (Tinybird: 10 MB).
+    pub max_events_body: usize,
+    /// Largest file upload to `/v0/datasources`.
+    pub max_upload_body: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig { local: true, max_events_body: 10 * 1024 * 1024, max_upload_body: 1024 * 1024 * 1024 }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub services: Services,
+    pub config: Arc<GatewayConfig>,
+}
+
+/// The whole API.
+pub fn router(services: Services, config: GatewayConfig) -> Router {
+    let upload_limit = config.max_upload_body;
+    let state = AppState { services, config: Arc::new(config) };
+    routes::routes()
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .with_state(state)
+}

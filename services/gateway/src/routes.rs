@@ -1,0 +1,120 @@
+//! The route table and what every handler needs: authentication and scope checks.
+
+mod datasources;
+mod events;
+mod sql;
+mod workspace;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{get, post};
+use roost_proto::auth::v1::{AuthenticateRequest, Principal};
+use roost_proto::common::v1::RequestHeader;
+
+use crate::params::{Params, token};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", get(workspace::local_tokens))
+        .route("/v0/workspace", get(workspace::current))
+        .route("/v0/datasources", get(datasources::list).post(datasources::create_or_append))
+        .route(
+            "/v0/datasources/{name}",
+            get(datasources::get_one).put(datasources::update).delete(datasources::delete),
+        )
+        .route("/v0/datasources/{name}/truncate", post(datasources::truncate))
+        .route("/v0/datasources/{name}/alter", post(datasources::alter))
+        .route("/v0/analyze", post(datasources::analyze))
+        .route("/v0/events", post(events::append))
+        .route("/v0/sql", get(sql::run).post(sql::run))
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|uri: Uri| async move { ApiError::not_found(format!("Not found: {}", uri.path())) })
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") })
+}
+
+/// What a request may touch, as Tinybird scopes say.
+#[derive(Debug, Clone, Copy)]
+pub enum Need<'a> {
+    /// Create data sources.
+    CreateDataSource,
+    /// Append to (or create by appending) this data source.
+    Append(&'a str),
+    /// Read this data source.
+    Read(&'a str),
+    /// Drop or truncate this data source.
+    Drop(&'a str),
+}
+
+/// An authenticated caller bound to a workspace.
+pub struct Caller {
+    pub principal: Principal,
+    pub header: RequestHeader,
+}
+
+impl Caller {
+    /// True when the token's scopes grant `need`.
+    pub fn may(&self, need: Need<'_>) -> bool {
+        self.principal.scopes.iter().any(|scope| {
+            if scope == "ADMIN" || scope == "ADMIN_USER" {
+                return true;
+            }
+            let mut parts = scope.splitn(4, ':');
+            let (kind, action, resource) = (parts.next(), parts.next(), parts.next());
+            match (need, kind, action, resource) {
+                (Need::CreateDataSource | Need::Append(_), Some("DATASOURCES"), Some("CREATE"), _) => true,
+                (Need::Append(name), Some("DATASOURCES"), Some("APPEND"), Some(resource)) => resource == name,
+                (Need::Read(name), Some("DATASOURCES"), Some("READ"), Some(resource)) => resource == name,
+                (Need::Drop(name), Some("DATASOURCES"), Some("DROP"), Some(resource)) => resource == name,
+                _ => false,
+            }
+        })
+    }
+
+    /// Refuses with 403 unless the token grants `need`.
+    pub fn require(&self, need: Need<'_>) -> Result<(), ApiError> {
+        if self.may(need) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("Not enough permissions for this operation ({need:?})")))
+        }
+    }
+
+    /// True for ADMIN tokens, which read every data source.
+    pub fn reads_all(&self) -> bool {
+        self.principal.scopes.iter().any(|s| s == "ADMIN" || s == "ADMIN_USER")
+    }
+
+    /// Data sources the token may read by name.
+    pub fn readable(&self) -> Vec<String> {
+        self.principal
+            .scopes
+            .iter()
+            .filter_map(|s| s.strip_prefix("DATASOURCES:READ:"))
+            .map(|rest| rest.split(':').next().unwrap_or(rest).to_string())
+            .collect()
+    }
+}
+
+/// Authenticates a request and requires a workspace token.
+pub async fn caller(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Caller, ApiError> {
+    let token = token(headers, params).ok_or_else(|| ApiError::forbidden("Missing token: use the Authorization header or ?token="))?;
+    let principal = state
+        .services
+        .auth
+        .authenticate(AuthenticateRequest { header: None, token })
+        .await?
+        .principal
+        .ok_or_else(|| ApiError::forbidden("Invalid token"))?;
+    let workspace = principal
+        .workspace
+        .as_ref()
+        .ok_or_else(|| ApiError::forbidden("This is a user token: use a workspace token for this operation"))?;
+    let header = RequestHeader {
+        workspace_id: workspace.id.clone(),
+        token_id: principal.token_id.clone(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        traceparent: String::new(),
+    };
+    Ok(Caller { principal, header })
+}

@@ -1,0 +1,310 @@
+//! The ingest service: the decoders of [`crate::decode`] wired to the engine and the catalog.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use roost_engine::{Engine, EngineError, ErrorClass, InsertBlock};
+use roost_proto::catalog::v1::{self as catalog, CreateDataSourceRequest, EngineSettings, GetDataSourceRequest};
+use roost_proto::ingest::v1::{self as proto, DataFormat};
+use roost_proto::{CatalogClient, ErrorCode, IngestService, ServiceError, columns_from_proto, columns_to_proto};
+use roost_types::{ChType, Column, format_schema, guess_csv_columns, guess_json_columns};
+
+use crate::decode::{
+    self, CsvDialect, DecodedBatch, encode_quarantine, insert_column_list, quarantine_columns, sample_csv, sample_ndjson,
+    sniff_csv,
+};
+
+/// NDJSON bodies are decoded and inserted in slices of about this size, so memory stays bounded
+/// and the engine parses one slice while the next is decoded.
+const NDJSON_SLICE_BYTES: usize = 16 << 20;
+/// Rows sampled to guess a schema.
+const SAMPLE_ROWS: usize = 1000;
+/// Distinct quarantine reasons reported back.
+const REPORTED_ERRORS: usize = 5;
+
+/// The ingest service.
+pub struct Ingest {
+    engine: Arc<dyn Engine>,
+    catalog: CatalogClient,
+}
+
+impl Ingest {
+    /// An ingest service writing to `engine`, finding data sources through `catalog`.
+    pub fn new(engine: Arc<dyn Engine>, catalog: CatalogClient) -> Self {
+        Ingest { engine, catalog }
+    }
+
+    async fn data_source(&self, request: &proto::IngestDataRequest) -> Result<(catalog::DataSource, bool), ServiceError> {
+        let get = GetDataSourceRequest { header: request.header.clone(), name_or_id: request.data_source.clone(), with_statistics: false };
+        match self.catalog.get_data_source(get.clone()).await {
+            Ok(found) => return Ok((found.data_source.unwrap_or_default(), false)),
+            Err(error) if error.code == ErrorCode::NotFound && request.create_if_missing => {}
+            Err(error) => return Err(error),
+        }
+        let analysis = analyze(request.format(), &request.data, request.type_guessing, &request.csv_delimiter, &request.csv_header)?;
+        let created = self
+            .catalog
+            .create_data_source(CreateDataSourceRequest {
+                header: request.header.clone(),
+                name: request.data_source.clone(),
+                columns: columns_to_proto(&analysis.columns),
+                engine: Some(EngineSettings { engine: "MergeTree".into(), sorting_key: sorting_key_for(&analysis.columns), ..Default::default() }),
+                description: String::new(),
+                origin_format: format_name(request.format()).to_string(),
+            })
+            .await;
+        match created {
+            Ok(created) => Ok((created.data_source.unwrap_or_default(), true)),
+            // Another request created it first: use theirs.
+            Err(error) if error.code == ErrorCode::Conflict => {
+                Ok((self.catalog.get_data_source(get).await?.data_source.unwrap_or_default(), false))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn insert_batch(&self, data_source: &catalog::DataSource, columns: &Arc<Vec<Column>>, batch: DecodedBatch, tally: &mut Tally) -> Result<(), ServiceError> {
+        if batch.rows > 0 {
+            let column_list = insert_column_list(columns);
+            self.engine
+                .insert(InsertBlock {
+                    table: &data_source.table,
+                    columns: &column_list,
+                    format: "RowBinaryWithDefaults",
+                    data: Bytes::from(batch.data),
+                    settings: "",
+                })
+                .await
+                .map_err(engine_error)?;
+            tally.successful += batch.rows;
+        }
+        if !batch.quarantined.is_empty() {
+            for row in &batch.quarantined {
+                for error in &row.errors {
+                    if tally.errors.len() < REPORTED_ERRORS && !tally.errors.contains(error) {
+                        tally.errors.push(error.clone());
+                    }
+                }
+            }
+            let now = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(u32::MAX);
+            let data = encode_quarantine(&batch.quarantined, None, now);
+            let quarantine_list = insert_column_list(&quarantine_columns(columns));
+            self.engine
+                .insert(InsertBlock {
+                    table: &data_source.quarantine_table,
+                    columns: &quarantine_list,
+                    format: "RowBinaryWithDefaults",
+                    data: Bytes::from(data),
+                    settings: "",
+                })
+                .await
+                .map_err(engine_error)?;
+            tally.quarantined += batch.quarantined.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    successful: u64,
+    quarantined: u64,
+    errors: Vec<String>,
+}
+
+fn engine_error(error: EngineError) -> ServiceError {
+    match error.class() {
+        ErrorClass::BadRequest => ServiceError::bad_request(error.user_message()),
+        ErrorClass::NotFound => ServiceError::not_found(error.user_message()),
+        _ => {
+            tracing::error!(error = %error, "insert failed in the engine");
+            ServiceError::new(ErrorCode::Unavailable, "the engine could not store the data; retry")
+        }
+    }
+}
+
+fn decode_error(error: decode::DecodeError) -> ServiceError {
+    ServiceError::bad_request(error.to_string())
+}
+
+fn format_name(format: DataFormat) -> &'static str {
+    match format {
+        DataFormat::Csv => "csv",
+        DataFormat::Parquet => "parquet",
+        DataFormat::Ndjson | DataFormat::Unspecified => "ndjson",
+    }
+}
+
+/// A sorting key for a guessed schema: the first non-nullable date column, else none.
+fn sorting_key_for(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .find(|c| matches!(c.ty, ChType::DateTime(_) | ChType::DateTime64(..) | ChType::Date | ChType::Date32))
+        .map(|c| roost_types::quote_ident(&c.name))
+        .unwrap_or_default()
+}
+
+fn csv_options(delimiter: &str, header: &str) -> Result<(Option<u8>, Option<bool>), ServiceError> {
+    let delimiter = match delimiter.as_bytes() {
+        [] => None,
+        [byte] => Some(*byte),
+        b"\\t" => Some(b'\t'),
+        _ => return Err(ServiceError::bad_request("dialect_delimiter must be a single character")),
+    };
+    let header = match header {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    };
+    Ok((delimiter, header))
+}
+
+struct Analysis {
+    columns: Vec<Column>,
+    preview: Vec<serde_json::Value>,
+}
+
+fn analyze(format: DataFormat, data: &[u8], type_guessing: bool, delimiter: &str, header: &str) -> Result<Analysis, ServiceError> {
+    let (mut columns, preview) = match format {
+        DataFormat::Csv => {
+            let (delimiter, header) = csv_options(delimiter, header)?;
+            let dialect = sniff_csv(data, None, delimiter, header);
+            let (names, rows) = sample_csv(data, &dialect, SAMPLE_ROWS);
+            let columns = guess_csv_columns(names.as_deref(), &rows);
+            let preview = rows
+                .iter()
+                .take(10)
+                .map(|row| serde_json::Value::Object(columns.iter().zip(row).map(|(c, v)| (c.name.clone(), v.clone().into())).collect()))
+                .collect();
+            (columns, preview)
+        }
+        DataFormat::Parquet => {
+            return Err(ServiceError::bad_request("Creating a Data Source from Parquet needs a schema; pass schema="));
+        }
+        DataFormat::Ndjson | DataFormat::Unspecified => {
+            let rows = sample_ndjson(data, SAMPLE_ROWS);
+            let columns = guess_json_columns(&rows);
+            (columns, rows.into_iter().take(10).collect())
+        }
+    };
+    if columns.is_empty() {
+        return Err(ServiceError::bad_request("Could not guess any column from the data: send at least one valid row or a schema"));
+    }
+    if !type_guessing {
+        for column in &mut columns {
+            column.ty = ChType::String;
+        }
+    }
+    Ok(Analysis { columns, preview })
+}
+
+/// Splits NDJSON into slices of about `size` bytes at line ends.
+fn ndjson_slices(data: &Bytes, size: usize) -> Vec<Bytes> {
+    let mut slices = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let mut end = (start + size).min(data.len());
+        if end < data.len() {
+            end = match memchr::memchr(b'\n', &data[end..]) {
+                Some(offset) => end + offset + 1,
+                None => data.len(),
+            };
+        }
+        slices.push(data.slice(start..end));
+        start = end;
+    }
+    slices
+}
+
+#[async_trait]
+impl IngestService for Ingest {
+    async fn ingest_data(&self, request: proto::IngestDataRequest) -> Result<proto::IngestDataResponse, ServiceError> {
+        let (data_source, created) = self.data_source(&request).await?;
+        let columns = Arc::new(columns_from_proto(&data_source.columns)?);
+        let mut tally = Tally::default();
+        match request.format() {
+            DataFormat::Parquet => {
+                let column_list = insert_column_list(&columns);
+                let summary = self
+                    .engine
+                    .insert(InsertBlock {
+                        table: &data_source.table,
+                        columns: &column_list,
+                        format: "Parquet",
+                        data: request.data.clone(),
+                        settings: "input_format_parquet_allow_missing_columns = 1",
+                    })
+                    .await
+                    .map_err(engine_error)?;
+                tally.successful = summary.rows_written;
+            }
+            DataFormat::Csv => {
+                let (delimiter, header) = csv_options(&request.csv_delimiter, &request.csv_header)?;
+                let (data, decode_columns) = (request.data.clone(), columns.clone());
+                let batch = tokio::task::spawn_blocking(move || {
+                    let dialect: CsvDialect = sniff_csv(&data, Some(&decode_columns), delimiter, header);
+                    decode::decode_csv(&decode_columns, &data, &dialect)
+                })
+                .await
+                .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
+                .map_err(decode_error)?;
+                self.insert_batch(&data_source, &columns, batch, &mut tally).await?;
+            }
+            DataFormat::Ndjson | DataFormat::Unspecified => {
+                for slice in ndjson_slices(&request.data, NDJSON_SLICE_BYTES) {
+                    let decode_columns = columns.clone();
+                    let batch = tokio::task::spawn_blocking(move || decode::decode_ndjson(&decode_columns, &slice))
+                        .await
+                        .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
+                        .map_err(decode_error)?;
+                    self.insert_batch(&data_source, &columns, batch, &mut tally).await?;
+                }
+            }
+        }
+        Ok(proto::IngestDataResponse {
+            successful_rows: tally.successful,
+            quarantined_rows: tally.quarantined,
+            data_source: Some(data_source),
+            created,
+            errors: tally.errors,
+        })
+    }
+
+    async fn analyze_data(&self, request: proto::AnalyzeDataRequest) -> Result<proto::AnalyzeDataResponse, ServiceError> {
+        let analysis = analyze(request.format(), &request.data, request.type_guessing, &request.csv_delimiter, &request.csv_header)?;
+        Ok(proto::AnalyzeDataResponse {
+            schema: format_schema(&analysis.columns),
+            columns: columns_to_proto(&analysis.columns),
+            preview: analysis.preview.iter().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_end_at_line_ends() {
+        let data = Bytes::from_static(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}");
+        let slices = ndjson_slices(&data, 3);
+        assert_eq!(slices, [Bytes::from_static(b"{\"a\":1}\n"), Bytes::from_static(b"{\"a\":2}\n"), Bytes::from_static(b"{\"a\":3}")]);
+        assert_eq!(ndjson_slices(&data, 1 << 20), [data.clone()]);
+    }
+
+    #[test]
+    fn sorting_key_prefers_a_date_column() {
+        let columns = roost_types::parse_schema("a String, t DateTime, d Date").unwrap();
+        assert_eq!(sorting_key_for(&columns), "`t`");
+        assert_eq!(sorting_key_for(&roost_types::parse_schema("a String").unwrap()), "");
+    }
+
+    #[test]
+    fn csv_options_parse() {
+        assert_eq!(csv_options("", "auto").unwrap(), (None, None));
+        assert_eq!(csv_options(";", "true").unwrap(), (Some(b';'), Some(true)));
+        assert_eq!(csv_options("\\t", "false").unwrap(), (Some(b'\t'), Some(false)));
+        assert!(csv_options(";;", "").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Jobs: the contract only for now.

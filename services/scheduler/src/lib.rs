@@ -1,0 +1,1 @@
+//! Scheduler: the contract only for now.

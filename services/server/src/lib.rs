@@ -1,0 +1,61 @@
+//! The `roost` binary's wiring: the only place that chooses which implementation each caller
+//! gets. `roost local` puts every service in this process, on chDB and SQLite, with in-process
+//! clients; the distributed mode will hand the same gateway NATS or gRPC clients instead.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use roost_auth::{Auth, SeedOptions, Seeded};
+use roost_catalog::Catalog;
+use roost_config::LocalConfig;
+use roost_engine::{Chdb, ChdbConfig, Engine};
+use roost_gateway::{GatewayConfig, Services};
+use roost_ingest::Ingest;
+use roost_proto::CatalogClient;
+use roost_query::Query;
+use roost_store::Store;
+
+/// Everything `roost local` runs.
+pub struct Local {
+    /// The HTTP API.
+    pub router: axum::Router,
+    /// The seed's ids and tokens.
+    pub seeded: Seeded,
+    /// The engine, for callers that need it directly (benchmarks, tests).
+    pub engine: Arc<dyn Engine>,
+}
+
+/// Session settings that make the engine answer as Tinybird does.
+fn engine_settings() -> Vec<(String, String)> {
+    [
+        // Tinybird's JSON answers carry 64-bit integers as numbers.
+        ("output_format_json_quote_64bit_integers", "0"),
+        // Times are UTC unless a column says otherwise, as in Tinybird.
+        ("session_timezone", "UTC"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
+}
+
+/// Builds every service of `roost local` on `config.data_dir`, creating the seed on first start.
+pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let mut engine_config = ChdbConfig::new(config.data_dir.join("engine"));
+    engine_config.library = config.libchdb.clone();
+    engine_config.settings = engine_settings();
+    let engine_dir = engine_config.clone();
+    let chdb = tokio::task::spawn_blocking(move || Chdb::open(&engine_dir)).await??;
+    let engine: Arc<dyn Engine> = Arc::new(chdb);
+    let store = Store::connect(&Store::sqlite_url(&config.data_dir.join("catalog.db"))).await?;
+    let seeded = Seeded::ensure(&store, &SeedOptions::default()).await?;
+    let catalog: CatalogClient = Arc::new(Catalog::new(store.clone(), engine.clone()));
+    let services = Services {
+        auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
+        catalog: catalog.clone(),
+        query: Arc::new(Query::new(engine.clone(), catalog.clone())),
+        ingest: Arc::new(Ingest::new(engine.clone(), catalog)),
+    };
+    let router = roost_gateway::router(services, GatewayConfig { local: true, ..GatewayConfig::default() });
+    Ok(Local { router, seeded, engine })
+}

@@ -1,0 +1,68 @@
+//! `roost`: the Tinybird API, self-hosted.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use roost_config::LocalConfig;
+
+#[derive(Parser)]
+#[command(name = "roost", version, about = "A self-hostable implementation of the Tinybird API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every service in this process on an embedded ClickHouse (chDB), like Tinybird Local.
+    Local {
+        /// Port of the HTTP API.
+        #[arg(long, env = "ROOST_PORT", default_value_t = 7181)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, env = "ROOST_HOST", default_value = "127.0.0.1")]
+        host: String,
+        /// Where the catalog and the data live; kept across restarts.
+        #[arg(long, env = "ROOST_DATA_DIR", default_value = "./roost-data")]
+        data_dir: PathBuf,
+        /// The libchdb.so to load (default: ROOST_LIBCHDB, then where `make setup` puts it).
+        #[arg(long)]
+        libchdb: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    roost_telemetry::init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Local { port, host, data_dir, libchdb } => {
+            runtime.block_on(run_local(LocalConfig { host, port, data_dir, libchdb }))?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_local(config: LocalConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let local = roost_server::local(&config).await?;
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    tracing::info!(
+        address = %address,
+        data_dir = %config.data_dir.display(),
+        workspace = %local.seeded.workspace_id,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "roost local is ready; GET /tokens shows the tokens"
+    );
+    let server = axum::serve(listener, local.router);
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+    }
+    // chDB cannot shut an engine with MergeTree tables down cleanly; its parts are already on
+    // disk, so the process ends here without closing it.
+    std::process::exit(0)
+}
