@@ -1,0 +1,331 @@
+//! Request bodies (NDJSON, CSV) to blocks the engine inserts, and rows that do not fit to quarantine
+//! rows, as Tinybird does: good rows of a request are never lost because of bad ones.
+//!
+//! Design:
+//! - Output is ClickHouse `RowBinaryWithDefaults` for the insertable columns (MATERIALIZED columns are
+//!   skipped), written straight into one `Vec<u8>`: per row and column one flag byte (1 = use the
+//!   column's DEFAULT, 0 = a value follows) and the value in plain RowBinary. Good rows are never turned
+//!   back into JSON or text.
+//! - Each row is encoded column by column into the shared buffer; when any column fails, the buffer is
+//!   truncated back to the row's start and the row becomes a [`QuarantinedRow`] holding the raw text of
+//!   every column and one error per failing column. Raw texts are only computed on that error path.
+//! - NDJSON lines are parsed into `serde_json::Value` (serde_json: it builds that value faster than
+//!   simd-json's serde bridge); a column reads `jsonpath.extract(row)`, or the key equal to its name.
+//!   CSV goes through the `csv` crate; fields map to columns by position, or by name when the header
+//!   names columns.
+//! - Conversions live in `value` (JSON values and text share the scalar parsers), ClickHouse array/map/
+//!   tuple text literals in `literal`, integer widths up to 256 bits in `rowbinary`.
+//! - Absent values: a missing key, an empty CSV field or `\N` takes the column DEFAULT when there is
+//!   one; JSON null is NULL for a Nullable column and the DEFAULT otherwise; with neither,
+//!   Nullable columns get NULL, arrays and maps are empty, CSV strings are empty, anything else sends
+//!   the row to quarantine.
+
+mod delimited;
+mod literal;
+mod ndjson;
+mod quarantine;
+mod rowbinary;
+mod value;
+
+use roost_types::{ChType, Column, quote_ident};
+
+pub use delimited::{decode_csv, sample_csv, sniff_csv};
+pub use ndjson::{decode_ndjson, sample_ndjson};
+pub use quarantine::{encode_quarantine, quarantine_columns};
+
+/// One row that did not fit, for the `<name>_quarantine` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantinedRow {
+    /// Per insertable column, in order: the value as sent (a JSON string's content or the JSON text of
+    /// any other value for NDJSON, the field for CSV); None when absent or JSON null. A line that is not
+    /// JSON at all is kept whole in the first column.
+    pub values: Vec<Option<String>>,
+    /// The columns whose values did not fit, in column order.
+    pub error_columns: Vec<String>,
+    /// One message per error, e.g. `value 'abc' is not a valid Int32 for column 'id'`; errors about the
+    /// whole row (invalid JSON, wrong field count) have no entry in `error_columns`.
+    pub errors: Vec<String>,
+}
+
+/// The outcome of decoding one body.
+#[derive(Debug, Default)]
+pub struct DecodedBatch {
+    /// Good rows encoded in `data`.
+    pub rows: u64,
+    /// `RowBinaryWithDefaults` for the insertable columns, in order (see [`insert_column_list`]).
+    pub data: Vec<u8>,
+    /// Rows that did not fit, in input order.
+    pub quarantined: Vec<QuarantinedRow>,
+}
+
+/// How a CSV body is delimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvDialect {
+    /// The field delimiter byte.
+    pub delimiter: u8,
+    /// Whether the first record is a header.
+    pub has_header: bool,
+}
+
+impl Default for CsvDialect {
+    fn default() -> Self {
+        CsvDialect {
+            delimiter: b',',
+            has_header: false,
+        }
+    }
+}
+
+/// A body that cannot be decoded at all (as opposed to rows that go to quarantine).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// A column whose type the encoder cannot write (ClickHouse `JSON`).
+    #[error("unsupported type: {0}")]
+    UnsupportedType(String),
+    /// A body the CSV reader cannot read.
+    #[error("invalid CSV: {0}")]
+    Csv(String),
+}
+
+/// The columns an insert carries values for: every column but the MATERIALIZED ones, in order.
+pub fn insertable_columns(columns: &[Column]) -> Vec<&Column> {
+    columns.iter().filter(|c| c.is_insertable()).collect()
+}
+
+/// The quoted insertable column names, `` `a`, `b` ``, in the order of [`DecodedBatch::data`]. Without
+/// parentheses: it is what `roost_engine::InsertBlock::columns` takes (the engine adds them).
+pub fn insert_column_list(columns: &[Column]) -> String {
+    insertable_columns(columns)
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The insertable columns, refusing types the encoder cannot write.
+fn checked_columns(columns: &[Column]) -> Result<Vec<&Column>, DecodeError> {
+    let columns = insertable_columns(columns);
+    if let Some(column) = columns.iter().find(|c| contains_json(&c.ty)) {
+        return Err(DecodeError::UnsupportedType(format!(
+            "column '{}' has type {}, which cannot be ingested yet",
+            column.name, column.ty
+        )));
+    }
+    Ok(columns)
+}
+
+fn contains_json(ty: &ChType) -> bool {
+    match ty {
+        ChType::Json => true,
+        ChType::Array(inner) | ChType::Nullable(inner) | ChType::LowCardinality(inner) => {
+            contains_json(inner)
+        }
+        ChType::Map(key, value) => contains_json(key) || contains_json(value),
+        ChType::Tuple(elements) => elements.iter().any(|(_, ty)| contains_json(ty)),
+        _ => false,
+    }
+}
+
+/// Why a column has no value in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Absence {
+    /// The key (or CSV column) is not there.
+    Missing,
+    /// JSON null.
+    Null,
+    /// An empty CSV field or `\N`.
+    Empty,
+}
+
+/// Writes what a column holds when the row has no value for it, with its defaults flag; the error
+/// message when the column needs a value.
+fn encode_absent(column: &Column, absence: Absence, out: &mut Vec<u8>) -> Result<(), String> {
+    let nullable = column.ty.is_nullable();
+    if column.default.is_some() && (absence != Absence::Null || !nullable) {
+        out.push(1);
+        return Ok(());
+    }
+    if nullable {
+        out.extend_from_slice(&[0, 1]);
+        return Ok(());
+    }
+    match (column.ty.strip_low_cardinality(), absence) {
+        // An empty array, map or string: a zero length.
+        (ChType::Array(_) | ChType::Map(..), _) | (ChType::String, Absence::Empty) => {
+            out.extend_from_slice(&[0, 0]);
+            Ok(())
+        }
+        _ => Err(format!(
+            "column '{}' is not nullable and the value is {}",
+            column.name,
+            match absence {
+                Absence::Missing => "missing",
+                Absence::Null => "null",
+                Absence::Empty => "empty",
+            }
+        )),
+    }
+}
+
+/// The quarantine message for a value that does not convert.
+fn invalid_value(column: &Column, raw: &str, reason: &str) -> String {
+    const MAX_SHOWN: usize = 200;
+    let shown = if raw.len() > MAX_SHOWN {
+        let mut end = MAX_SHOWN;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &raw[..end])
+    } else {
+        raw.to_owned()
+    };
+    let mut message = format!(
+        "value '{shown}' is not a valid {} for column '{}'",
+        column.ty, column.name
+    );
+    if !reason.is_empty() {
+        message.push_str(": ");
+        message.push_str(reason);
+    }
+    message
+}
+
+/// Per-row error collection, reused across rows.
+#[derive(Default)]
+struct RowErrors {
+    errors: Vec<(usize, String)>,
+}
+
+impl RowErrors {
+    fn clear(&mut self) {
+        self.errors.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    fn record(&mut self, column_index: usize, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.errors.push((column_index, message));
+        }
+    }
+
+    /// The quarantine row for the errors collected, with the row's raw values.
+    fn take(&mut self, columns: &[&Column], values: Vec<Option<String>>) -> QuarantinedRow {
+        let error_columns = self
+            .errors
+            .iter()
+            .map(|(i, _)| columns[*i].name.clone())
+            .collect();
+        let errors = self.errors.drain(..).map(|(_, message)| message).collect();
+        QuarantinedRow {
+            values,
+            error_columns,
+            errors,
+        }
+    }
+}
+
+/// A quarantine row for an error about a whole record: `raw` in the first column, nothing else.
+fn whole_row_error(column_count: usize, raw: String, error: String) -> QuarantinedRow {
+    let mut values = vec![None; column_count];
+    if let Some(first) = values.first_mut() {
+        *first = Some(raw);
+    }
+    QuarantinedRow {
+        values,
+        error_columns: Vec::new(),
+        errors: vec![error],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roost_types::{DefaultKind, parse_schema};
+
+    #[test]
+    fn insertable_columns_skip_materialized() {
+        let columns =
+            parse_schema("a String, `b c` Int32 MATERIALIZED 1, d Int32 DEFAULT 2").unwrap();
+        let names: Vec<_> = insertable_columns(&columns)
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "d"]);
+        assert_eq!(insert_column_list(&columns), "`a`, `d`");
+        assert_eq!(columns[1].default_kind, DefaultKind::Materialized);
+    }
+
+    #[test]
+    fn json_columns_are_refused() {
+        let columns = parse_schema("a String, j JSON").unwrap();
+        let error = decode_ndjson(&columns, b"{}").unwrap_err();
+        assert!(matches!(error, DecodeError::UnsupportedType(_)), "{error}");
+        assert!(error.to_string().contains("'j'"), "{error}");
+        let columns = parse_schema("a Array(JSON)").unwrap();
+        assert!(decode_csv(&columns, b"", &CsvDialect::default()).is_err());
+    }
+
+    #[test]
+    fn absent_values() {
+        let bytes = |schema: &str, absence| {
+            let columns = parse_schema(schema).unwrap();
+            let mut out = Vec::new();
+            encode_absent(&columns[0], absence, &mut out).map(|_| out)
+        };
+        assert_eq!(bytes("a Int32 DEFAULT 1", Absence::Missing).unwrap(), [1]);
+        assert_eq!(bytes("a Int32 DEFAULT 1", Absence::Null).unwrap(), [1]);
+        assert_eq!(
+            bytes("a Nullable(Int32) DEFAULT 1", Absence::Missing).unwrap(),
+            [1]
+        );
+        assert_eq!(
+            bytes("a Nullable(Int32) DEFAULT 1", Absence::Null).unwrap(),
+            [0, 1]
+        );
+        assert_eq!(
+            bytes("a Nullable(Int32) DEFAULT 1", Absence::Empty).unwrap(),
+            [1]
+        );
+        assert_eq!(
+            bytes("a Nullable(Int32)", Absence::Missing).unwrap(),
+            [0, 1]
+        );
+        assert_eq!(
+            bytes("a LowCardinality(Nullable(String))", Absence::Null).unwrap(),
+            [0, 1]
+        );
+        assert_eq!(bytes("a Array(Int32)", Absence::Null).unwrap(), [0, 0]);
+        assert_eq!(
+            bytes("a Map(String, Int32)", Absence::Missing).unwrap(),
+            [0, 0]
+        );
+        assert_eq!(bytes("a String", Absence::Empty).unwrap(), [0, 0]);
+        assert_eq!(
+            bytes("a String", Absence::Missing).unwrap_err(),
+            "column 'a' is not nullable and the value is missing"
+        );
+        assert_eq!(
+            bytes("a Int32", Absence::Null).unwrap_err(),
+            "column 'a' is not nullable and the value is null"
+        );
+        assert!(bytes("a Int32", Absence::Empty).is_err());
+    }
+
+    #[test]
+    fn invalid_value_messages() {
+        let column = Column::new("id", ChType::Int32);
+        assert_eq!(
+            invalid_value(&column, "abc", ""),
+            "value 'abc' is not a valid Int32 for column 'id'"
+        );
+        assert_eq!(
+            invalid_value(&column, "1e99", "out of range"),
+            "value '1e99' is not a valid Int32 for column 'id': out of range"
+        );
+        let long = "é".repeat(300);
+        assert!(invalid_value(&column, &long, "").contains("..."));
+    }
+}
