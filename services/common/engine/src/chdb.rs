@@ -59,9 +59,9 @@ impl ChdbConfig {
     }
 }
 
-/// Where `libchdb.so` is looked for, in order: `ROOST_LIBCHDB`; `.roost/lib/libchdb.so` in the
-/// current directory or any parent, or beside the executable's ancestors (where `make setup`
-/// puts it); the user cache that `make setup` fills.
+/// Where `libchdb.so` is looked for, in order: `ROOST_LIBCHDB`; then `.roost/lib/libchdb.so` in
+/// the current directory or any parent, or in an ancestor of the executable's directory (where
+/// `make setup` links it).
 pub fn find_library() -> Result<PathBuf, EngineError> {
     if let Some(path) = std::env::var_os(LIBCHDB_ENV) {
         let path = PathBuf::from(path);
@@ -81,10 +81,9 @@ pub fn find_library() -> Result<PathBuf, EngineError> {
     if let Ok(exe) = std::env::current_exe() {
         roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
     }
-    let candidates = roots.iter().map(|root| root.join(".roost/lib/libchdb.so"));
-    let cached = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/roost/lib/libchdb.so"));
-    candidates
-        .chain(cached)
+    roots
+        .iter()
+        .map(|root| root.join(".roost/lib/libchdb.so"))
         .find(|path| path.is_file())
         .ok_or_else(|| EngineError::Unavailable(format!("libchdb.so was not found: {INSTALL_HINT}")))
 }

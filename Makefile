@@ -1,0 +1,45 @@
+# Roost: the front door. `make help` lists every target.
+SHELL := /bin/bash
+CARGO ?= cargo
+PORT ?= 7181
+DATA_DIR ?= ./roost-data
+CLIENTS_DIR ?= $(HOME)/.cache/roost/clients
+
+.PHONY: help setup build run test test-unit clients gen gen-check lint fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## Fetch libchdb.so (npm registry, cached in ~/.cache/roost) and build the roost binary
+	@scripts/fetch-libchdb.sh
+	$(CARGO) build --release -p roost-server
+
+build: ## Build everything (debug)
+	$(CARGO) build --workspace --all-targets
+
+run: setup ## Set up, then run `roost local` on 127.0.0.1:$(PORT) with data in $(DATA_DIR)
+	ROOST_PORT=$(PORT) ROOST_DATA_DIR=$(DATA_DIR) ./target/release/roost local
+
+clients: ## Install the real Tinybird clients the tests drive (tinybird-cli in a venv, cached)
+	@scripts/install-clients.sh "$(CLIENTS_DIR)"
+
+test: clients ## Every test: unit, integration against chDB, HTTP, and the real tb CLI
+	@scripts/fetch-libchdb.sh
+	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" scripts/test.sh
+
+gen: ## Regenerate the prost code of proto/*.proto (committed; no protoc needed)
+	$(CARGO) run -q -p roost-proto-gen
+
+gen-check: gen ## Fail when the committed generated code is stale
+	@git diff --exit-code -- proto/src/gen || { echo "proto/src/gen is stale: run make gen and commit"; exit 1; }
+
+lint: ## rustfmt and clippy, warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean: ## Remove build output and the local data directory
+	$(CARGO) clean
+	rm -rf $(DATA_DIR)
