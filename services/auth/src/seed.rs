@@ -42,7 +42,7 @@ pub struct Seeded {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
 fn short_id() -> String {

@@ -84,7 +84,7 @@ fn workspace_id(header: &Option<roost_proto::common::v1::RequestHeader>) -> Resu
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
 #[async_trait]

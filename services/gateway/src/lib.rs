@@ -52,11 +52,17 @@ pub(crate) struct AppState {
     pub config: Arc<GatewayConfig>,
 }
 
+/// The request span: method and path only, since query strings may carry tokens, never logged.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+}
+
 /// The whole API.
 pub fn router(services: Services, config: GatewayConfig) -> Router {
     let upload_limit = config.max_upload_body;
     let state = AppState { services, config: Arc::new(config) };
     routes::routes()
         .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
