@@ -35,7 +35,9 @@ impl From<AuthError> for ServiceError {
         match error {
             AuthError::InvalidToken => ServiceError::forbidden("Invalid token"),
             AuthError::NotLocal => ServiceError::not_found("Not found"),
-            AuthError::Store(StoreError::NotFound(what)) => ServiceError::not_found(format!("{what} not found")),
+            AuthError::Store(StoreError::NotFound(what)) => {
+                ServiceError::not_found(format!("{what} not found"))
+            }
             AuthError::Store(other) => {
                 tracing::error!(error = %other, "auth store failure");
                 ServiceError::internal("internal error")
@@ -70,7 +72,10 @@ impl Auth {
         }
         let user = self.store.get_user(&record.user_id).await?;
         let workspace = match &record.workspace_id {
-            Some(id) => Some(workspace_message(&self.store.get_workspace(id).await?, &user.email)),
+            Some(id) => Some(workspace_message(
+                &self.store.get_workspace(id).await?,
+                &user.email,
+            )),
             None => None,
         };
         Ok(proto::Principal {
@@ -103,12 +108,20 @@ fn workspace_message(workspace: &WorkspaceRecord, owner_email: &str) -> proto::W
 
 #[async_trait]
 impl AuthService for Auth {
-    async fn authenticate(&self, request: proto::AuthenticateRequest) -> Result<proto::AuthenticateResponse, ServiceError> {
+    async fn authenticate(
+        &self,
+        request: proto::AuthenticateRequest,
+    ) -> Result<proto::AuthenticateResponse, ServiceError> {
         let principal = self.principal(&request.token).await?;
-        Ok(proto::AuthenticateResponse { principal: Some(principal) })
+        Ok(proto::AuthenticateResponse {
+            principal: Some(principal),
+        })
     }
 
-    async fn get_local_tokens(&self, _request: proto::GetLocalTokensRequest) -> Result<proto::GetLocalTokensResponse, ServiceError> {
+    async fn get_local_tokens(
+        &self,
+        _request: proto::GetLocalTokensRequest,
+    ) -> Result<proto::GetLocalTokensResponse, ServiceError> {
         let seeded = self.local.as_ref().ok_or(AuthError::NotLocal)?;
         Ok(proto::GetLocalTokensResponse {
             user_token: seeded.user_token.clone(),
@@ -117,9 +130,22 @@ impl AuthService for Auth {
         })
     }
 
-    async fn get_workspace(&self, request: proto::GetWorkspaceRequest) -> Result<proto::GetWorkspaceResponse, ServiceError> {
-        let workspace = self.store.get_workspace(&request.workspace_id).await.map_err(AuthError::from)?;
-        let owner = self.store.get_user(&workspace.owner_user_id).await.map_err(AuthError::from)?;
-        Ok(proto::GetWorkspaceResponse { workspace: Some(workspace_message(&workspace, &owner.email)) })
+    async fn get_workspace(
+        &self,
+        request: proto::GetWorkspaceRequest,
+    ) -> Result<proto::GetWorkspaceResponse, ServiceError> {
+        let workspace = self
+            .store
+            .get_workspace(&request.workspace_id)
+            .await
+            .map_err(AuthError::from)?;
+        let owner = self
+            .store
+            .get_user(&workspace.owner_user_id)
+            .await
+            .map_err(AuthError::from)?;
+        Ok(proto::GetWorkspaceResponse {
+            workspace: Some(workspace_message(&workspace, &owner.email)),
+        })
     }
 }

@@ -21,7 +21,11 @@ pub struct SeedOptions {
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        SeedOptions { organization: "Roost Local".into(), workspace: "local".into(), user_email: "local@roost.dev".into() }
+        SeedOptions {
+            organization: "Roost Local".into(),
+            workspace: "local".into(),
+            user_email: "local@roost.dev".into(),
+        }
     }
 }
 
@@ -42,7 +46,9 @@ pub struct Seeded {
 }
 
 fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
 }
 
 fn short_id() -> String {
@@ -57,13 +63,17 @@ pub fn database_for(workspace_id: &str) -> String {
 impl Seeded {
     /// Loads the seed, creating it on the first start.
     pub async fn ensure(store: &Store, options: &SeedOptions) -> Result<Seeded, StoreError> {
-        if let Some(text) = store.get_meta(SEED_KEY).await? {
-            if let Ok(seeded) = serde_json::from_str(&text) {
-                return Ok(seeded);
-            }
+        if let Some(text) = store.get_meta(SEED_KEY).await?
+            && let Ok(seeded) = serde_json::from_str(&text)
+        {
+            return Ok(seeded);
         }
         let created_at = now();
-        let organization = Organization { id: short_id(), name: options.organization.clone(), created_at: created_at.clone() };
+        let organization = Organization {
+            id: short_id(),
+            name: options.organization.clone(),
+            created_at: created_at.clone(),
+        };
         store.insert_organization(&organization).await?;
         let user = User {
             id: short_id(),
@@ -96,7 +106,11 @@ impl Seeded {
             }
         };
         let user_token = make_token(None, "user token", "ADMIN_USER");
-        let admin_token = make_token(Some(&workspace.id), &format!("admin {}", user.email), "ADMIN");
+        let admin_token = make_token(
+            Some(&workspace.id),
+            &format!("admin {}", user.email),
+            "ADMIN",
+        );
         let workspace_admin_token = make_token(Some(&workspace.id), "admin token", "ADMIN");
         for token in [&user_token, &admin_token, &workspace_admin_token] {
             store.insert_token(token).await?;

@@ -10,13 +10,19 @@ pub fn new_value(workspace_id: &str, token_id: &str) -> String {
     let payload = serde_json::json!({ "u": workspace_id, "id": token_id });
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    format!("p.{}.{}", URL_SAFE_NO_PAD.encode(payload.to_string()), URL_SAFE_NO_PAD.encode(secret))
+    format!(
+        "p.{}.{}",
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode(secret)
+    )
 }
 
 /// The token id a value names, if it is well formed.
 pub fn id_of(value: &str) -> Option<String> {
     let mut parts = value.split('.');
-    let (Some("p"), Some(payload), Some(_secret), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some("p"), Some(payload), Some(_secret), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;

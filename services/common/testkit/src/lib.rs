@@ -72,11 +72,17 @@ impl RoostLocal {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let tokens = loop {
-            if let Ok(response) = client.get(format!("{base_url}/tokens")).send().await {
-                if response.status().is_success() {
+            if let Ok(response) = client.get(format!("{base_url}/tokens")).send().await
+                && response.status().is_success()
+            {
+                {
                     let body: Value = response.json().await?;
                     let text = |key: &str| body[key].as_str().unwrap_or_default().to_string();
-                    break Tokens { user: text("user_token"), admin: text("admin_token"), workspace_admin: text("workspace_admin_token") };
+                    break Tokens {
+                        user: text("user_token"),
+                        admin: text("admin_token"),
+                        workspace_admin: text("workspace_admin_token"),
+                    };
                 }
             }
             if Instant::now() > deadline {

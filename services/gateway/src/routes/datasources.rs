@@ -6,10 +6,13 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roost_proto::catalog::v1::{
-    self as catalog, AlterDataSourceRequest, CreateDataSourceRequest, DeleteDataSourceRequest, EngineSettings,
-    GetDataSourceRequest, ListDataSourcesRequest, RenameDataSourceRequest, TruncateDataSourceRequest,
+    self as catalog, AlterDataSourceRequest, CreateDataSourceRequest, DeleteDataSourceRequest,
+    EngineSettings, GetDataSourceRequest, ListDataSourcesRequest, RenameDataSourceRequest,
+    TruncateDataSourceRequest,
 };
-use roost_proto::ingest::v1::{AnalyzeDataRequest, DataFormat, IngestDataRequest, IngestDataResponse};
+use roost_proto::ingest::v1::{
+    AnalyzeDataRequest, DataFormat, IngestDataRequest, IngestDataResponse,
+};
 use serde_json::{Value, json};
 
 use super::{Need, caller};
@@ -39,7 +42,11 @@ pub fn data_source_json(ds: &catalog::DataSource) -> Value {
         })
         .collect();
     let stats = ds.statistics.unwrap_or_default();
-    let engine_name = if engine.engine.is_empty() { "MergeTree".to_string() } else { engine.engine.clone() };
+    let engine_name = if engine.engine.is_empty() {
+        "MergeTree".to_string()
+    } else {
+        engine.engine.clone()
+    };
     json!({
         "id": ds.id,
         "name": ds.name,
@@ -75,12 +82,30 @@ pub fn data_source_json(ds: &catalog::DataSource) -> Value {
 }
 
 fn data_format(params: &Params, payload: &Payload) -> Result<DataFormat, ApiError> {
-    let name = params.text("format").map(str::to_ascii_lowercase).or_else(|| payload.field.clone()).unwrap_or_else(|| "csv".into());
+    let name = params
+        .text("format")
+        .map(str::to_ascii_lowercase)
+        .or_else(|| payload.field.clone())
+        .unwrap_or_else(|| "csv".into());
     match name.as_str() {
         "csv" => Ok(DataFormat::Csv),
         "ndjson" | "json" | "jsoneachrow" => Ok(DataFormat::Ndjson),
         "parquet" => Ok(DataFormat::Parquet),
-        other => Err(ApiError::bad_request(format!("Invalid format '{other}': use csv, ndjson or parquet"))),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid format '{other}': use csv, ndjson or parquet"
+        ))),
+    }
+}
+
+/// The format of unlabeled data: Parquet's magic, a JSON object, else CSV.
+fn sniff_format(data: &[u8]) -> DataFormat {
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if data.starts_with(b"PAR1") {
+        DataFormat::Parquet
+    } else if matches!(first, Some(b'{')) {
+        DataFormat::Ndjson
+    } else {
+        DataFormat::Csv
     }
 }
 
@@ -106,7 +131,11 @@ fn parse_columns(schema: &str) -> Result<Vec<catalog::Column>, ApiError> {
     Ok(columns)
 }
 
-fn import_reply(data_source: &catalog::DataSource, ingested: &IngestDataResponse, bytes: usize) -> Value {
+fn import_reply(
+    data_source: &catalog::DataSource,
+    ingested: &IngestDataResponse,
+    bytes: usize,
+) -> Value {
     let import_id = uuid::Uuid::new_v4().to_string();
     let error = if ingested.quarantined_rows > 0 {
         Value::from(format!(
@@ -144,13 +173,22 @@ fn import_reply(data_source: &catalog::DataSource, ingested: &IngestDataResponse
 }
 
 /// `POST /v0/datasources`.
-pub async fn create_or_append(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+pub async fn create_or_append(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (headers, params, payload) = read_request(request, state.config.max_upload_body).await?;
     let caller = caller(&state, &headers, &params).await?;
-    let name = params.text("name").ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?.to_string();
+    let name = params
+        .text("name")
+        .ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?
+        .to_string();
     let mode = params.text("mode").unwrap_or("create").to_ascii_lowercase();
     if params.text("url").is_some() {
-        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "Importing from a URL runs as a job, which this server does not offer yet"));
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "Importing from a URL runs as a job, which this server does not offer yet",
+        ));
     }
     let has_data = !payload.data.is_empty();
     let format = data_format(&params, &payload)?;
@@ -168,13 +206,20 @@ pub async fn create_or_append(State(state): State<AppState>, request: Request) -
                             format: format as i32,
                             data: payload.data.clone(),
                             type_guessing: params.flag_or("type_guessing", true),
-                            csv_delimiter: params.text("dialect_delimiter").unwrap_or_default().to_string(),
+                            csv_delimiter: params
+                                .text("dialect_delimiter")
+                                .unwrap_or_default()
+                                .to_string(),
                             csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
                         })
                         .await?;
                     analysis.columns
                 }
-                None => return Err(ApiError::bad_request("Creating a Data Source needs a 'schema' or data to guess it from")),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "Creating a Data Source needs a 'schema' or data to guess it from",
+                    ));
+                }
             };
             let created = state
                 .services
@@ -196,34 +241,77 @@ pub async fn create_or_append(State(state): State<AppState>, request: Request) -
                 .data_source
                 .unwrap_or_default();
             if !has_data {
-                return Ok(Json(json!({ "datasource": data_source_json(&created), "error": false })).into_response());
+                return Ok(Json(
+                    json!({ "datasource": data_source_json(&created), "error": false }),
+                )
+                .into_response());
             }
-            append(&state, &caller.header, &name, format, &params, payload).await
+            append(
+                &state,
+                &caller.header,
+                &name,
+                format,
+                &params,
+                payload,
+                false,
+            )
+            .await
         }
         "append" => {
             caller.require(Need::Append(&name))?;
             if !has_data {
-                return Err(ApiError::bad_request("Appending needs data: send a file (csv, ndjson or parquet) or a url"));
+                return Err(ApiError::bad_request(
+                    "Appending needs data: send a file (csv, ndjson or parquet) or a url",
+                ));
             }
-            append(&state, &caller.header, &name, format, &params, payload).await
+            // Tinybird's append mode creates the data source from the data when it does not exist.
+            let create_if_missing = caller.may(Need::CreateDataSource);
+            append(
+                &state,
+                &caller.header,
+                &name,
+                format,
+                &params,
+                payload,
+                create_if_missing,
+            )
+            .await
         }
         "replace" => {
             caller.require(Need::Append(&name))?;
             caller.require(Need::Drop(&name))?;
             if params.text("replace_condition").is_some() {
-                return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "Replacing with a replace_condition runs as a job, which this server does not offer yet"));
+                return Err(ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "Replacing with a replace_condition runs as a job, which this server does not offer yet",
+                ));
+            }
+            // Checked before truncating: a refused replace must not leave the data source empty.
+            if !has_data {
+                return Err(ApiError::bad_request("Replacing needs data"));
             }
             state
                 .services
                 .catalog
-                .truncate_data_source(TruncateDataSourceRequest { header: Some(caller.header.clone()), name_or_id: name.clone() })
+                .truncate_data_source(TruncateDataSourceRequest {
+                    header: Some(caller.header.clone()),
+                    name_or_id: name.clone(),
+                })
                 .await?;
-            if !has_data {
-                return Err(ApiError::bad_request("Replacing needs data"));
-            }
-            append(&state, &caller.header, &name, format, &params, payload).await
+            append(
+                &state,
+                &caller.header,
+                &name,
+                format,
+                &params,
+                payload,
+                false,
+            )
+            .await
         }
-        other => Err(ApiError::bad_request(format!("Invalid mode '{other}': use create, append or replace"))),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid mode '{other}': use create, append or replace"
+        ))),
     }
 }
 
@@ -234,6 +322,7 @@ async fn append(
     format: DataFormat,
     params: &Params,
     payload: Payload,
+    create_if_missing: bool,
 ) -> Result<Response, ApiError> {
     let bytes = payload.data.len();
     let ingested = state
@@ -244,9 +333,12 @@ async fn append(
             data_source: name.to_string(),
             format: format as i32,
             data: payload.data,
-            create_if_missing: false,
+            create_if_missing,
             type_guessing: params.flag_or("type_guessing", true),
-            csv_delimiter: params.text("dialect_delimiter").unwrap_or_default().to_string(),
+            csv_delimiter: params
+                .text("dialect_delimiter")
+                .unwrap_or_default()
+                .to_string(),
             csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
             wait: true,
         })
@@ -256,56 +348,94 @@ async fn append(
 }
 
 /// `GET /v0/datasources`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     let listed = state
         .services
         .catalog
-        .list_data_sources(ListDataSourcesRequest { header: Some(caller.header.clone()), with_statistics: true })
+        .list_data_sources(ListDataSourcesRequest {
+            header: Some(caller.header.clone()),
+            with_statistics: true,
+        })
         .await?;
     let visible: Vec<Value> = listed
         .data_sources
         .iter()
-        .filter(|ds| caller.may(Need::Read(&ds.name)) || caller.may(Need::Append(&ds.name)) || caller.may(Need::Drop(&ds.name)))
+        .filter(|ds| {
+            caller.may(Need::Read(&ds.name))
+                || caller.may(Need::Append(&ds.name))
+                || caller.may(Need::Drop(&ds.name))
+        })
         .map(data_source_json)
         .collect();
     Ok(Json(json!({ "datasources": visible })))
 }
 
-async fn fetch(state: &AppState, caller: &super::Caller, name: &str) -> Result<catalog::DataSource, ApiError> {
+async fn fetch(
+    state: &AppState,
+    caller: &super::Caller,
+    name: &str,
+) -> Result<catalog::DataSource, ApiError> {
     Ok(state
         .services
         .catalog
-        .get_data_source(GetDataSourceRequest { header: Some(caller.header.clone()), name_or_id: name.to_string(), with_statistics: true })
+        .get_data_source(GetDataSourceRequest {
+            header: Some(caller.header.clone()),
+            name_or_id: name.to_string(),
+            with_statistics: true,
+        })
         .await?
         .data_source
         .unwrap_or_default())
 }
 
 /// `GET /v0/datasources/{name}`.
-pub async fn get_one(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     let data_source = fetch(&state, &caller, &name).await?;
     if !(caller.may(Need::Read(&data_source.name)) || caller.may(Need::Append(&data_source.name))) {
-        return Err(ApiError::forbidden(format!("Not enough permissions to read Data Source '{}'", data_source.name)));
+        return Err(ApiError::forbidden(format!(
+            "Not enough permissions to read Data Source '{}'",
+            data_source.name
+        )));
     }
     Ok(Json(data_source_json(&data_source)))
 }
 
 /// `PUT /v0/datasources/{name}?name=new`: rename.
-pub async fn update(State(state): State<AppState>, Path(name): Path<String>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, _) = read_request(request, 1024 * 1024).await?;
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::Drop(&current.name))?;
     let mut data_source = current.clone();
-    if let Some(new_name) = params.text("name").filter(|new_name| *new_name != current.name) {
+    if let Some(new_name) = params
+        .text("name")
+        .filter(|new_name| *new_name != current.name)
+    {
         data_source = state
             .services
             .catalog
-            .rename_data_source(RenameDataSourceRequest { header: Some(caller.header.clone()), name_or_id: current.id.clone(), new_name: new_name.to_string() })
+            .rename_data_source(RenameDataSourceRequest {
+                header: Some(caller.header.clone()),
+                name_or_id: current.id.clone(),
+                new_name: new_name.to_string(),
+            })
             .await?
             .data_source
             .unwrap_or_default();
@@ -328,7 +458,12 @@ pub async fn update(State(state): State<AppState>, Path(name): Path<String>, req
 }
 
 /// `DELETE /v0/datasources/{name}`.
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
@@ -337,7 +472,12 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, hea
     let deleted = state
         .services
         .catalog
-        .delete_data_source(DeleteDataSourceRequest { header: Some(caller.header.clone()), name_or_id: current.id, dry_run, force: params.flag("force") })
+        .delete_data_source(DeleteDataSourceRequest {
+            header: Some(caller.header.clone()),
+            name_or_id: current.id,
+            dry_run,
+            force: params.flag("force"),
+        })
         .await?;
     if dry_run {
         return Ok(Json(json!({ "dependent_pipes": deleted.dependent_pipes, "dependencies": deleted.dependent_pipes })).into_response());
@@ -346,7 +486,11 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, hea
 }
 
 /// `POST /v0/datasources/{name}/truncate`.
-pub async fn truncate(State(state): State<AppState>, Path(name): Path<String>, request: Request) -> Result<Response, ApiError> {
+pub async fn truncate(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (headers, params, _) = read_request(request, 1024 * 1024).await?;
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
@@ -354,13 +498,20 @@ pub async fn truncate(State(state): State<AppState>, Path(name): Path<String>, r
     state
         .services
         .catalog
-        .truncate_data_source(TruncateDataSourceRequest { header: Some(caller.header.clone()), name_or_id: current.id })
+        .truncate_data_source(TruncateDataSourceRequest {
+            header: Some(caller.header.clone()),
+            name_or_id: current.id,
+        })
         .await?;
     Ok(StatusCode::RESET_CONTENT.into_response())
 }
 
 /// `POST /v0/datasources/{name}/alter`.
-pub async fn alter(State(state): State<AppState>, Path(name): Path<String>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn alter(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, _) = read_request(request, 1024 * 1024).await?;
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
@@ -377,10 +528,18 @@ pub async fn alter(State(state): State<AppState>, Path(name): Path<String>, requ
                         )));
                     }
                     Some(_) => {}
-                    None => return Err(ApiError::bad_request(format!("Dropping column '{}' is not supported", existing.name))),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "Dropping column '{}' is not supported",
+                            existing.name
+                        )));
+                    }
                 }
             }
-            wanted.into_iter().filter(|c| !current.columns.iter().any(|e| e.name == c.name)).collect()
+            wanted
+                .into_iter()
+                .filter(|c| !current.columns.iter().any(|e| e.name == c.name))
+                .collect()
         }
         None => Vec::new(),
     };
@@ -397,17 +556,25 @@ pub async fn alter(State(state): State<AppState>, Path(name): Path<String>, requ
         })
         .await?;
     let data_source = altered.data_source.unwrap_or_default();
-    Ok(Json(json!({ "operations": altered.operations, "datasource": data_source_json(&data_source) })))
+    Ok(Json(
+        json!({ "operations": altered.operations, "datasource": data_source_json(&data_source) }),
+    ))
 }
 
 /// `POST /v0/analyze`: guesses the schema of a file.
-pub async fn analyze(State(state): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn analyze(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, payload) = read_request(request, state.config.max_upload_body).await?;
     let caller = caller(&state, &headers, &params).await?;
     if payload.data.is_empty() {
         return Err(ApiError::bad_request("Send a file to analyze"));
     }
-    let format = data_format(&params, &payload).or_else(|_| Ok::<_, ApiError>(DataFormat::Ndjson))?;
+    let format = match (params.text("format"), &payload.field) {
+        (None, None) => sniff_format(&payload.data),
+        _ => data_format(&params, &payload)?,
+    };
     let analysis = state
         .services
         .ingest
@@ -416,7 +583,10 @@ pub async fn analyze(State(state): State<AppState>, request: Request) -> Result<
             format: format as i32,
             data: payload.data,
             type_guessing: true,
-            csv_delimiter: params.text("dialect_delimiter").unwrap_or_default().to_string(),
+            csv_delimiter: params
+                .text("dialect_delimiter")
+                .unwrap_or_default()
+                .to_string(),
             csv_header: "auto".into(),
         })
         .await?;
@@ -425,7 +595,11 @@ pub async fn analyze(State(state): State<AppState>, request: Request) -> Result<
         .iter()
         .map(|c| json!({"name": c.name, "recommended_type": c.r#type, "present_pct": 1, "path": c.jsonpath}))
         .collect();
-    let preview: Vec<Value> = analysis.preview.iter().filter_map(|row| serde_json::from_str(row).ok()).collect();
+    let preview: Vec<Value> = analysis
+        .preview
+        .iter()
+        .filter_map(|row| serde_json::from_str(row).ok())
+        .collect();
     Ok(Json(json!({
         "analysis": { "columns": columns, "schema": analysis.schema },
         "preview": { "data": preview, "rows": preview.len() },
