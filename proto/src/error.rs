@@ -51,7 +51,10 @@ pub struct ServiceError {
 impl ServiceError {
     /// An error of `code` with `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServiceError { code, message: message.into() }
+        ServiceError {
+            code,
+            message: message.into(),
+        }
     }
     /// 400: the request is invalid.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -75,14 +78,20 @@ impl ServiceError {
     }
     /// The transport form.
     pub fn to_status(&self) -> common::Status {
-        common::Status { code: self.code as i32, message: self.message.clone() }
+        common::Status {
+            code: self.code as i32,
+            message: self.message.clone(),
+        }
     }
 }
 
 impl From<common::Status> for ServiceError {
     fn from(status: common::Status) -> Self {
         let code = ErrorCode::try_from(status.code).unwrap_or(ErrorCode::Internal);
-        ServiceError { code, message: status.message }
+        ServiceError {
+            code,
+            message: status.message,
+        }
     }
 }
 

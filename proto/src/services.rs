@@ -19,11 +19,20 @@ use crate::scheduler::v1 as scheduler;
 #[async_trait]
 pub trait AuthService: Send + Sync + 'static {
     /// Resolves a token value to the principal it acts as.
-    async fn authenticate(&self, request: auth::AuthenticateRequest) -> Result<auth::AuthenticateResponse, ServiceError>;
+    async fn authenticate(
+        &self,
+        request: auth::AuthenticateRequest,
+    ) -> Result<auth::AuthenticateResponse, ServiceError>;
     /// The seed's tokens, as Tinybird Local's `GET /tokens` shows them.
-    async fn get_local_tokens(&self, request: auth::GetLocalTokensRequest) -> Result<auth::GetLocalTokensResponse, ServiceError>;
+    async fn get_local_tokens(
+        &self,
+        request: auth::GetLocalTokensRequest,
+    ) -> Result<auth::GetLocalTokensResponse, ServiceError>;
     /// One workspace.
-    async fn get_workspace(&self, request: auth::GetWorkspaceRequest) -> Result<auth::GetWorkspaceResponse, ServiceError>;
+    async fn get_workspace(
+        &self,
+        request: auth::GetWorkspaceRequest,
+    ) -> Result<auth::GetWorkspaceResponse, ServiceError>;
 }
 /// A handle on an [`AuthService`].
 pub type AuthClient = Arc<dyn AuthService>;
@@ -32,22 +41,68 @@ pub type AuthClient = Arc<dyn AuthService>;
 #[async_trait]
 pub trait CatalogService: Send + Sync + 'static {
     /// Creates a data source and its tables.
-    async fn create_data_source(&self, request: catalog::CreateDataSourceRequest) -> Result<catalog::CreateDataSourceResponse, ServiceError>;
+    async fn create_data_source(
+        &self,
+        request: catalog::CreateDataSourceRequest,
+    ) -> Result<catalog::CreateDataSourceResponse, ServiceError>;
     /// One data source by name or id.
-    async fn get_data_source(&self, request: catalog::GetDataSourceRequest) -> Result<catalog::GetDataSourceResponse, ServiceError>;
+    async fn get_data_source(
+        &self,
+        request: catalog::GetDataSourceRequest,
+    ) -> Result<catalog::GetDataSourceResponse, ServiceError>;
     /// The workspace's data sources.
-    async fn list_data_sources(&self, request: catalog::ListDataSourcesRequest) -> Result<catalog::ListDataSourcesResponse, ServiceError>;
+    async fn list_data_sources(
+        &self,
+        request: catalog::ListDataSourcesRequest,
+    ) -> Result<catalog::ListDataSourcesResponse, ServiceError>;
     /// Renames a data source.
-    async fn rename_data_source(&self, request: catalog::RenameDataSourceRequest) -> Result<catalog::RenameDataSourceResponse, ServiceError>;
+    async fn rename_data_source(
+        &self,
+        request: catalog::RenameDataSourceRequest,
+    ) -> Result<catalog::RenameDataSourceResponse, ServiceError>;
     /// Drops a data source (or, as a dry run, lists what depends on it).
-    async fn delete_data_source(&self, request: catalog::DeleteDataSourceRequest) -> Result<catalog::DeleteDataSourceResponse, ServiceError>;
+    async fn delete_data_source(
+        &self,
+        request: catalog::DeleteDataSourceRequest,
+    ) -> Result<catalog::DeleteDataSourceResponse, ServiceError>;
     /// Removes every row of a data source.
-    async fn truncate_data_source(&self, request: catalog::TruncateDataSourceRequest) -> Result<catalog::TruncateDataSourceResponse, ServiceError>;
+    async fn truncate_data_source(
+        &self,
+        request: catalog::TruncateDataSourceRequest,
+    ) -> Result<catalog::TruncateDataSourceResponse, ServiceError>;
     /// Adds columns, sets the description or the TTL.
-    async fn alter_data_source(&self, request: catalog::AlterDataSourceRequest) -> Result<catalog::AlterDataSourceResponse, ServiceError>;
+    async fn alter_data_source(
+        &self,
+        request: catalog::AlterDataSourceRequest,
+    ) -> Result<catalog::AlterDataSourceResponse, ServiceError>;
 }
 /// A handle on a [`CatalogService`].
 pub type CatalogClient = Arc<dyn CatalogService>;
+
+/// `roost.catalog.v1.PipeCatalogService`.
+#[async_trait]
+pub trait PipeCatalogService: Send + Sync + 'static {
+    /// Creates a pipe with its nodes (or replaces one, with `force`).
+    async fn create_pipe(&self, request: catalog::CreatePipeRequest) -> Result<catalog::CreatePipeResponse, ServiceError>;
+    /// One pipe by name or id, with its nodes in order.
+    async fn get_pipe(&self, request: catalog::GetPipeRequest) -> Result<catalog::GetPipeResponse, ServiceError>;
+    /// The workspace's pipes.
+    async fn list_pipes(&self, request: catalog::ListPipesRequest) -> Result<catalog::ListPipesResponse, ServiceError>;
+    /// Renames a pipe or changes its description.
+    async fn update_pipe(&self, request: catalog::UpdatePipeRequest) -> Result<catalog::UpdatePipeResponse, ServiceError>;
+    /// Removes a pipe.
+    async fn delete_pipe(&self, request: catalog::DeletePipeRequest) -> Result<catalog::DeletePipeResponse, ServiceError>;
+    /// Appends a node to a pipe.
+    async fn create_node(&self, request: catalog::CreateNodeRequest) -> Result<catalog::CreateNodeResponse, ServiceError>;
+    /// Changes a node.
+    async fn update_node(&self, request: catalog::UpdateNodeRequest) -> Result<catalog::UpdateNodeResponse, ServiceError>;
+    /// Removes a node.
+    async fn delete_node(&self, request: catalog::DeleteNodeRequest) -> Result<catalog::DeleteNodeResponse, ServiceError>;
+    /// Publishes a node as the pipe's endpoint, or unpublishes.
+    async fn set_endpoint(&self, request: catalog::SetEndpointRequest) -> Result<catalog::SetEndpointResponse, ServiceError>;
+}
+/// A handle on a [`PipeCatalogService`].
+pub type PipeCatalogClient = Arc<dyn PipeCatalogService>;
 
 /// A query's answer: its content type, then the body as ordered chunks.
 pub struct SqlAnswer {
@@ -59,7 +114,9 @@ pub struct SqlAnswer {
 
 impl std::fmt::Debug for SqlAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlAnswer").field("content_type", &self.content_type).finish_non_exhaustive()
+        f.debug_struct("SqlAnswer")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,18 +124,40 @@ impl std::fmt::Debug for SqlAnswer {
 #[async_trait]
 pub trait QueryService: Send + Sync + 'static {
     /// Validates, resolves and runs one SELECT.
-    async fn execute_sql(&self, request: query::ExecuteSqlRequest) -> Result<SqlAnswer, ServiceError>;
+    async fn execute_sql(
+        &self,
+        request: query::ExecuteSqlRequest,
+    ) -> Result<SqlAnswer, ServiceError>;
 }
 /// A handle on a [`QueryService`].
 pub type QueryClient = Arc<dyn QueryService>;
+
+/// `roost.query.v1.EndpointService`.
+#[async_trait]
+pub trait EndpointService: Send + Sync + 'static {
+    /// Renders and runs a pipe's published endpoint.
+    async fn execute_endpoint(&self, request: query::ExecuteEndpointRequest) -> Result<SqlAnswer, ServiceError>;
+    /// The SQL an endpoint call would run, and ClickHouse's plan for it.
+    async fn explain_endpoint(&self, request: query::ExecuteEndpointRequest) -> Result<query::ExplainEndpointResponse, ServiceError>;
+    /// The parameters an endpoint takes.
+    async fn describe_endpoint(&self, request: query::DescribeEndpointRequest) -> Result<query::DescribeEndpointResponse, ServiceError>;
+}
+/// A handle on an [`EndpointService`].
+pub type EndpointClient = Arc<dyn EndpointService>;
 
 /// `roost.ingest.v1.IngestService`.
 #[async_trait]
 pub trait IngestService: Send + Sync + 'static {
     /// Decodes data into a data source; rows that do not fit go to its quarantine.
-    async fn ingest_data(&self, request: ingest::IngestDataRequest) -> Result<ingest::IngestDataResponse, ServiceError>;
+    async fn ingest_data(
+        &self,
+        request: ingest::IngestDataRequest,
+    ) -> Result<ingest::IngestDataResponse, ServiceError>;
     /// Guesses the columns of a sample of data.
-    async fn analyze_data(&self, request: ingest::AnalyzeDataRequest) -> Result<ingest::AnalyzeDataResponse, ServiceError>;
+    async fn analyze_data(
+        &self,
+        request: ingest::AnalyzeDataRequest,
+    ) -> Result<ingest::AnalyzeDataResponse, ServiceError>;
 }
 /// A handle on an [`IngestService`].
 pub type IngestClient = Arc<dyn IngestService>;
@@ -87,11 +166,20 @@ pub type IngestClient = Arc<dyn IngestService>;
 #[async_trait]
 pub trait JobsService: Send + Sync + 'static {
     /// Recent jobs of the workspace.
-    async fn list_jobs(&self, request: jobs::ListJobsRequest) -> Result<jobs::ListJobsResponse, ServiceError>;
+    async fn list_jobs(
+        &self,
+        request: jobs::ListJobsRequest,
+    ) -> Result<jobs::ListJobsResponse, ServiceError>;
     /// One job.
-    async fn get_job(&self, request: jobs::GetJobRequest) -> Result<jobs::GetJobResponse, ServiceError>;
+    async fn get_job(
+        &self,
+        request: jobs::GetJobRequest,
+    ) -> Result<jobs::GetJobResponse, ServiceError>;
     /// Cancels a job that has not finished.
-    async fn cancel_job(&self, request: jobs::CancelJobRequest) -> Result<jobs::CancelJobResponse, ServiceError>;
+    async fn cancel_job(
+        &self,
+        request: jobs::CancelJobRequest,
+    ) -> Result<jobs::CancelJobResponse, ServiceError>;
 }
 /// A handle on a [`JobsService`].
 pub type JobsClient = Arc<dyn JobsService>;
@@ -100,9 +188,15 @@ pub type JobsClient = Arc<dyn JobsService>;
 #[async_trait]
 pub trait SchedulerService: Send + Sync + 'static {
     /// The workspace's schedules.
-    async fn list_schedules(&self, request: scheduler::ListSchedulesRequest) -> Result<scheduler::ListSchedulesResponse, ServiceError>;
+    async fn list_schedules(
+        &self,
+        request: scheduler::ListSchedulesRequest,
+    ) -> Result<scheduler::ListSchedulesResponse, ServiceError>;
     /// Creates or replaces a pipe's schedule.
-    async fn set_schedule(&self, request: scheduler::SetScheduleRequest) -> Result<scheduler::SetScheduleResponse, ServiceError>;
+    async fn set_schedule(
+        &self,
+        request: scheduler::SetScheduleRequest,
+    ) -> Result<scheduler::SetScheduleResponse, ServiceError>;
 }
 /// A handle on a [`SchedulerService`].
 pub type SchedulerClient = Arc<dyn SchedulerService>;

@@ -194,3 +194,182 @@ pub struct AlterDataSourceResponse {
     #[prost(string, repeated, tag = "2")]
     pub operations: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Node {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub sql: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub description: ::prost::alloc::string::String,
+    /// standard, endpoint, materialized, copy, sink; empty when untyped.
+    #[prost(string, tag = "5")]
+    pub node_type: ::prost::alloc::string::String,
+    /// Type-specific settings (target data source, schedule, ...) as a JSON object.
+    #[prost(string, tag = "6")]
+    pub settings_json: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub created_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub updated_at: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Pipe {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub workspace_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub description: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "5")]
+    pub nodes: ::prost::alloc::vec::Vec<Node>,
+    /// Id of the published node; empty when nothing is published.
+    #[prost(string, tag = "6")]
+    pub endpoint_node_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub created_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub updated_at: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreatePipeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub description: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "4")]
+    pub nodes: ::prost::alloc::vec::Vec<Node>,
+    /// Replace a pipe of the same name.
+    #[prost(bool, tag = "5")]
+    pub force: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreatePipeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPipeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetPipeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListPipesRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListPipesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub pipes: ::prost::alloc::vec::Vec<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdatePipeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+    #[prost(string, optional, tag = "3")]
+    pub new_name: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "4")]
+    pub description: ::core::option::Option<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdatePipeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeletePipeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DeletePipeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateNodeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "3")]
+    pub node: ::core::option::Option<Node>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateNodeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+    #[prost(message, optional, tag = "2")]
+    pub node: ::core::option::Option<Node>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdateNodeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
+    #[prost(string, optional, tag = "4")]
+    pub new_name: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "5")]
+    pub sql: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "6")]
+    pub description: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "7")]
+    pub node_type: ::core::option::Option<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateNodeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+    #[prost(message, optional, tag = "2")]
+    pub node: ::core::option::Option<Node>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteNodeRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DeleteNodeResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetEndpointRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    /// The node to publish; empty unpublishes.
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SetEndpointResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}

@@ -21,7 +21,11 @@ const ENGINES: &[&str] = &[
 
 /// Refuses anything but a plain expression list.
 pub fn check_expression(setting: &str, expression: &str) -> Result<(), CatalogError> {
-    let invalid = |why: &str| Err(CatalogError::InvalidSetting(format!("Invalid engine_{setting} '{expression}': {why}")));
+    let invalid = |why: &str| {
+        Err(CatalogError::InvalidSetting(format!(
+            "Invalid engine_{setting} '{expression}': {why}"
+        )))
+    };
     let mut depth: i32 = 0;
     let mut quote: Option<char> = None;
     let mut previous = ' ';
@@ -57,12 +61,132 @@ pub fn check_expression(setting: &str, expression: &str) -> Result<(), CatalogEr
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .any(|token| token == word)
     };
-    for word in ["select", "settings", "format", "from", "engine", "partition", "order", "primary", "ttl", "sample"] {
+    for word in [
+        "select",
+        "settings",
+        "format",
+        "from",
+        "engine",
+        "partition",
+        "order",
+        "primary",
+        "ttl",
+        "sample",
+    ] {
         if has_word(word) && !(word == "ttl" && setting == "ttl") {
             return invalid("only an expression is allowed here");
         }
     }
+    if let Some(name) = called_functions(expression)
+        .into_iter()
+        .find(|name| is_denied_function(name))
+    {
+        return invalid(&format!("the function '{name}' is not allowed here"));
+    }
     Ok(())
+}
+
+/// Functions a DDL expression may not call: they read files, URLs, other servers, other tables
+/// or dictionaries, place data on arbitrary disks, or stall the engine. A DEFAULT runs on every
+/// insert, so `DEFAULT file('/etc/passwd')` would copy a server file into the data source.
+const DENIED_FUNCTIONS: &[&str] = &[
+    "file",
+    "filecluster",
+    "url",
+    "urlcluster",
+    "input",
+    "merge",
+    "view",
+    "executable",
+    "mysql",
+    "postgresql",
+    "jdbc",
+    "odbc",
+    "mongodb",
+    "redis",
+    "sqlite",
+    "gcs",
+    "cosn",
+    "oss",
+    "hive",
+    "disk",
+    "joinget",
+    "joingetornull",
+    "hascolumnintable",
+    "getsetting",
+    "getsettingordefault",
+    "getmergetreesetting",
+    "currentdatabase",
+];
+
+/// Name prefixes refused like [`DENIED_FUNCTIONS`]: whole families (`remoteSecure`,
+/// `clusterAllReplicas`, `dictGet*`, `s3Cluster`, `azureBlobStorage`, `sleepEachRow`, ...).
+const DENIED_FUNCTION_PREFIXES: &[&str] = &[
+    "remote",
+    "cluster",
+    "dict",
+    "s3",
+    "hdfs",
+    "azureblob",
+    "iceberg",
+    "deltalake",
+    "hudi",
+    "sleep",
+    "filesystem",
+    "__",
+];
+
+fn is_denied_function(lowercase_name: &str) -> bool {
+    DENIED_FUNCTIONS.contains(&lowercase_name)
+        || DENIED_FUNCTION_PREFIXES
+            .iter()
+            .any(|prefix| lowercase_name.starts_with(prefix))
+}
+
+/// The names `expression` calls as functions, lowercased: each identifier, bare or quoted with
+/// backquotes or double quotes (ClickHouse accepts `` `file`(...) ``), followed by `(`. String
+/// literals are skipped.
+fn called_functions(expression: &str) -> Vec<String> {
+    let chars: Vec<char> = expression.chars().collect();
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at < chars.len() {
+        let ch = chars[at];
+        let (name, end) = match ch {
+            '\'' => {
+                let mut next = at + 1;
+                while next < chars.len() && chars[next] != '\'' {
+                    next += if chars[next] == '\\' { 2 } else { 1 };
+                }
+                at = next + 1;
+                continue;
+            }
+            '`' | '"' => {
+                let close = chars[at + 1..]
+                    .iter()
+                    .position(|c| *c == ch)
+                    .map_or(chars.len(), |offset| at + 1 + offset);
+                (chars[at + 1..close].iter().collect::<String>(), close + 1)
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let close = chars[at..]
+                    .iter()
+                    .position(|c| !(c.is_alphanumeric() || *c == '_'))
+                    .map_or(chars.len(), |offset| at + offset);
+                (chars[at..close].iter().collect::<String>(), close)
+            }
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        let end = end.min(chars.len());
+        if chars[end..].iter().find(|c| !c.is_whitespace()) == Some(&'(') {
+            names.push(name.to_lowercase());
+        }
+        at = end;
+    }
+    names
 }
 
 fn non_empty(value: &str) -> Option<&str> {
@@ -76,7 +200,12 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
     let engine = ENGINES
         .iter()
         .find(|name| name.eq_ignore_ascii_case(requested))
-        .ok_or_else(|| CatalogError::InvalidSetting(format!("Engine '{requested}' is not supported; use one of {}", ENGINES.join(", "))))?;
+        .ok_or_else(|| {
+            CatalogError::InvalidSetting(format!(
+                "Engine '{requested}' is not supported; use one of {}",
+                ENGINES.join(", ")
+            ))
+        })?;
     let checked = |name: &str, value: &str| -> Result<Option<String>, CatalogError> {
         match non_empty(value) {
             Some(value) => check_expression(name, value).map(|()| Some(value.to_string())),
@@ -89,18 +218,30 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
     let is_deleted = checked("is_deleted", &settings.is_deleted)?;
     let summing = checked("columns", &settings.summing_columns)?;
     let required = |name: &str, value: &Option<String>| {
-        value.clone().ok_or_else(|| CatalogError::InvalidSetting(format!("Engine {engine} needs engine_{name}")))
+        value.clone().ok_or_else(|| {
+            CatalogError::InvalidSetting(format!("Engine {engine} needs engine_{name}"))
+        })
     };
     let arguments = match *engine {
         "ReplacingMergeTree" => match (ver, is_deleted) {
             (Some(ver), Some(is_deleted)) => format!("{ver}, {is_deleted}"),
             (Some(ver), None) => ver,
-            (None, Some(_)) => return Err(CatalogError::InvalidSetting("engine_is_deleted needs engine_ver".into())),
+            (None, Some(_)) => {
+                return Err(CatalogError::InvalidSetting(
+                    "engine_is_deleted needs engine_ver".into(),
+                ));
+            }
             (None, None) => String::new(),
         },
-        "SummingMergeTree" => summing.map(|columns| format!("({columns})")).unwrap_or_default(),
+        "SummingMergeTree" => summing
+            .map(|columns| format!("({columns})"))
+            .unwrap_or_default(),
         "CollapsingMergeTree" => required("sign", &sign)?,
-        "VersionedCollapsingMergeTree" => format!("{}, {}", required("sign", &sign)?, required("version", &version)?),
+        "VersionedCollapsingMergeTree" => format!(
+            "{}, {}",
+            required("sign", &sign)?,
+            required("version", &version)?
+        ),
         _ => String::new(),
     };
     if *engine == "Null" {
@@ -113,7 +254,8 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
     if let Some(primary) = checked("primary_key", &settings.primary_key)? {
         clause.push_str(&format!(" PRIMARY KEY {primary}"));
     }
-    let sorting = checked("sorting_key", &settings.sorting_key)?.unwrap_or_else(|| "tuple()".to_string());
+    let sorting =
+        checked("sorting_key", &settings.sorting_key)?.unwrap_or_else(|| "tuple()".to_string());
     clause.push_str(&format!(" ORDER BY ({sorting})"));
     if let Some(ttl) = checked("ttl", &settings.ttl)? {
         clause.push_str(&format!(" TTL {ttl}"));
@@ -125,7 +267,11 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
 }
 
 /// `CREATE TABLE table (...) ENGINE ...` for a data source.
-pub fn create_table(table: &str, columns: &[Column], settings: &EngineSettings) -> Result<String, CatalogError> {
+pub fn create_table(
+    table: &str,
+    columns: &[Column],
+    settings: &EngineSettings,
+) -> Result<String, CatalogError> {
     for column in columns {
         if let Some(default) = &column.default {
             check_expression("default", default)?;
@@ -135,13 +281,23 @@ pub fn create_table(table: &str, columns: &[Column], settings: &EngineSettings) 
         }
     }
     let columns: Vec<String> = columns.iter().map(Column::ddl).collect();
-    Ok(format!("CREATE TABLE {table} ({}) {}", columns.join(", "), engine_clause(settings)?))
+    Ok(format!(
+        "CREATE TABLE {table} ({}) {}",
+        columns.join(", "),
+        engine_clause(settings)?
+    ))
 }
 
 /// `CREATE TABLE` for the quarantine of a data source.
 pub fn create_quarantine_table(table: &str, columns: &[Column]) -> String {
-    let columns: Vec<String> = quarantine_columns(columns).iter().map(Column::ddl).collect();
-    format!("CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY insertion_date", columns.join(", "))
+    let columns: Vec<String> = quarantine_columns(columns)
+        .iter()
+        .map(Column::ddl)
+        .collect();
+    format!(
+        "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY insertion_date",
+        columns.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -149,18 +305,54 @@ mod tests {
     use super::*;
 
     fn settings(engine: &str) -> EngineSettings {
-        EngineSettings { engine: engine.into(), ..Default::default() }
+        EngineSettings {
+            engine: engine.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn merge_tree_family_clauses() {
         let cases = [
-            (EngineSettings { sorting_key: "a, b".into(), partition_key: "toYYYYMM(t)".into(), ..settings("MergeTree") }, "ENGINE = MergeTree() PARTITION BY toYYYYMM(t) ORDER BY (a, b)"),
+            (
+                EngineSettings {
+                    sorting_key: "a, b".into(),
+                    partition_key: "toYYYYMM(t)".into(),
+                    ..settings("MergeTree")
+                },
+                "ENGINE = MergeTree() PARTITION BY toYYYYMM(t) ORDER BY (a, b)",
+            ),
             (settings(""), "ENGINE = MergeTree() ORDER BY (tuple())"),
-            (EngineSettings { ver: "v".into(), sorting_key: "id".into(), ..settings("ReplacingMergeTree") }, "ENGINE = ReplacingMergeTree(v) ORDER BY (id)"),
-            (EngineSettings { summing_columns: "n".into(), ..settings("summingmergetree") }, "ENGINE = SummingMergeTree((n)) ORDER BY (tuple())"),
-            (EngineSettings { sign: "s".into(), ..settings("CollapsingMergeTree") }, "ENGINE = CollapsingMergeTree(s) ORDER BY (tuple())"),
-            (EngineSettings { ttl: "t + INTERVAL 1 DAY".into(), settings: "index_granularity = 8192".into(), ..settings("MergeTree") }, "ENGINE = MergeTree() ORDER BY (tuple()) TTL t + INTERVAL 1 DAY SETTINGS index_granularity = 8192"),
+            (
+                EngineSettings {
+                    ver: "v".into(),
+                    sorting_key: "id".into(),
+                    ..settings("ReplacingMergeTree")
+                },
+                "ENGINE = ReplacingMergeTree(v) ORDER BY (id)",
+            ),
+            (
+                EngineSettings {
+                    summing_columns: "n".into(),
+                    ..settings("summingmergetree")
+                },
+                "ENGINE = SummingMergeTree((n)) ORDER BY (tuple())",
+            ),
+            (
+                EngineSettings {
+                    sign: "s".into(),
+                    ..settings("CollapsingMergeTree")
+                },
+                "ENGINE = CollapsingMergeTree(s) ORDER BY (tuple())",
+            ),
+            (
+                EngineSettings {
+                    ttl: "t + INTERVAL 1 DAY".into(),
+                    settings: "index_granularity = 8192".into(),
+                    ..settings("MergeTree")
+                },
+                "ENGINE = MergeTree() ORDER BY (tuple()) TTL t + INTERVAL 1 DAY SETTINGS index_granularity = 8192",
+            ),
             (settings("Null"), "ENGINE = Null"),
         ];
         for (settings, expected) in cases {
@@ -171,18 +363,61 @@ mod tests {
     #[test]
     fn unsafe_or_incomplete_settings_are_refused() {
         let cases = [
-            EngineSettings { sorting_key: "a); DROP TABLE x; --".into(), ..settings("MergeTree") },
-            EngineSettings { sorting_key: "(SELECT 1)".into(), ..settings("MergeTree") },
-            EngineSettings { partition_key: "a /* x */".into(), ..settings("MergeTree") },
-            EngineSettings { sorting_key: "a) SETTINGS x = (1".into(), ..settings("MergeTree") },
-            EngineSettings { sorting_key: "a)".into(), ..settings("MergeTree") },
+            EngineSettings {
+                sorting_key: "a); DROP TABLE x; --".into(),
+                ..settings("MergeTree")
+            },
+            EngineSettings {
+                sorting_key: "(SELECT 1)".into(),
+                ..settings("MergeTree")
+            },
+            EngineSettings {
+                partition_key: "a /* x */".into(),
+                ..settings("MergeTree")
+            },
+            EngineSettings {
+                sorting_key: "a) SETTINGS x = (1".into(),
+                ..settings("MergeTree")
+            },
+            EngineSettings {
+                sorting_key: "a)".into(),
+                ..settings("MergeTree")
+            },
             settings("Log"),
             settings("CollapsingMergeTree"),
-            EngineSettings { is_deleted: "d".into(), ..settings("ReplacingMergeTree") },
+            EngineSettings {
+                is_deleted: "d".into(),
+                ..settings("ReplacingMergeTree")
+            },
         ];
         for settings in cases {
             assert!(engine_clause(&settings).is_err(), "{settings:?}");
         }
+    }
+
+    #[test]
+    fn functions_reaching_outside_are_refused() {
+        for expression in [
+            "file('/etc/passwd')",
+            "concat(`file` ('/etc/passwd'), 'x')",
+            "\"url\"('http://x')",
+            "remoteSecure('h', 'db', 't')",
+            "dictGetString('d', 'a', toUInt64(1))",
+            "joinGet('t', 'a', 1)",
+            "arrayMap(x -> s3Cluster(x), [1])",
+            "disk(type = 'local', path = '/tmp/')",
+        ] {
+            assert!(
+                check_expression("default", expression).is_err(),
+                "{expression}"
+            );
+        }
+        assert_eq!(
+            called_functions("toDate(t) + f ('file(') + `g`(x)"),
+            ["todate", "f", "g"]
+        );
+        check_expression("default", "concat('file(', toString(now()))").unwrap();
+        check_expression("sorting_key", "toStartOfHour(ts), cityHash64(url)").unwrap();
     }
 
     #[test]
@@ -192,7 +427,9 @@ mod tests {
 
     #[test]
     fn create_statements() {
-        let columns = roost_types::parse_schema("`a` String `json:$.a` DEFAULT 'x', `b` Nullable(Int32)").unwrap();
+        let columns =
+            roost_types::parse_schema("`a` String `json:$.a` DEFAULT 'x', `b` Nullable(Int32)")
+                .unwrap();
         assert_eq!(
             create_table("`d`.`t`", &columns, &settings("MergeTree")).unwrap(),
             "CREATE TABLE `d`.`t` (`a` String DEFAULT 'x', `b` Nullable(Int32)) ENGINE = MergeTree() ORDER BY (tuple())"

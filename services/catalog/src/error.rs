@@ -26,11 +26,17 @@ pub enum CatalogError {
 impl From<CatalogError> for ServiceError {
     fn from(error: CatalogError) -> Self {
         match error {
-            CatalogError::NoWorkspace => ServiceError::forbidden("This token is not bound to a workspace"),
+            CatalogError::NoWorkspace => {
+                ServiceError::forbidden("This token is not bound to a workspace")
+            }
             CatalogError::Exists(_) => ServiceError::conflict(error.to_string()),
             CatalogError::InvalidSetting(message) => ServiceError::bad_request(message),
-            CatalogError::Store(StoreError::NotFound(what)) => ServiceError::not_found(format!("{what} not found")),
-            CatalogError::Store(StoreError::Conflict(what)) => ServiceError::conflict(format!("{what} already exists")),
+            CatalogError::Store(StoreError::NotFound(what)) => {
+                ServiceError::not_found(format!("{what} not found"))
+            }
+            CatalogError::Store(StoreError::Conflict(what)) => {
+                ServiceError::conflict(format!("{what} already exists"))
+            }
             CatalogError::Store(other) => {
                 tracing::error!(error = %other, "catalog store failure");
                 ServiceError::internal("internal error")

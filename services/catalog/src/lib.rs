@@ -5,6 +5,7 @@
 
 mod ddl;
 mod error;
+mod pipes;
 mod record;
 
 pub use error::CatalogError;
@@ -30,22 +31,44 @@ pub struct Catalog {
 impl Catalog {
     /// A catalog over `store` whose tables live in `engine`.
     pub fn new(store: Store, engine: Arc<dyn Engine>) -> Self {
-        Catalog { store, engine, databases: Mutex::new(HashSet::new()) }
+        Catalog {
+            store,
+            engine,
+            databases: Mutex::new(HashSet::new()),
+        }
     }
 
-    async fn database_of(&self, header: &Option<roost_proto::common::v1::RequestHeader>) -> Result<String, CatalogError> {
+    async fn database_of(
+        &self,
+        header: &Option<roost_proto::common::v1::RequestHeader>,
+    ) -> Result<String, CatalogError> {
         let workspace_id = workspace_id(header)?;
         let workspace = self.store.get_workspace(workspace_id).await?;
         let database = workspace.database;
-        let known = self.databases.lock().unwrap_or_else(|p| p.into_inner()).contains(&database);
+        let known = self
+            .databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&database);
         if !known {
-            self.engine.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&database))).await?;
-            self.databases.lock().unwrap_or_else(|p| p.into_inner()).insert(database.clone());
+            self.engine
+                .execute(&format!(
+                    "CREATE DATABASE IF NOT EXISTS {}",
+                    quote_ident(&database)
+                ))
+                .await?;
+            self.databases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(database.clone());
         }
         Ok(database)
     }
 
-    async fn statistics(&self, database: &str) -> Result<HashMap<String, proto::DataSourceStatistics>, CatalogError> {
+    async fn statistics(
+        &self,
+        database: &str,
+    ) -> Result<HashMap<String, proto::DataSourceStatistics>, CatalogError> {
         let sql = format!(
             "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = {} AND active GROUP BY table",
             roost_types::quote_string(database)
@@ -64,18 +87,36 @@ impl Catalog {
             .collect())
     }
 
-    async fn message(&self, record: &DataSourceRecord, database: &str, stats: Option<&HashMap<String, proto::DataSourceStatistics>>) -> proto::DataSource {
+    async fn message(
+        &self,
+        record: &DataSourceRecord,
+        database: &str,
+        stats: Option<&HashMap<String, proto::DataSourceStatistics>>,
+    ) -> proto::DataSource {
         let mut message = record::to_message(record, database);
-        message.statistics = Some(stats.and_then(|s| s.get(&record.table_name).copied()).unwrap_or_default());
+        message.statistics = Some(
+            stats
+                .and_then(|s| s.get(&record.table_name).copied())
+                .unwrap_or_default(),
+        );
         message
     }
 
-    async fn get_record(&self, header: &Option<roost_proto::common::v1::RequestHeader>, name_or_id: &str) -> Result<DataSourceRecord, CatalogError> {
-        Ok(self.store.get_data_source(workspace_id(header)?, name_or_id).await?)
+    async fn get_record(
+        &self,
+        header: &Option<roost_proto::common::v1::RequestHeader>,
+        name_or_id: &str,
+    ) -> Result<DataSourceRecord, CatalogError> {
+        Ok(self
+            .store
+            .get_data_source(workspace_id(header)?, name_or_id)
+            .await?)
     }
 }
 
-fn workspace_id(header: &Option<roost_proto::common::v1::RequestHeader>) -> Result<&str, CatalogError> {
+fn workspace_id(
+    header: &Option<roost_proto::common::v1::RequestHeader>,
+) -> Result<&str, CatalogError> {
     header
         .as_ref()
         .map(|h| h.workspace_id.as_str())
@@ -84,13 +125,19 @@ fn workspace_id(header: &Option<roost_proto::common::v1::RequestHeader>) -> Resu
 }
 
 fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
 }
 
 #[async_trait]
 impl CatalogService for Catalog {
-    async fn create_data_source(&self, request: proto::CreateDataSourceRequest) -> Result<proto::CreateDataSourceResponse, ServiceError> {
-        validate_name("Data Source", &request.name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+    async fn create_data_source(
+        &self,
+        request: proto::CreateDataSourceRequest,
+    ) -> Result<proto::CreateDataSourceResponse, ServiceError> {
+        validate_name("Data Source", &request.name)
+            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
         if request.name.ends_with("_quarantine") {
             return Err(ServiceError::bad_request(format!(
                 "Invalid Data Source name '{}': the suffix '_quarantine' is reserved",
@@ -99,7 +146,9 @@ impl CatalogService for Catalog {
         }
         let columns = columns_from_proto(&request.columns)?;
         if columns.is_empty() {
-            return Err(ServiceError::bad_request("A Data Source needs at least one column: pass a schema"));
+            return Err(ServiceError::bad_request(
+                "A Data Source needs at least one column: pass a schema",
+            ));
         }
         let engine = request.engine.unwrap_or_default();
         let database = self.database_of(&request.header).await?;
@@ -112,11 +161,21 @@ impl CatalogService for Catalog {
         let id = format!("t_{}", uuid::Uuid::new_v4().simple());
         let table = format!("{}.{}", quote_ident(&database), quote_ident(&id));
         let statement = ddl::create_table(&table, &columns, &engine)?;
-        let quarantine = format!("{}.{}", quote_ident(&database), quote_ident(&format!("{id}_quarantine")));
+        let quarantine = format!(
+            "{}.{}",
+            quote_ident(&database),
+            quote_ident(&format!("{id}_quarantine"))
+        );
         let quarantine_statement = ddl::create_quarantine_table(&quarantine, &columns);
-        self.engine.execute(&statement).await.map_err(CatalogError::from)?;
+        self.engine
+            .execute(&statement)
+            .await
+            .map_err(CatalogError::from)?;
         if let Err(error) = self.engine.execute(&quarantine_statement).await {
-            let _ = self.engine.execute(&format!("DROP TABLE IF EXISTS {table}")).await;
+            let _ = self
+                .engine
+                .execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .await;
             return Err(CatalogError::from(error).into());
         }
         let created_at = now();
@@ -134,27 +193,57 @@ impl CatalogService for Catalog {
         };
         if let Err(error) = self.store.insert_data_source(&record).await {
             // Lost a race with a concurrent create of the same name: undo our tables.
-            let _ = self.engine.execute(&format!("DROP TABLE IF EXISTS {table}")).await;
-            let _ = self.engine.execute(&format!("DROP TABLE IF EXISTS {quarantine}")).await;
+            let _ = self
+                .engine
+                .execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .await;
+            let _ = self
+                .engine
+                .execute(&format!("DROP TABLE IF EXISTS {quarantine}"))
+                .await;
             return Err(CatalogError::from(error).into());
         }
         tracing::info!(data_source = %record.name, table = %table, "data source created");
         let data_source = self.message(&record, &database, None).await;
-        Ok(proto::CreateDataSourceResponse { data_source: Some(data_source) })
+        Ok(proto::CreateDataSourceResponse {
+            data_source: Some(data_source),
+        })
     }
 
-    async fn get_data_source(&self, request: proto::GetDataSourceRequest) -> Result<proto::GetDataSourceResponse, ServiceError> {
-        let record = self.get_record(&request.header, &request.name_or_id).await?;
+    async fn get_data_source(
+        &self,
+        request: proto::GetDataSourceRequest,
+    ) -> Result<proto::GetDataSourceResponse, ServiceError> {
+        let record = self
+            .get_record(&request.header, &request.name_or_id)
+            .await?;
         let database = self.database_of(&request.header).await?;
-        let stats = if request.with_statistics { Some(self.statistics(&database).await?) } else { None };
+        let stats = if request.with_statistics {
+            Some(self.statistics(&database).await?)
+        } else {
+            None
+        };
         let data_source = self.message(&record, &database, stats.as_ref()).await;
-        Ok(proto::GetDataSourceResponse { data_source: Some(data_source) })
+        Ok(proto::GetDataSourceResponse {
+            data_source: Some(data_source),
+        })
     }
 
-    async fn list_data_sources(&self, request: proto::ListDataSourcesRequest) -> Result<proto::ListDataSourcesResponse, ServiceError> {
-        let records = self.store.list_data_sources(workspace_id(&request.header)?).await.map_err(CatalogError::from)?;
+    async fn list_data_sources(
+        &self,
+        request: proto::ListDataSourcesRequest,
+    ) -> Result<proto::ListDataSourcesResponse, ServiceError> {
+        let records = self
+            .store
+            .list_data_sources(workspace_id(&request.header)?)
+            .await
+            .map_err(CatalogError::from)?;
         let database = self.database_of(&request.header).await?;
-        let stats = if request.with_statistics { Some(self.statistics(&database).await?) } else { None };
+        let stats = if request.with_statistics {
+            Some(self.statistics(&database).await?)
+        } else {
+            None
+        };
         let mut data_sources = Vec::with_capacity(records.len());
         for record in &records {
             data_sources.push(self.message(record, &database, stats.as_ref()).await);
@@ -162,49 +251,92 @@ impl CatalogService for Catalog {
         Ok(proto::ListDataSourcesResponse { data_sources })
     }
 
-    async fn rename_data_source(&self, request: proto::RenameDataSourceRequest) -> Result<proto::RenameDataSourceResponse, ServiceError> {
-        validate_name("Data Source", &request.new_name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+    async fn rename_data_source(
+        &self,
+        request: proto::RenameDataSourceRequest,
+    ) -> Result<proto::RenameDataSourceResponse, ServiceError> {
+        validate_name("Data Source", &request.new_name)
+            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
         if request.new_name.ends_with("_quarantine") {
-            return Err(ServiceError::bad_request("the suffix '_quarantine' is reserved"));
+            return Err(ServiceError::bad_request(
+                "the suffix '_quarantine' is reserved",
+            ));
         }
-        let mut record = self.get_record(&request.header, &request.name_or_id).await?;
+        let mut record = self
+            .get_record(&request.header, &request.name_or_id)
+            .await?;
         record.name = request.new_name;
         record.updated_at = now();
-        self.store.update_data_source(&record).await.map_err(CatalogError::from)?;
+        self.store
+            .update_data_source(&record)
+            .await
+            .map_err(CatalogError::from)?;
         let database = self.database_of(&request.header).await?;
         let data_source = self.message(&record, &database, None).await;
-        Ok(proto::RenameDataSourceResponse { data_source: Some(data_source) })
+        Ok(proto::RenameDataSourceResponse {
+            data_source: Some(data_source),
+        })
     }
 
-    async fn delete_data_source(&self, request: proto::DeleteDataSourceRequest) -> Result<proto::DeleteDataSourceResponse, ServiceError> {
-        let record = self.get_record(&request.header, &request.name_or_id).await?;
+    async fn delete_data_source(
+        &self,
+        request: proto::DeleteDataSourceRequest,
+    ) -> Result<proto::DeleteDataSourceResponse, ServiceError> {
+        let record = self
+            .get_record(&request.header, &request.name_or_id)
+            .await?;
         let database = self.database_of(&request.header).await?;
         let data_source = self.message(&record, &database, None).await;
         // Pipes arrive with their issue; until then nothing can depend on a data source.
         let dependent_pipes = Vec::new();
         if request.dry_run {
-            return Ok(proto::DeleteDataSourceResponse { data_source: Some(data_source), dependent_pipes });
+            return Ok(proto::DeleteDataSourceResponse {
+                data_source: Some(data_source),
+                dependent_pipes,
+            });
         }
         for table in [&data_source.table, &data_source.quarantine_table] {
-            self.engine.execute(&format!("DROP TABLE IF EXISTS {table} SYNC")).await.map_err(CatalogError::from)?;
+            self.engine
+                .execute(&format!("DROP TABLE IF EXISTS {table} SYNC"))
+                .await
+                .map_err(CatalogError::from)?;
         }
-        self.store.delete_data_source(&record.workspace_id, &record.id).await.map_err(CatalogError::from)?;
+        self.store
+            .delete_data_source(&record.workspace_id, &record.id)
+            .await
+            .map_err(CatalogError::from)?;
         tracing::info!(data_source = %record.name, "data source deleted");
-        Ok(proto::DeleteDataSourceResponse { data_source: Some(data_source), dependent_pipes })
+        Ok(proto::DeleteDataSourceResponse {
+            data_source: Some(data_source),
+            dependent_pipes,
+        })
     }
 
-    async fn truncate_data_source(&self, request: proto::TruncateDataSourceRequest) -> Result<proto::TruncateDataSourceResponse, ServiceError> {
-        let record = self.get_record(&request.header, &request.name_or_id).await?;
+    async fn truncate_data_source(
+        &self,
+        request: proto::TruncateDataSourceRequest,
+    ) -> Result<proto::TruncateDataSourceResponse, ServiceError> {
+        let record = self
+            .get_record(&request.header, &request.name_or_id)
+            .await?;
         let database = self.database_of(&request.header).await?;
         let data_source = record::to_message(&record, &database);
         for table in [&data_source.table, &data_source.quarantine_table] {
-            self.engine.execute(&format!("TRUNCATE TABLE IF EXISTS {table}")).await.map_err(CatalogError::from)?;
+            self.engine
+                .execute(&format!("TRUNCATE TABLE IF EXISTS {table}"))
+                .await
+                .map_err(CatalogError::from)?;
         }
         Ok(proto::TruncateDataSourceResponse {})
     }
 
-    async fn alter_data_source(&self, request: proto::AlterDataSourceRequest) -> Result<proto::AlterDataSourceResponse, ServiceError> {
-        let mut record = self.get_record(&request.header, &request.name_or_id).await?;
+    async fn alter_data_source(
+        &self,
+        request: proto::AlterDataSourceRequest,
+    ) -> Result<proto::AlterDataSourceResponse, ServiceError> {
+        let mut record = self
+            .get_record(&request.header, &request.name_or_id)
+            .await?;
         let database = self.database_of(&request.header).await?;
         let current = record::to_message(&record, &database);
         let mut columns: Vec<Column> = columns_from_proto(&current.columns)?;
@@ -213,9 +345,23 @@ impl CatalogService for Catalog {
         let mut operations = Vec::new();
         for column in &new_columns {
             if columns.iter().any(|c| c.name == column.name) {
-                return Err(ServiceError::bad_request(format!("Column '{}' already exists", column.name)));
+                return Err(ServiceError::bad_request(format!(
+                    "Column '{}' already exists",
+                    column.name
+                )));
             }
-            operations.push(format!("ALTER TABLE {} ADD COLUMN {}", current.table, column.ddl()));
+            // The same checks as CREATE: these expressions go into DDL.
+            if let Some(default) = &column.default {
+                ddl::check_expression("default", default)?;
+            }
+            if let Some(codec) = &column.codec {
+                ddl::check_expression("codec", codec)?;
+            }
+            operations.push(format!(
+                "ALTER TABLE {} ADD COLUMN {}",
+                current.table,
+                column.ddl()
+            ));
             operations.push(format!(
                 "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} Nullable(String)",
                 current.quarantine_table,
@@ -236,7 +382,21 @@ impl CatalogService for Catalog {
         }
         if !request.dry_run {
             for operation in &operations {
-                self.engine.execute(operation).await.map_err(CatalogError::from)?;
+                if let Err(error) = self.engine.execute(operation).await {
+                    // Undo the columns already added, so the table matches the catalog again
+                    // and the same alter can be retried once fixed.
+                    for column in &new_columns {
+                        let undo = format!(
+                            "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+                            current.table,
+                            quote_ident(&column.name)
+                        );
+                        if let Err(undo_error) = self.engine.execute(&undo).await {
+                            tracing::error!(error = %undo_error, "could not undo a failed alter");
+                        }
+                    }
+                    return Err(CatalogError::from(error).into());
+                }
             }
             record.columns = record::columns_json(&columns);
             record.engine = record::engine_json(&engine);
@@ -244,11 +404,20 @@ impl CatalogService for Catalog {
                 record.description = description;
             }
             record.updated_at = now();
-            self.store.update_data_source(&record).await.map_err(CatalogError::from)?;
+            self.store
+                .update_data_source(&record)
+                .await
+                .map_err(CatalogError::from)?;
         }
         let data_source = self.message(&record, &database, None).await;
         // Tinybird reports only the user-visible operation, not the quarantine mirror.
-        let operations = operations.into_iter().filter(|op| !op.contains("_quarantine`")).collect();
-        Ok(proto::AlterDataSourceResponse { data_source: Some(data_source), operations })
+        let operations = operations
+            .into_iter()
+            .filter(|op| !op.contains("_quarantine`"))
+            .collect();
+        Ok(proto::AlterDataSourceResponse {
+            data_source: Some(data_source),
+            operations,
+        })
     }
 }

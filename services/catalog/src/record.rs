@@ -19,7 +19,11 @@ pub fn columns_json(columns: &[Column]) -> String {
 }
 
 fn text(value: &Value, key: &str) -> String {
-    value.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn columns_from_json(text_value: &str) -> Vec<proto::Column> {
@@ -32,7 +36,10 @@ fn columns_from_json(text_value: &str) -> Vec<proto::Column> {
             jsonpath: text(c, "jsonpath"),
             default_value: text(c, "default_value"),
             codec: text(c, "codec"),
-            materialized: c.get("materialized").and_then(Value::as_bool).unwrap_or(false),
+            materialized: c
+                .get("materialized")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
         .collect()
 }
@@ -77,7 +84,10 @@ pub fn to_message(record: &DataSourceRecord, database: &str) -> proto::DataSourc
         created_at: record.created_at.clone(),
         updated_at: record.updated_at.clone(),
         table: format!("{database}.{}", quote_ident(&record.table_name)),
-        quarantine_table: format!("{database}.{}", quote_ident(&format!("{}_quarantine", record.table_name))),
+        quarantine_table: format!(
+            "{database}.{}",
+            quote_ident(&format!("{}_quarantine", record.table_name))
+        ),
         statistics: None,
         origin_format: record.origin_format.clone(),
     }
@@ -89,8 +99,13 @@ mod tests {
 
     #[test]
     fn columns_and_engine_survive_storage() {
-        let columns = roost_types::parse_schema("`a` String `json:$.a` DEFAULT 'x', `b` Int32").unwrap();
-        let engine = proto::EngineSettings { engine: "MergeTree".into(), sorting_key: "a".into(), ..Default::default() };
+        let columns =
+            roost_types::parse_schema("`a` String `json:$.a` DEFAULT 'x', `b` Int32").unwrap();
+        let engine = proto::EngineSettings {
+            engine: "MergeTree".into(),
+            sorting_key: "a".into(),
+            ..Default::default()
+        };
         let record = DataSourceRecord {
             id: "t_1".into(),
             workspace_id: "w".into(),
@@ -104,7 +119,10 @@ mod tests {
             updated_at: String::new(),
         };
         let message = to_message(&record, "w_1");
-        assert_eq!(roost_proto::columns_from_proto(&message.columns).unwrap(), columns);
+        assert_eq!(
+            roost_proto::columns_from_proto(&message.columns).unwrap(),
+            columns
+        );
         assert_eq!(message.engine.unwrap(), engine);
         assert_eq!(message.table, "`w_1`.`t_1`");
         assert_eq!(message.quarantine_table, "`w_1`.`t_1_quarantine`");

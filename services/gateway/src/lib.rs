@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use roost_proto::{AuthClient, CatalogClient, IngestClient, QueryClient};
+use roost_proto::{AuthClient, CatalogClient, EndpointClient, IngestClient, PipeCatalogClient, QueryClient};
 
 /// The clients the gateway calls.
 #[derive(Clone)]
@@ -26,6 +26,10 @@ pub struct Services {
     pub query: QueryClient,
     /// Data into data sources.
     pub ingest: IngestClient,
+    /// Pipes and nodes.
+    pub pipes: PipeCatalogClient,
+    /// Published endpoints.
+    pub endpoints: EndpointClient,
 }
 
 /// Gateway settings.
@@ -41,7 +45,11 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { local: true, max_events_body: 10 * 1024 * 1024, max_upload_body: 1024 * 1024 * 1024 }
+        GatewayConfig {
+            local: true,
+            max_events_body: 10 * 1024 * 1024,
+            max_upload_body: 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -60,9 +68,13 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 /// The whole API.
 pub fn router(services: Services, config: GatewayConfig) -> Router {
     let upload_limit = config.max_upload_body;
-    let state = AppState { services, config: Arc::new(config) };
+    let state = AppState {
+        services,
+        config: Arc::new(config),
+    };
     routes::routes()
         .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -6,7 +6,8 @@ use std::io::Read;
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, header};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 
 use crate::ApiError;
 
@@ -27,17 +28,31 @@ impl Params {
 
     /// The last value of a parameter (later sources override earlier ones).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// A non-empty value.
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.get(name).map(str::trim).filter(|value| !value.is_empty())
+        self.get(name)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
     }
 
     /// A boolean flag (`true`, `1`, `yes`).
     pub fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name).map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes" | "on"))
+        matches!(
+            self.get(name).map(str::to_ascii_lowercase).as_deref(),
+            Some("true" | "1" | "yes" | "on")
+        )
+    }
+
+    /// Every pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
     }
 
     /// A boolean with a default when absent.
@@ -47,7 +62,6 @@ impl Params {
             Some(_) => self.flag(name),
         }
     }
-
 }
 
 /// The token of a request: `Authorization: Bearer`, else `?token=`.
@@ -55,7 +69,11 @@ pub fn token(headers: &HeaderMap, params: &Params) -> Option<String> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(|value| value.trim().to_string());
     bearer.or_else(|| params.text("token").map(str::to_owned))
 }
@@ -67,10 +85,17 @@ pub struct Payload {
     pub field: Option<String>,
     /// The bytes, decompressed.
     pub data: Bytes,
+    /// A form body as sent, already parsed into the parameters: `curl -d 'SELECT ...'` labels
+    /// raw SQL as a form, so `/v0/sql` falls back to it when no `q` came.
+    pub form: Bytes,
 }
 
 fn content_type(headers: &HeaderMap) -> String {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase()
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 fn is_gzip(headers: &HeaderMap) -> bool {
@@ -84,28 +109,67 @@ fn is_gzip(headers: &HeaderMap) -> bool {
 pub fn gunzip(data: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     let mut out = Vec::with_capacity(data.len() * 4);
     let mut decoder = flate2::read::MultiGzDecoder::new(data).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(|e| ApiError::bad_request(format!("Invalid gzip body: {e}")))?;
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request(format!("Invalid gzip body: {e}")))?;
     if out.len() > limit {
-        return Err(ApiError::too_large(format!("The decompressed body is larger than {limit} bytes")));
+        return Err(ApiError::too_large(format!(
+            "The decompressed body is larger than {limit} bytes"
+        )));
     }
     Ok(Bytes::from(out))
 }
 
+/// Past its limit, a body is still read and dropped up to this many bytes, so a client that is
+/// still sending gets its 413 instead of a connection reset in the middle of its upload.
+const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
+
+/// The whole body if it has at most `limit` bytes; else 413, once the rest has been drained.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut chunks = body.into_data_stream();
+    let mut data = BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("Could not read the request body: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            data.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::too_large(format!(
+            "The request body is larger than {limit} bytes"
+        )));
+    }
+    Ok(data.freeze())
+}
+
 /// A request whose body is data whatever its Content-Type (the Events API): query parameters and
 /// the decompressed body.
-pub async fn read_data_request(request: Request, limit: usize) -> Result<(HeaderMap, Params, Bytes), ApiError> {
+pub async fn read_data_request(
+    request: Request,
+    limit: usize,
+) -> Result<(HeaderMap, Params, Bytes), ApiError> {
     let headers = request.headers().clone();
     let params = Params::from_urlencoded(request.uri().query().unwrap_or("").as_bytes());
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::too_large(format!("The request body is larger than {limit} bytes")))?;
-    let body = if is_gzip(&headers) { gunzip(&body, limit)? } else { body };
+    let body = read_body(request.into_body(), limit).await?;
+    let body = if is_gzip(&headers) {
+        gunzip(&body, limit)?
+    } else {
+        body
+    };
     Ok((headers, params, body))
 }
 
 /// Splits a request into its parameters (query string, then form or multipart text fields) and
 /// its data. Bodies over `limit` bytes (compressed or not) are refused with 413.
-pub async fn read_request(request: Request, limit: usize) -> Result<(HeaderMap, Params, Payload), ApiError> {
+pub async fn read_request(
+    request: Request,
+    limit: usize,
+) -> Result<(HeaderMap, Params, Payload), ApiError> {
     let headers = request.headers().clone();
     let mut params = Params::from_urlencoded(request.uri().query().unwrap_or("").as_bytes());
     let kind = content_type(&headers);
@@ -117,26 +181,50 @@ pub async fn read_request(request: Request, limit: usize) -> Result<(HeaderMap, 
         let mut payload = Payload::default();
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_string();
-            let is_file = field.file_name().is_some() || matches!(name.as_str(), "csv" | "ndjson" | "parquet" | "file");
+            let is_file = field.file_name().is_some()
+                || matches!(name.as_str(), "csv" | "ndjson" | "parquet" | "file");
             let data = field.bytes().await.map_err(multipart_error)?;
             if is_file && payload.field.is_none() {
-                let data = if gzip || data.starts_with(&[0x1f, 0x8b]) { gunzip(&data, limit)? } else { data };
-                payload = Payload { field: Some(name), data };
+                let data = if gzip || data.starts_with(&[0x1f, 0x8b]) {
+                    gunzip(&data, limit)?
+                } else {
+                    data
+                };
+                payload = Payload {
+                    field: Some(name),
+                    data,
+                    form: Bytes::new(),
+                };
             } else {
-                params.0.push((name, String::from_utf8_lossy(&data).into_owned()));
+                params
+                    .0
+                    .push((name, String::from_utf8_lossy(&data).into_owned()));
             }
         }
         return Ok((headers, params, payload));
     }
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::too_large(format!("The request body is larger than {limit} bytes")))?;
+    let body = read_body(request.into_body(), limit).await?;
     let body = if gzip { gunzip(&body, limit)? } else { body };
     if kind.starts_with("application/x-www-form-urlencoded") {
         params.extend(Params::from_urlencoded(&body));
-        return Ok((headers, params, Payload::default()));
+        return Ok((
+            headers,
+            params,
+            Payload {
+                form: body,
+                ..Payload::default()
+            },
+        ));
     }
-    Ok((headers, params, Payload { field: None, data: body }))
+    Ok((
+        headers,
+        params,
+        Payload {
+            field: None,
+            data: body,
+            form: Bytes::new(),
+        },
+    ))
 }
 
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
@@ -166,8 +254,14 @@ mod tests {
     fn bearer_wins_over_query_token() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(token(&headers, &Params::from_urlencoded(b"token=xyz")).as_deref(), Some("abc"));
-        assert_eq!(token(&HeaderMap::new(), &Params::from_urlencoded(b"token=xyz")).as_deref(), Some("xyz"));
+        assert_eq!(
+            token(&headers, &Params::from_urlencoded(b"token=xyz")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            token(&HeaderMap::new(), &Params::from_urlencoded(b"token=xyz")).as_deref(),
+            Some("xyz")
+        );
         assert_eq!(token(&HeaderMap::new(), &Params::default()), None);
     }
 

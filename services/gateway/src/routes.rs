@@ -2,6 +2,7 @@
 
 mod datasources;
 mod events;
+mod pipes;
 mod sql;
 mod workspace;
 
@@ -28,6 +29,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/analyze", post(datasources::analyze))
         .route("/v0/events", post(events::append))
         .route("/v0/sql", get(sql::run).post(sql::run))
+        .route("/v0/pipes", get(pipes::list).post(pipes::create))
+        .route("/v0/pipes/openapi.json", get(pipes::openapi))
+        .route("/v0/pipes/{name}", get(pipes::get_one).post(pipes::post_endpoint).put(pipes::update).delete(pipes::delete))
+        .route("/v0/pipes/{name}/explain", get(pipes::explain))
+        .route("/v0/pipes/{name}/nodes", post(pipes::create_node))
+        .route("/v0/pipes/{name}/nodes/{node}", axum::routing::put(pipes::update_node).delete(pipes::delete_node))
+        .route("/v0/pipes/{name}/nodes/{node}/endpoint", post(pipes::publish).delete(pipes::unpublish))
         .route("/health", get(|| async { "ok" }))
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("Not found: {}", uri.path())) })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") })
@@ -44,6 +52,12 @@ pub enum Need<'a> {
     Read(&'a str),
     /// Drop or truncate this data source.
     Drop(&'a str),
+    /// Create pipes.
+    CreatePipe,
+    /// Call this pipe's endpoint and read its definition.
+    ReadPipe(&'a str),
+    /// Change or remove this pipe.
+    DropPipe(&'a str),
 }
 
 /// An authenticated caller bound to a workspace.
@@ -66,6 +80,9 @@ impl Caller {
                 (Need::Append(name), Some("DATASOURCES"), Some("APPEND"), Some(resource)) => resource == name,
                 (Need::Read(name), Some("DATASOURCES"), Some("READ"), Some(resource)) => resource == name,
                 (Need::Drop(name), Some("DATASOURCES"), Some("DROP"), Some(resource)) => resource == name,
+                (Need::CreatePipe, Some("PIPES"), Some("CREATE"), _) => true,
+                (Need::ReadPipe(name), Some("PIPES"), Some("READ"), Some(resource)) => resource == name,
+                (Need::DropPipe(name), Some("PIPES"), Some("DROP"), Some(resource)) => resource == name,
                 _ => false,
             }
         })

@@ -11,8 +11,8 @@ use roost_config::LocalConfig;
 use roost_engine::{Chdb, ChdbConfig, Engine};
 use roost_gateway::{GatewayConfig, Services};
 use roost_ingest::Ingest;
-use roost_proto::CatalogClient;
-use roost_query::Query;
+use roost_proto::{CatalogClient, PipeCatalogClient};
+use roost_query::{Endpoints, Query};
 use roost_store::Store;
 
 /// Everything `roost local` runs.
@@ -44,17 +44,28 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     let mut engine_config = ChdbConfig::new(config.data_dir.join("engine"));
     engine_config.library = config.libchdb.clone();
     engine_config.settings = engine_settings();
-    let engine_dir = engine_config.clone();
-    let chdb = tokio::task::spawn_blocking(move || Chdb::open(&engine_dir)).await??;
-    let engine: Arc<dyn Engine> = Arc::new(chdb);
+    // Writes and DDL run unrestricted; user queries run on their own connections whose session
+    // settings carry the limits, which the SQL validator lets no query change.
+    let mut query_config = engine_config.clone();
+    query_config.settings.extend(config.query_limits.settings());
+    let (engine, query_engine) = tokio::task::spawn_blocking(move || {
+        Ok::<_, roost_engine::EngineError>((Chdb::open(&engine_config)?, Chdb::open(&query_config)?))
+    })
+    .await??;
+    let engine: Arc<dyn Engine> = Arc::new(engine);
+    let query_engine: Arc<dyn Engine> = Arc::new(query_engine);
     let store = Store::connect(&Store::sqlite_url(&config.data_dir.join("catalog.db"))).await?;
     let seeded = Seeded::ensure(&store, &SeedOptions::default()).await?;
-    let catalog: CatalogClient = Arc::new(Catalog::new(store.clone(), engine.clone()));
+    let catalog_service = Arc::new(Catalog::new(store.clone(), engine.clone()));
+    let catalog: CatalogClient = catalog_service.clone();
+    let pipes: PipeCatalogClient = catalog_service;
     let services = Services {
         auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
         catalog: catalog.clone(),
-        query: Arc::new(Query::new(engine.clone(), catalog.clone())),
-        ingest: Arc::new(Ingest::new(engine.clone(), catalog)),
+        query: Arc::new(Query::new(query_engine.clone(), catalog.clone())),
+        ingest: Arc::new(Ingest::new(engine.clone(), catalog.clone())),
+        pipes: pipes.clone(),
+        endpoints: Arc::new(Endpoints::new(query_engine, catalog, pipes)),
     };
     let router = roost_gateway::router(services, GatewayConfig { local: true, ..GatewayConfig::default() });
     Ok(Local { router, seeded, engine })

@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Local { port, host, data_dir, libchdb } => {
-            runtime.block_on(run_local(LocalConfig { host, port, data_dir, libchdb }))?;
+            runtime.block_on(run_local(LocalConfig { host, port, data_dir, libchdb, ..LocalConfig::default() }))?;
         }
     }
     Ok(())

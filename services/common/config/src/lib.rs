@@ -14,10 +14,58 @@ pub struct LocalConfig {
     pub data_dir: PathBuf,
     /// Explicit libchdb.so, else the engine looks in the usual places.
     pub libchdb: Option<PathBuf>,
+    /// Limits every user query (`/v0/sql`, endpoints) runs under.
+    pub query_limits: QueryLimits,
+}
+
+/// Limits on user queries, enforced by the engine; no query may raise them.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Seconds a query may run.
+    pub max_execution_time_secs: u64,
+    /// Bytes of memory a query may use.
+    pub max_memory_bytes: u64,
+    /// Rows a result may hold.
+    pub max_result_rows: u64,
+    /// Bytes a result may hold.
+    pub max_result_bytes: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_execution_time_secs: 10,
+            max_memory_bytes: 4 << 30,
+            max_result_rows: 10_000_000,
+            max_result_bytes: 1 << 30,
+        }
+    }
+}
+
+impl QueryLimits {
+    /// The ClickHouse settings that enforce the limits.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        [
+            ("max_execution_time", self.max_execution_time_secs.to_string()),
+            ("max_memory_usage", self.max_memory_bytes.to_string()),
+            ("max_result_rows", self.max_result_rows.to_string()),
+            ("max_result_bytes", self.max_result_bytes.to_string()),
+            ("result_overflow_mode", "throw".to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+    }
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        LocalConfig { host: "127.0.0.1".into(), port: 7181, data_dir: PathBuf::from("./roost-data"), libchdb: None }
+        LocalConfig {
+            host: "127.0.0.1".into(),
+            port: 7181,
+            data_dir: PathBuf::from("./roost-data"),
+            libchdb: None,
+            query_limits: QueryLimits::default(),
+        }
     }
 }

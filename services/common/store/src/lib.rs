@@ -5,7 +5,7 @@
 
 mod records;
 
-pub use records::{DataSourceRecord, Organization, TokenRecord, User, WorkspaceRecord};
+pub use records::{DataSourceRecord, NodeRecord, Organization, PipeRecord, TokenRecord, User, WorkspaceRecord};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -38,7 +38,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn conflict_or(error: sqlx::Error, what: &str) -> StoreError {
     match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_string())
+        }
         _ => StoreError::Database(error),
     }
 }
@@ -49,10 +51,17 @@ impl Store {
         sqlx::any::install_default_drivers();
         // SQLite serializes writers; one connection per core is plenty and avoids busy errors.
         let max = if url.starts_with("sqlite:") { 4 } else { 16 };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(url)
+            .await?;
         if url.starts_with("sqlite:") {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA busy_timeout = 5000").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA busy_timeout = 5000")
+                .execute(&pool)
+                .await?;
         }
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
@@ -65,7 +74,10 @@ impl Store {
 
     /// A value of the `meta` table.
     pub async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|row| row.get::<String, _>(0)))
     }
 
@@ -93,14 +105,16 @@ impl Store {
 
     /// Adds a user.
     pub async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO users (id, email, organization_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.organization_id)
-            .bind(&user.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or(e, "user"))?;
+        sqlx::query(
+            "INSERT INTO users (id, email, organization_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.organization_id)
+        .bind(&user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, "user"))?;
         Ok(())
     }
 
@@ -110,7 +124,12 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| User { id: row.get(0), email: row.get(1), organization_id: row.get(2), created_at: row.get(3) })
+            .map(|row| User {
+                id: row.get(0),
+                email: row.get(1),
+                organization_id: row.get(2),
+                created_at: row.get(3),
+            })
             .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
     }
 
@@ -193,22 +212,33 @@ impl Store {
     }
 
     /// One data source of a workspace by name or id.
-    pub async fn get_data_source(&self, workspace_id: &str, name_or_id: &str) -> Result<DataSourceRecord, StoreError> {
-        sqlx::query(&format!("{DATA_SOURCE_COLUMNS} WHERE workspace_id = $1 AND (name = $2 OR id = $2)"))
-            .bind(workspace_id)
-            .bind(name_or_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| data_source_from_row(&row))
-            .ok_or_else(|| StoreError::NotFound(format!("Data Source '{name_or_id}'")))
+    pub async fn get_data_source(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> Result<DataSourceRecord, StoreError> {
+        sqlx::query(&format!(
+            "{DATA_SOURCE_COLUMNS} WHERE workspace_id = $1 AND (name = $2 OR id = $2)"
+        ))
+        .bind(workspace_id)
+        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| data_source_from_row(&row))
+        .ok_or_else(|| StoreError::NotFound(format!("Data Source '{name_or_id}'")))
     }
 
     /// The data sources of a workspace, by name.
-    pub async fn list_data_sources(&self, workspace_id: &str) -> Result<Vec<DataSourceRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{DATA_SOURCE_COLUMNS} WHERE workspace_id = $1 ORDER BY name"))
-            .bind(workspace_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn list_data_sources(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<DataSourceRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{DATA_SOURCE_COLUMNS} WHERE workspace_id = $1 ORDER BY name"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(data_source_from_row).collect())
     }
 
@@ -228,7 +258,10 @@ impl Store {
         .await
         .map_err(|e| conflict_or(e, &format!("Data Source '{}'", record.name)))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("Data Source '{}'", record.name)));
+            return Err(StoreError::NotFound(format!(
+                "Data Source '{}'",
+                record.name
+            )));
         }
         Ok(())
     }
@@ -241,6 +274,161 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Stores a new pipe with its nodes, in order.
+    pub async fn insert_pipe(&self, pipe: &PipeRecord, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO pipes (id, workspace_id, name, description, endpoint_node_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&pipe.id)
+        .bind(&pipe.workspace_id)
+        .bind(&pipe.name)
+        .bind(&pipe.description)
+        .bind(&pipe.endpoint_node_id)
+        .bind(&pipe.created_at)
+        .bind(&pipe.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, &format!("Pipe '{}'", pipe.name)))?;
+        insert_nodes(&mut tx, nodes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rewrites a pipe and its whole node list at once, so readers never see half a change.
+    pub async fn replace_pipe(&self, pipe: &PipeRecord, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE pipes SET name = $1, description = $2, endpoint_node_id = $3, updated_at = $4 WHERE id = $5 AND workspace_id = $6",
+        )
+        .bind(&pipe.name)
+        .bind(&pipe.description)
+        .bind(&pipe.endpoint_node_id)
+        .bind(&pipe.updated_at)
+        .bind(&pipe.id)
+        .bind(&pipe.workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, &format!("Pipe '{}'", pipe.name)))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Pipe '{}'", pipe.name)));
+        }
+        sqlx::query("DELETE FROM nodes WHERE pipe_id = $1").bind(&pipe.id).execute(&mut *tx).await?;
+        insert_nodes(&mut tx, nodes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One pipe of a workspace by name or id, with its nodes in order.
+    pub async fn get_pipe(&self, workspace_id: &str, name_or_id: &str) -> Result<(PipeRecord, Vec<NodeRecord>), StoreError> {
+        let pipe = sqlx::query(&format!("{PIPE_COLUMNS} WHERE workspace_id = $1 AND (name = $2 OR id = $2)"))
+            .bind(workspace_id)
+            .bind(name_or_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| pipe_from_row(&row))
+            .ok_or_else(|| StoreError::NotFound(format!("Pipe '{name_or_id}'")))?;
+        let nodes = sqlx::query(&format!("{NODE_COLUMNS} WHERE pipe_id = $1 ORDER BY position"))
+            .bind(&pipe.id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((pipe, nodes.iter().map(node_from_row).collect()))
+    }
+
+    /// The pipes of a workspace with their nodes, by name.
+    pub async fn list_pipes(&self, workspace_id: &str) -> Result<Vec<(PipeRecord, Vec<NodeRecord>)>, StoreError> {
+        let pipes: Vec<PipeRecord> = sqlx::query(&format!("{PIPE_COLUMNS} WHERE workspace_id = $1 ORDER BY name"))
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(pipe_from_row)
+            .collect();
+        let nodes: Vec<NodeRecord> = sqlx::query(&format!(
+            "{NODE_COLUMNS} WHERE pipe_id IN (SELECT id FROM pipes WHERE workspace_id = $1) ORDER BY pipe_id, position"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(node_from_row)
+        .collect();
+        Ok(pipes
+            .into_iter()
+            .map(|pipe| {
+                let own = nodes.iter().filter(|node| node.pipe_id == pipe.id).cloned().collect();
+                (pipe, own)
+            })
+            .collect())
+    }
+
+    /// Removes a pipe and its nodes.
+    pub async fn delete_pipe(&self, workspace_id: &str, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM nodes WHERE pipe_id IN (SELECT id FROM pipes WHERE id = $1 AND workspace_id = $2)")
+            .bind(id)
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM pipes WHERE id = $1 AND workspace_id = $2").bind(id).bind(workspace_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_nodes(tx: &mut sqlx::Transaction<'_, sqlx::Any>, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+    for (position, node) in nodes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO nodes (id, pipe_id, position, name, sql_text, description, node_type, settings, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&node.id)
+        .bind(&node.pipe_id)
+        .bind(position as i64)
+        .bind(&node.name)
+        .bind(&node.sql)
+        .bind(&node.description)
+        .bind(&node.node_type)
+        .bind(&node.settings)
+        .bind(&node.created_at)
+        .bind(&node.updated_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict_or(e, &format!("Node '{}'", node.name)))?;
+    }
+    Ok(())
+}
+
+const PIPE_COLUMNS: &str = "SELECT id, workspace_id, name, description, endpoint_node_id, created_at, updated_at FROM pipes";
+const NODE_COLUMNS: &str = "SELECT id, pipe_id, name, sql_text, description, node_type, settings, created_at, updated_at FROM nodes";
+
+fn pipe_from_row(row: &AnyRow) -> PipeRecord {
+    PipeRecord {
+        id: row.get(0),
+        workspace_id: row.get(1),
+        name: row.get(2),
+        description: row.get(3),
+        endpoint_node_id: row.get(4),
+        created_at: row.get(5),
+        updated_at: row.get(6),
+    }
+}
+
+fn node_from_row(row: &AnyRow) -> NodeRecord {
+    NodeRecord {
+        id: row.get(0),
+        pipe_id: row.get(1),
+        name: row.get(2),
+        sql: row.get(3),
+        description: row.get(4),
+        node_type: row.get(5),
+        settings: row.get(6),
+        created_at: row.get(7),
+        updated_at: row.get(8),
     }
 }
 

@@ -59,3 +59,31 @@ pub struct DataSourceRecord {
     pub created_at: String,
     pub updated_at: String,
 }
+
+/// A pipe's metadata; its nodes are [`NodeRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub description: String,
+    /// Id of the published node; empty when nothing is published.
+    pub endpoint_node_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One SQL node of a pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub pipe_id: String,
+    pub name: String,
+    pub sql: String,
+    pub description: String,
+    pub node_type: String,
+    /// JSON object of type-specific settings.
+    pub settings: String,
+    pub created_at: String,
+    pub updated_at: String,
+}

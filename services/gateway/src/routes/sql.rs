@@ -19,18 +19,31 @@ pub async fn run(State(state): State<AppState>, request: Request) -> Result<Resp
     let sql = match params.text("q") {
         Some(sql) => sql.to_string(),
         None => {
-            let body = String::from_utf8(payload.data.to_vec()).map_err(|_| ApiError::bad_request("The SQL is not valid UTF-8"))?;
+            let raw = if payload.data.is_empty() {
+                &payload.form
+            } else {
+                &payload.data
+            };
+            let body = String::from_utf8(raw.to_vec())
+                .map_err(|_| ApiError::bad_request("The SQL is not valid UTF-8"))?;
             let trimmed = body.trim();
             if trimmed.starts_with('{') {
-                let parsed: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
-                parsed.get("q").and_then(|q| q.as_str()).map(str::to_owned).ok_or_else(|| ApiError::bad_request("The JSON body needs a 'q' field"))?
+                let parsed: serde_json::Value = serde_json::from_str(trimmed)
+                    .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))?;
+                parsed
+                    .get("q")
+                    .and_then(|q| q.as_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::bad_request("The JSON body needs a 'q' field"))?
             } else {
                 trimmed.to_string()
             }
         }
     };
     if sql.trim().is_empty() {
-        return Err(ApiError::bad_request("The 'q' parameter with the SQL is required"));
+        return Err(ApiError::bad_request(
+            "The 'q' parameter with the SQL is required",
+        ));
     }
     let answer = state
         .services
@@ -43,7 +56,11 @@ pub async fn run(State(state): State<AppState>, request: Request) -> Result<Resp
             read_all: caller.reads_all(),
         })
         .await?;
-    let body = Body::from_stream(answer.body.map_err(|error| std::io::Error::other(error.message)));
+    let body = Body::from_stream(
+        answer
+            .body
+            .map_err(|error| std::io::Error::other(error.message)),
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, answer.content_type)
         .body(body)

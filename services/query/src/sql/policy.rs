@@ -165,12 +165,11 @@ pub(super) const DENIED_FUNCTION_PREFIXES: &[&str] = &[
     "mergetree",
 ];
 
-/// Settings a query may change in a `SETTINGS` clause; any other name is refused (`readonly`,
-/// `allow_*`, `max_memory_usage`, `param_*`, format settings that name files, ...).
+/// Settings a query may change in a `SETTINGS` clause; any other name is refused, above all those
+/// that raise the limits every query runs under (`max_execution_time`, `max_result_rows`,
+/// `max_memory_usage`), and `readonly`, `allow_*`, `param_*`, format settings that name files, ...).
 pub(super) const ALLOWED_SETTINGS: &[&str] = &[
     "max_threads",
-    "max_execution_time",
-    "max_result_rows",
     "max_block_size",
     "join_algorithm",
     "join_use_nulls",

@@ -398,8 +398,8 @@ const REWRITES: &[(&str, &str)] = &[
         "SELECT * FROM `d_ws`.`events` SETTINGS max_threads = 2, join_use_nulls = 1",
     ),
     (
-        "SELECT * FROM (SELECT 1 SETTINGS max_execution_time = 1.5) SETTINGS date_time_output_format = 'iso'",
-        "SELECT * FROM (SELECT 1 SETTINGS max_execution_time = 1.5) SETTINGS date_time_output_format = 'iso'",
+        "SELECT * FROM (SELECT 1 SETTINGS max_threads = 1) SETTINGS date_time_output_format = 'iso'",
+        "SELECT * FROM (SELECT 1 SETTINGS max_threads = 1) SETTINGS date_time_output_format = 'iso'",
     ),
     (
         "SELECT settings FROM events",
@@ -787,6 +787,14 @@ const REFUSALS: &[(&str, &str)] = &[
     (
         "SELECT * FROM events SETTINGS max_memory_usage = 1",
         "Setting 'max_memory_usage' is not allowed",
+    ),
+    (
+        "SELECT * FROM events SETTINGS max_execution_time = 3600",
+        "Setting 'max_execution_time' is not allowed",
+    ),
+    (
+        "SELECT * FROM (SELECT 1 SETTINGS max_result_rows = 0)",
+        "Setting 'max_result_rows' is not allowed",
     ),
     (
         "SELECT 1 SETTINGS allow_ddl = 1",
