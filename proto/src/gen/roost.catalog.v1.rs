@@ -80,6 +80,9 @@ pub struct DataSource {
     /// "events", "csv", "ndjson", "parquet": how the data source was first fed.
     #[prost(string, tag = "12")]
     pub origin_format: ::prost::alloc::string::String,
+    /// Pipes whose nodes read the data source (filled when one data source is asked for).
+    #[prost(string, repeated, tag = "13")]
+    pub used_by: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CreateDataSourceRequest {

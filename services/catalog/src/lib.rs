@@ -223,7 +223,8 @@ impl CatalogService for Catalog {
         } else {
             None
         };
-        let data_source = self.message(&record, &database, stats.as_ref()).await;
+        let mut data_source = self.message(&record, &database, stats.as_ref()).await;
+        data_source.used_by = self.readers_of(&record.workspace_id, &record.name).await?;
         Ok(proto::GetDataSourceResponse {
             data_source: Some(data_source),
         })
@@ -287,13 +288,19 @@ impl CatalogService for Catalog {
             .await?;
         let database = self.database_of(&request.header).await?;
         let data_source = self.message(&record, &database, None).await;
-        // Pipes arrive with their issue; until then nothing can depend on a data source.
-        let dependent_pipes = Vec::new();
+        let dependent_pipes = self.readers_of(&record.workspace_id, &record.name).await?;
         if request.dry_run {
             return Ok(proto::DeleteDataSourceResponse {
                 data_source: Some(data_source),
                 dependent_pipes,
             });
+        }
+        if !dependent_pipes.is_empty() && !request.force {
+            return Err(ServiceError::conflict(format!(
+                "Data Source '{}' is used by the pipes {}: remove them first, or delete with force=true",
+                record.name,
+                dependent_pipes.join(", ")
+            )));
         }
         for table in [&data_source.table, &data_source.quarantine_table] {
             self.engine

@@ -96,7 +96,24 @@ fn check_unique_names(nodes: &[NodeRecord]) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Whether `sql` names `name` as a whole identifier (bare, back-quoted or double-quoted). A
+/// column of the same name also counts: when in doubt a pipe is reported as a reader, since the
+/// cost of a false alarm is a `force=true`, and of a miss a broken endpoint.
+fn mentions(sql: &str, name: &str) -> bool {
+    sql.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == name)
+}
+
 impl Catalog {
+    /// The pipes whose nodes read `name`.
+    pub(crate) async fn readers_of(&self, workspace: &str, name: &str) -> Result<Vec<String>, ServiceError> {
+        let pipes = self.store.list_pipes(workspace).await.map_err(CatalogError::from)?;
+        Ok(pipes
+            .into_iter()
+            .filter(|(_, nodes)| nodes.iter().any(|node| mentions(&node.sql, name)))
+            .map(|(pipe, _)| pipe.name)
+            .collect())
+    }
+
     async fn load_pipe(&self, header: &Option<roost_proto::common::v1::RequestHeader>, name_or_id: &str) -> Result<(PipeRecord, Vec<NodeRecord>), ServiceError> {
         let workspace = workspace_id(header)?;
         self.store.get_pipe(workspace, name_or_id).await.map_err(|e| CatalogError::from(e).into())
@@ -266,6 +283,15 @@ mod tests {
 
     fn node(name: &str, kind: &str) -> NodeRecord {
         node_record(&proto::Node { name: name.into(), sql: "SELECT 1".into(), node_type: kind.into(), ..Default::default() }, "p", "now")
+    }
+
+    #[test]
+    fn mentions_whole_identifiers_only() {
+        assert!(mentions("SELECT * FROM events", "events"));
+        assert!(mentions("SELECT * FROM `events` AS e", "events"));
+        assert!(mentions("%\nSELECT * FROM \"events\"\nWHERE 1", "events"));
+        assert!(!mentions("SELECT * FROM events_2", "events"));
+        assert!(!mentions("SELECT * FROM my_events", "events"));
     }
 
     #[test]

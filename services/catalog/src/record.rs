@@ -90,6 +90,7 @@ pub fn to_message(record: &DataSourceRecord, database: &str) -> proto::DataSourc
         ),
         statistics: None,
         origin_format: record.origin_format.clone(),
+        used_by: Vec::new(),
     }
 }
 

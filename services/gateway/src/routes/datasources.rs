@@ -58,7 +58,7 @@ pub fn data_source_json(ds: &catalog::DataSource) -> Value {
         "tags": {},
         "headers": {},
         "shared_with": [],
-        "used_by": [],
+        "used_by": ds.used_by.iter().map(|name| json!({ "name": name })).collect::<Vec<_>>(),
         "replicated": false,
         "cluster": Value::Null,
         "engine": {
