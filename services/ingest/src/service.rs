@@ -5,14 +5,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use roost_engine::{Engine, EngineError, ErrorClass, InsertBlock};
-use roost_proto::catalog::v1::{self as catalog, CreateDataSourceRequest, EngineSettings, GetDataSourceRequest};
+use roost_proto::catalog::v1::{
+    self as catalog, CreateDataSourceRequest, EngineSettings, GetDataSourceRequest,
+};
 use roost_proto::ingest::v1::{self as proto, DataFormat};
-use roost_proto::{CatalogClient, ErrorCode, IngestService, ServiceError, columns_from_proto, columns_to_proto};
+use roost_proto::{
+    CatalogClient, ErrorCode, IngestService, ServiceError, columns_from_proto, columns_to_proto,
+};
 use roost_types::{ChType, Column, format_schema, guess_csv_columns, guess_json_columns};
 
 use crate::decode::{
-    self, CsvDialect, DecodedBatch, encode_quarantine, insert_column_list, quarantine_columns, sample_csv, sample_ndjson,
-    sniff_csv,
+    self, CsvDialect, DecodedBatch, encode_quarantine, insert_column_list, quarantine_columns,
+    sample_csv, sample_ndjson, sniff_csv,
 };
 
 /// NDJSON bodies are decoded and inserted in slices of about this size, so memory stays bounded
@@ -35,21 +39,38 @@ impl Ingest {
         Ingest { engine, catalog }
     }
 
-    async fn data_source(&self, request: &proto::IngestDataRequest) -> Result<(catalog::DataSource, bool), ServiceError> {
-        let get = GetDataSourceRequest { header: request.header.clone(), name_or_id: request.data_source.clone(), with_statistics: false };
+    async fn data_source(
+        &self,
+        request: &proto::IngestDataRequest,
+    ) -> Result<(catalog::DataSource, bool), ServiceError> {
+        let get = GetDataSourceRequest {
+            header: request.header.clone(),
+            name_or_id: request.data_source.clone(),
+            with_statistics: false,
+        };
         match self.catalog.get_data_source(get.clone()).await {
             Ok(found) => return Ok((found.data_source.unwrap_or_default(), false)),
             Err(error) if error.code == ErrorCode::NotFound && request.create_if_missing => {}
             Err(error) => return Err(error),
         }
-        let analysis = analyze(request.format(), &request.data, request.type_guessing, &request.csv_delimiter, &request.csv_header)?;
+        let analysis = analyze(
+            request.format(),
+            &request.data,
+            request.type_guessing,
+            &request.csv_delimiter,
+            &request.csv_header,
+        )?;
         let created = self
             .catalog
             .create_data_source(CreateDataSourceRequest {
                 header: request.header.clone(),
                 name: request.data_source.clone(),
                 columns: columns_to_proto(&analysis.columns),
-                engine: Some(EngineSettings { engine: "MergeTree".into(), sorting_key: sorting_key_for(&analysis.columns), ..Default::default() }),
+                engine: Some(EngineSettings {
+                    engine: "MergeTree".into(),
+                    sorting_key: sorting_key_for(&analysis.columns),
+                    ..Default::default()
+                }),
                 description: String::new(),
                 origin_format: format_name(request.format()).to_string(),
             })
@@ -57,14 +78,25 @@ impl Ingest {
         match created {
             Ok(created) => Ok((created.data_source.unwrap_or_default(), true)),
             // Another request created it first: use theirs.
-            Err(error) if error.code == ErrorCode::Conflict => {
-                Ok((self.catalog.get_data_source(get).await?.data_source.unwrap_or_default(), false))
-            }
+            Err(error) if error.code == ErrorCode::Conflict => Ok((
+                self.catalog
+                    .get_data_source(get)
+                    .await?
+                    .data_source
+                    .unwrap_or_default(),
+                false,
+            )),
             Err(error) => Err(error),
         }
     }
 
-    async fn insert_batch(&self, data_source: &catalog::DataSource, columns: &Arc<Vec<Column>>, batch: DecodedBatch, tally: &mut Tally) -> Result<(), ServiceError> {
+    async fn insert_batch(
+        &self,
+        data_source: &catalog::DataSource,
+        columns: &Arc<Vec<Column>>,
+        batch: DecodedBatch,
+        tally: &mut Tally,
+    ) -> Result<(), ServiceError> {
         if batch.rows > 0 {
             let column_list = insert_column_list(columns);
             self.engine
@@ -119,7 +151,10 @@ fn engine_error(error: EngineError) -> ServiceError {
         ErrorClass::NotFound => ServiceError::not_found(error.user_message()),
         _ => {
             tracing::error!(error = %error, "insert failed in the engine");
-            ServiceError::new(ErrorCode::Unavailable, "the engine could not store the data; retry")
+            ServiceError::new(
+                ErrorCode::Unavailable,
+                "the engine could not store the data; retry",
+            )
         }
     }
 }
@@ -140,7 +175,12 @@ fn format_name(format: DataFormat) -> &'static str {
 fn sorting_key_for(columns: &[Column]) -> String {
     columns
         .iter()
-        .find(|c| matches!(c.ty, ChType::DateTime(_) | ChType::DateTime64(..) | ChType::Date | ChType::Date32))
+        .find(|c| {
+            matches!(
+                c.ty,
+                ChType::DateTime(_) | ChType::DateTime64(..) | ChType::Date | ChType::Date32
+            )
+        })
         .map(|c| roost_types::quote_ident(&c.name))
         .unwrap_or_default()
 }
@@ -150,7 +190,11 @@ fn csv_options(delimiter: &str, header: &str) -> Result<(Option<u8>, Option<bool
         [] => None,
         [byte] => Some(*byte),
         b"\\t" => Some(b'\t'),
-        _ => return Err(ServiceError::bad_request("dialect_delimiter must be a single character")),
+        _ => {
+            return Err(ServiceError::bad_request(
+                "dialect_delimiter must be a single character",
+            ));
+        }
     };
     let header = match header {
         "true" | "1" => Some(true),
@@ -165,7 +209,13 @@ struct Analysis {
     preview: Vec<serde_json::Value>,
 }
 
-fn analyze(format: DataFormat, data: &[u8], type_guessing: bool, delimiter: &str, header: &str) -> Result<Analysis, ServiceError> {
+fn analyze(
+    format: DataFormat,
+    data: &[u8],
+    type_guessing: bool,
+    delimiter: &str,
+    header: &str,
+) -> Result<Analysis, ServiceError> {
     let (mut columns, preview) = match format {
         DataFormat::Csv => {
             let (delimiter, header) = csv_options(delimiter, header)?;
@@ -175,12 +225,22 @@ fn analyze(format: DataFormat, data: &[u8], type_guessing: bool, delimiter: &str
             let preview = rows
                 .iter()
                 .take(10)
-                .map(|row| serde_json::Value::Object(columns.iter().zip(row).map(|(c, v)| (c.name.clone(), v.clone().into())).collect()))
+                .map(|row| {
+                    serde_json::Value::Object(
+                        columns
+                            .iter()
+                            .zip(row)
+                            .map(|(c, v)| (c.name.clone(), v.clone().into()))
+                            .collect(),
+                    )
+                })
                 .collect();
             (columns, preview)
         }
         DataFormat::Parquet => {
-            return Err(ServiceError::bad_request("Creating a Data Source from Parquet needs a schema; pass schema="));
+            return Err(ServiceError::bad_request(
+                "Creating a Data Source from Parquet needs a schema; pass schema=",
+            ));
         }
         DataFormat::Ndjson | DataFormat::Unspecified => {
             let rows = sample_ndjson(data, SAMPLE_ROWS);
@@ -189,7 +249,9 @@ fn analyze(format: DataFormat, data: &[u8], type_guessing: bool, delimiter: &str
         }
     };
     if columns.is_empty() {
-        return Err(ServiceError::bad_request("Could not guess any column from the data: send at least one valid row or a schema"));
+        return Err(ServiceError::bad_request(
+            "Could not guess any column from the data: send at least one valid row or a schema",
+        ));
     }
     if !type_guessing {
         for column in &mut columns {
@@ -219,7 +281,10 @@ fn ndjson_slices(data: &Bytes, size: usize) -> Vec<Bytes> {
 
 #[async_trait]
 impl IngestService for Ingest {
-    async fn ingest_data(&self, request: proto::IngestDataRequest) -> Result<proto::IngestDataResponse, ServiceError> {
+    async fn ingest_data(
+        &self,
+        request: proto::IngestDataRequest,
+    ) -> Result<proto::IngestDataResponse, ServiceError> {
         let (data_source, created) = self.data_source(&request).await?;
         let columns = Arc::new(columns_from_proto(&data_source.columns)?);
         let mut tally = Tally::default();
@@ -243,22 +308,27 @@ impl IngestService for Ingest {
                 let (delimiter, header) = csv_options(&request.csv_delimiter, &request.csv_header)?;
                 let (data, decode_columns) = (request.data.clone(), columns.clone());
                 let batch = tokio::task::spawn_blocking(move || {
-                    let dialect: CsvDialect = sniff_csv(&data, Some(&decode_columns), delimiter, header);
+                    let dialect: CsvDialect =
+                        sniff_csv(&data, Some(&decode_columns), delimiter, header);
                     decode::decode_csv(&decode_columns, &data, &dialect)
                 })
                 .await
                 .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
                 .map_err(decode_error)?;
-                self.insert_batch(&data_source, &columns, batch, &mut tally).await?;
+                self.insert_batch(&data_source, &columns, batch, &mut tally)
+                    .await?;
             }
             DataFormat::Ndjson | DataFormat::Unspecified => {
                 for slice in ndjson_slices(&request.data, NDJSON_SLICE_BYTES) {
                     let decode_columns = columns.clone();
-                    let batch = tokio::task::spawn_blocking(move || decode::decode_ndjson(&decode_columns, &slice))
-                        .await
-                        .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
-                        .map_err(decode_error)?;
-                    self.insert_batch(&data_source, &columns, batch, &mut tally).await?;
+                    let batch = tokio::task::spawn_blocking(move || {
+                        decode::decode_ndjson(&decode_columns, &slice)
+                    })
+                    .await
+                    .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
+                    .map_err(decode_error)?;
+                    self.insert_batch(&data_source, &columns, batch, &mut tally)
+                        .await?;
                 }
             }
         }
@@ -271,8 +341,17 @@ impl IngestService for Ingest {
         })
     }
 
-    async fn analyze_data(&self, request: proto::AnalyzeDataRequest) -> Result<proto::AnalyzeDataResponse, ServiceError> {
-        let analysis = analyze(request.format(), &request.data, request.type_guessing, &request.csv_delimiter, &request.csv_header)?;
+    async fn analyze_data(
+        &self,
+        request: proto::AnalyzeDataRequest,
+    ) -> Result<proto::AnalyzeDataResponse, ServiceError> {
+        let analysis = analyze(
+            request.format(),
+            &request.data,
+            request.type_guessing,
+            &request.csv_delimiter,
+            &request.csv_header,
+        )?;
         Ok(proto::AnalyzeDataResponse {
             schema: format_schema(&analysis.columns),
             columns: columns_to_proto(&analysis.columns),
@@ -289,7 +368,14 @@ mod tests {
     fn slices_end_at_line_ends() {
         let data = Bytes::from_static(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}");
         let slices = ndjson_slices(&data, 3);
-        assert_eq!(slices, [Bytes::from_static(b"{\"a\":1}\n"), Bytes::from_static(b"{\"a\":2}\n"), Bytes::from_static(b"{\"a\":3}")]);
+        assert_eq!(
+            slices,
+            [
+                Bytes::from_static(b"{\"a\":1}\n"),
+                Bytes::from_static(b"{\"a\":2}\n"),
+                Bytes::from_static(b"{\"a\":3}")
+            ]
+        );
         assert_eq!(ndjson_slices(&data, 1 << 20).len(), 1);
     }
 
@@ -297,14 +383,20 @@ mod tests {
     fn sorting_key_prefers_a_date_column() {
         let columns = roost_types::parse_schema("a String, t DateTime, d Date").unwrap();
         assert_eq!(sorting_key_for(&columns), "`t`");
-        assert_eq!(sorting_key_for(&roost_types::parse_schema("a String").unwrap()), "");
+        assert_eq!(
+            sorting_key_for(&roost_types::parse_schema("a String").unwrap()),
+            ""
+        );
     }
 
     #[test]
     fn csv_options_parse() {
         assert_eq!(csv_options("", "auto").unwrap(), (None, None));
         assert_eq!(csv_options(";", "true").unwrap(), (Some(b';'), Some(true)));
-        assert_eq!(csv_options("\\t", "false").unwrap(), (Some(b'\t'), Some(false)));
+        assert_eq!(
+            csv_options("\\t", "false").unwrap(),
+            (Some(b'\t'), Some(false))
+        );
         assert!(csv_options(";;", "").is_err());
     }
 }

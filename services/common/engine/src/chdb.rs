@@ -54,8 +54,15 @@ pub struct ChdbConfig {
 impl ChdbConfig {
     /// A configuration with the default pool size for this machine.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        ChdbConfig { data_dir: data_dir.into(), library: None, connections: (cores * 2).max(4), settings: Vec::new() }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        ChdbConfig {
+            data_dir: data_dir.into(),
+            library: None,
+            connections: (cores * 2).max(4),
+            settings: Vec::new(),
+        }
     }
 }
 
@@ -85,7 +92,9 @@ pub fn find_library() -> Result<PathBuf, EngineError> {
         .iter()
         .map(|root| root.join(".roost/lib/libchdb.so"))
         .find(|path| path.is_file())
-        .ok_or_else(|| EngineError::Unavailable(format!("libchdb.so was not found: {INSTALL_HINT}")))
+        .ok_or_else(|| {
+            EngineError::Unavailable(format!("libchdb.so was not found: {INSTALL_HINT}"))
+        })
 }
 
 /// One open chDB connection. Only the pool hands it out, to one thread at a time.
@@ -113,20 +122,25 @@ pub struct Chdb {
 
 impl std::fmt::Debug for Chdb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chdb").field("data_dir", &self.shared.data_dir).field("version", &self.shared.version).finish()
+        f.debug_struct("Chdb")
+            .field("data_dir", &self.shared.data_dir)
+            .field("version", &self.shared.version)
+            .finish()
     }
 }
 
 impl Chdb {
     /// Loads the library (once per process) and opens the pool on `config.data_dir`.
     pub fn open(config: &ChdbConfig) -> Result<Chdb, EngineError> {
-        let _guard = OPEN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| EngineError::Unavailable(format!("cannot create {}: {e}", config.data_dir.display())))?;
-        let data_dir = config
-            .data_dir
-            .canonicalize()
-            .map_err(|e| EngineError::Unavailable(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
+        let _guard = OPEN_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            EngineError::Unavailable(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let data_dir = config.data_dir.canonicalize().map_err(|e| {
+            EngineError::Unavailable(format!("cannot resolve {}: {e}", config.data_dir.display()))
+        })?;
         let shared = match ENGINE.get() {
             Some(shared) if shared.data_dir == data_dir => shared,
             Some(shared) => {
@@ -151,7 +165,11 @@ impl Chdb {
             idle.push(connect(shared, &config.settings)?);
         }
         tracing::info!(path = %shared.data_dir.display(), version = %shared.version, connections = size, "chDB engine open");
-        Ok(Chdb { shared, idle: Mutex::new(idle), permits: Semaphore::new(size) })
+        Ok(Chdb {
+            shared,
+            idle: Mutex::new(idle),
+            permits: Semaphore::new(size),
+        })
     }
 
     /// The chDB library version.
@@ -165,7 +183,11 @@ impl Chdb {
         T: Send + 'static,
         F: FnOnce(&'static ffi::Api, ffi::Connection) -> Result<T, EngineError> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| EngineError::Unavailable("engine closed".into()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Unavailable("engine closed".into()))?;
         let connection = self
             .idle
             .lock()
@@ -181,7 +203,10 @@ impl Chdb {
         })
         .await
         .map_err(|e| EngineError::Unavailable(format!("engine task failed: {e}")))?;
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(connection);
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(connection);
         outcome
     }
 }
@@ -189,18 +214,31 @@ impl Chdb {
 fn load(library_path: &Path, data_dir: PathBuf) -> Result<Shared, EngineError> {
     // SAFETY: loading chDB runs its static constructors, which only initialize ClickHouse's globals.
     let library = unsafe { libloading::Library::new(library_path) }.map_err(|e| {
-        EngineError::Unavailable(format!("cannot load {}: {e}; {INSTALL_HINT}", library_path.display()))
+        EngineError::Unavailable(format!(
+            "cannot load {}: {e}; {INSTALL_HINT}",
+            library_path.display()
+        ))
     })?;
     // chDB cannot be unloaded safely (threads and globals outlive any handle), so it stays for good.
     let library: &'static libloading::Library = Box::leak(Box::new(library));
     // SAFETY: this is libchdb.so, whose exports have the signatures declared in `ffi`.
-    let api = unsafe { ffi::Api::load(library) }
-        .map_err(|e| EngineError::Unavailable(format!("{} is not a usable libchdb ({e}); {INSTALL_HINT}", library_path.display())))?;
+    let api = unsafe { ffi::Api::load(library) }.map_err(|e| {
+        EngineError::Unavailable(format!(
+            "{} is not a usable libchdb ({e}); {INSTALL_HINT}",
+            library_path.display()
+        ))
+    })?;
     // SAFETY: plain flag setter; must run before the first connect.
     unsafe { (api.set_signal_handlers_enabled)(0) };
     // SAFETY: returns a static NUL-terminated string.
-    let version = unsafe { CStr::from_ptr((api.version)()) }.to_string_lossy().into_owned();
-    Ok(Shared { api, data_dir, version })
+    let version = unsafe { CStr::from_ptr((api.version)()) }
+        .to_string_lossy()
+        .into_owned();
+    Ok(Shared {
+        api,
+        data_dir,
+        version,
+    })
 }
 
 fn connect(shared: &Shared, settings: &[(String, String)]) -> Result<Connection, EngineError> {
@@ -217,7 +255,10 @@ fn connect(shared: &Shared, settings: &[(String, String)]) -> Result<Connection,
     let connection = unsafe { (shared.api.connect)(argv.len() as i32, argv.as_mut_ptr()) };
     // SAFETY: a non-null result points at a connection handle.
     if connection.is_null() || unsafe { (*connection).is_null() } {
-        return Err(EngineError::Unavailable(format!("chDB could not open {}", shared.data_dir.display())));
+        return Err(EngineError::Unavailable(format!(
+            "chDB could not open {}",
+            shared.data_dir.display()
+        )));
     }
     Ok(Connection(connection))
 }
@@ -243,7 +284,9 @@ impl OwnedResult {
         let error = unsafe { (api.result_error)(result) };
         if !error.is_null() {
             // SAFETY: a non-null error is a NUL-terminated string owned by the result.
-            let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
+            let message = unsafe { CStr::from_ptr(error) }
+                .to_string_lossy()
+                .into_owned();
             if !message.is_empty() {
                 return Err(EngineError::from_server_message(message));
             }
@@ -282,14 +325,35 @@ impl Engine for Chdb {
         self.with_connection(move |api, connection| {
             // SAFETY: pointers and lengths describe live Rust strings; the connection is ours.
             let result = unsafe {
-                (api.query_n)(connection, sql.as_ptr().cast(), sql.len(), format.as_ptr().cast(), format.len())
+                (api.query_n)(
+                    connection,
+                    sql.as_ptr().cast(),
+                    sql.len(),
+                    format.as_ptr().cast(),
+                    format.len(),
+                )
             };
-            let owned = OwnedResult::take(api, result)?;
+            let owned = match OwnedResult::take(api, result) {
+                Ok(owned) => owned,
+                Err(error) => {
+                    drain_after_error(api, connection);
+                    return Err(error);
+                }
+            };
             // SAFETY: owned.result is live.
             let (elapsed, rows_read, bytes_read) = unsafe {
-                ((api.result_elapsed)(owned.result), (api.result_rows_read)(owned.result), (api.result_bytes_read)(owned.result))
+                (
+                    (api.result_elapsed)(owned.result),
+                    (api.result_rows_read)(owned.result),
+                    (api.result_bytes_read)(owned.result),
+                )
             };
-            Ok(QueryResult { data: Bytes::from_owner(owned), elapsed, rows_read, bytes_read })
+            Ok(QueryResult {
+                data: Bytes::from_owner(owned),
+                elapsed,
+                rows_read,
+                bytes_read,
+            })
         })
         .await
     }
@@ -308,12 +372,42 @@ impl Engine for Chdb {
         }
         let format = block.format.to_owned();
         let data = block.data;
-        self.with_connection(move |api, connection| insert_blocking(api, connection, &statement, &format, &data)).await
+        self.with_connection(move |api, connection| {
+            insert_blocking(api, connection, &statement, &format, &data)
+        })
+        .await
     }
 
     fn kind(&self) -> &'static str {
         "chdb"
     }
+}
+
+/// chDB keeps the output a failed query wrote before its error in the connection's buffer and
+/// puts it in front of the next query's answer, which would hand one request's rows (possibly
+/// another workspace's) to the next caller of the connection. A sentinel query takes it out; it
+/// runs until its answer is exactly its own.
+fn drain_after_error(api: &'static ffi::Api, connection: ffi::Connection) {
+    const SENTINEL: &str = "SELECT 'roost-drain'";
+    const FORMAT: &str = "TSVRaw";
+    for _ in 0..4 {
+        // SAFETY: pointers and lengths describe live constants; the connection is ours.
+        let result = unsafe {
+            (api.query_n)(
+                connection,
+                SENTINEL.as_ptr().cast(),
+                SENTINEL.len(),
+                FORMAT.as_ptr().cast(),
+                FORMAT.len(),
+            )
+        };
+        if let Ok(owned) = OwnedResult::take(api, result)
+            && owned.as_ref() == b"roost-drain\n"
+        {
+            return;
+        }
+    }
+    tracing::error!("a chDB connection still returns stale output after an error");
 }
 
 fn insert_blocking(
@@ -333,14 +427,26 @@ fn insert_blocking(
     let stream_error = |stream: &Stream<'_>| -> Option<String> {
         // SAFETY: the stream handle is live; a non-null error is a NUL-terminated string.
         let error = unsafe { (api.stream_insert_error)(stream.1) };
-        (!error.is_null()).then(|| unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned())
+        (!error.is_null()).then(|| {
+            unsafe { CStr::from_ptr(error) }
+                .to_string_lossy()
+                .into_owned()
+        })
     };
     // SAFETY: pointers and lengths describe live strings; the connection is ours.
     let handle = unsafe {
-        (api.stream_insert_n)(connection, statement.as_ptr().cast(), statement.len(), format.as_ptr().cast(), format.len())
+        (api.stream_insert_n)(
+            connection,
+            statement.as_ptr().cast(),
+            statement.len(),
+            format.as_ptr().cast(),
+            format.len(),
+        )
     };
     if handle.is_null() {
-        return Err(EngineError::Unavailable("chDB returned no insert stream".into()));
+        return Err(EngineError::Unavailable(
+            "chDB returned no insert stream".into(),
+        ));
     }
     let stream = Stream(api, handle);
     if let Some(message) = stream_error(&stream) {
@@ -353,7 +459,8 @@ fn insert_blocking(
         // SAFETY: chunk is live for the call; chDB copies it.
         let state = unsafe { (api.stream_append)(stream.1, chunk.as_ptr().cast(), chunk.len()) };
         if state != ffi::CHDB_SUCCESS {
-            let message = stream_error(&stream).unwrap_or_else(|| "chDB refused the insert data".into());
+            let message =
+                stream_error(&stream).unwrap_or_else(|| "chDB refused the insert data".into());
             return Err(EngineError::from_server_message(message));
         }
     }

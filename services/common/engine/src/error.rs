@@ -38,7 +38,10 @@ impl EngineError {
     /// Builds a server error from ClickHouse's message, reading the `Code: N.` prefix it starts with.
     pub fn from_server_message(message: impl Into<String>) -> Self {
         let message = message.into();
-        EngineError::Server { code: parse_code(&message), message }
+        EngineError::Server {
+            code: parse_code(&message),
+            message,
+        }
     }
 
     /// ClickHouse's error code, if any.
@@ -55,7 +58,9 @@ impl EngineError {
             EngineError::Unavailable(_) => ErrorClass::Transient,
             EngineError::Invalid(_) => ErrorClass::BadRequest,
             EngineError::Server { code: None, .. } => ErrorClass::Internal,
-            EngineError::Server { code: Some(code), .. } => classify_code(*code),
+            EngineError::Server {
+                code: Some(code), ..
+            } => classify_code(*code),
         }
     }
 
@@ -78,7 +83,10 @@ impl EngineError {
 
 fn parse_code(message: &str) -> Option<u32> {
     let start = message.find("Code: ")? + "Code: ".len();
-    let digits: String = message[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse().ok()
 }
 
@@ -118,8 +126,17 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_bad_requests_and_timeouts_transient() {
-        assert_eq!(EngineError::from_server_message("Code: 62. DB::Exception: Syntax error").class(), ErrorClass::BadRequest);
-        assert_eq!(EngineError::from_server_message("Code: 159. DB::Exception: Timeout").class(), ErrorClass::Transient);
-        assert_eq!(EngineError::from_server_message("no code here").class(), ErrorClass::Internal);
+        assert_eq!(
+            EngineError::from_server_message("Code: 62. DB::Exception: Syntax error").class(),
+            ErrorClass::BadRequest
+        );
+        assert_eq!(
+            EngineError::from_server_message("Code: 159. DB::Exception: Timeout").class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            EngineError::from_server_message("no code here").class(),
+            ErrorClass::Internal
+        );
     }
 }

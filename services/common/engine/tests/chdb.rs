@@ -9,23 +9,41 @@ fn engine() -> Arc<Chdb> {
     static ENGINE: OnceLock<Arc<Chdb>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("roost-engine-test-{}", std::process::id()));
-            Arc::new(Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"))
+            let dir =
+                std::env::temp_dir().join(format!("roost-engine-test-{}", std::process::id()));
+            Arc::new(
+                Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"),
+            )
         })
         .clone()
 }
 
 async fn fresh_database(engine: &Chdb, name: &str) {
-    engine.execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-    engine.execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    engine
+        .execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    engine
+        .execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn query_answers_in_the_requested_format() {
     let engine = engine();
-    let csv = engine.query("SELECT 1 AS a, 'x' AS b", "CSVWithNames").await.unwrap();
-    assert_eq!(std::str::from_utf8(&csv.data).unwrap(), "\"a\",\"b\"\n1,\"x\"\n");
-    let json = engine.query("SELECT number FROM numbers(3)", "JSON").await.unwrap();
+    let csv = engine
+        .query("SELECT 1 AS a, 'x' AS b", "CSVWithNames")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&csv.data).unwrap(),
+        "\"a\",\"b\"\n1,\"x\"\n"
+    );
+    let json = engine
+        .query("SELECT number FROM numbers(3)", "JSON")
+        .await
+        .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&json.data).unwrap();
     assert_eq!(body["rows"], 3);
     assert_eq!(body["meta"][0]["name"], "number");
@@ -35,7 +53,10 @@ async fn query_answers_in_the_requested_format() {
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_carry_clickhouse_codes() {
     let engine = engine();
-    let error = engine.query("SELECT * FROM no_such_db.no_such_table", "JSON").await.unwrap_err();
+    let error = engine
+        .query("SELECT * FROM no_such_db.no_such_table", "JSON")
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(81), "{error}");
     let error = engine.query("SELEC 1", "JSON").await.unwrap_err();
     assert_eq!(error.code(), Some(62), "{error}");
@@ -46,7 +67,10 @@ async fn errors_carry_clickhouse_codes() {
 async fn row_binary_insert_is_binary_safe() {
     let engine = engine();
     fresh_database(&engine, "insert_test").await;
-    engine.execute("CREATE TABLE insert_test.t (id UInt32, s String) ENGINE = MergeTree ORDER BY id").await.unwrap();
+    engine
+        .execute("CREATE TABLE insert_test.t (id UInt32, s String) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
     let mut rows = Vec::new();
     for id in 0u32..1000 {
         rows.extend_from_slice(&id.to_le_bytes());
@@ -55,25 +79,56 @@ async fn row_binary_insert_is_binary_safe() {
         rows.extend_from_slice(text.as_bytes());
     }
     let summary = engine
-        .insert(InsertBlock { table: "insert_test.t", columns: "id, s", format: "RowBinary", data: rows.into(), settings: "" })
+        .insert(InsertBlock {
+            table: "insert_test.t",
+            columns: "id, s",
+            format: "RowBinary",
+            data: rows.into(),
+            settings: "",
+        })
         .await
         .unwrap();
     assert_eq!(summary.rows_written, 1000);
-    let answer = engine.query("SELECT count(), sum(id), max(length(s)) FROM insert_test.t", "CSV").await.unwrap();
-    assert_eq!(std::str::from_utf8(&answer.data).unwrap(), "1000,499500,7\n");
+    let answer = engine
+        .query(
+            "SELECT count(), sum(id), max(length(s)) FROM insert_test.t",
+            "CSV",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&answer.data).unwrap(),
+        "1000,499500,7\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_insert_data_is_refused_and_nothing_is_written() {
     let engine = engine();
     fresh_database(&engine, "bad_insert").await;
-    engine.execute("CREATE TABLE bad_insert.t (id UInt32) ENGINE = MergeTree ORDER BY id").await.unwrap();
+    engine
+        .execute("CREATE TABLE bad_insert.t (id UInt32) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
     let error = engine
-        .insert(InsertBlock { table: "bad_insert.t", columns: "", format: "JSONEachRow", data: "{\"id\": \"nope\"}\n".into(), settings: "" })
+        .insert(InsertBlock {
+            table: "bad_insert.t",
+            columns: "",
+            format: "JSONEachRow",
+            data: "{\"id\": \"nope\"}\n".into(),
+            settings: "",
+        })
         .await
         .unwrap_err();
-    assert_eq!(error.class(), roost_engine::ErrorClass::BadRequest, "{error}");
-    let answer = engine.query("SELECT count() FROM bad_insert.t", "CSV").await.unwrap();
+    assert_eq!(
+        error.class(),
+        roost_engine::ErrorClass::BadRequest,
+        "{error}"
+    );
+    let answer = engine
+        .query("SELECT count() FROM bad_insert.t", "CSV")
+        .await
+        .unwrap();
     assert_eq!(&answer.data[..], b"0\n");
 }
 
@@ -82,15 +137,26 @@ async fn bad_insert_data_is_refused_and_nothing_is_written() {
 async fn concurrent_readers_and_writers() {
     let engine = engine();
     fresh_database(&engine, "concurrency").await;
-    engine.execute("CREATE TABLE concurrency.t (w UInt8, n UInt64) ENGINE = MergeTree ORDER BY n").await.unwrap();
+    engine
+        .execute("CREATE TABLE concurrency.t (w UInt8, n UInt64) ENGINE = MergeTree ORDER BY n")
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for writer in 0u8..4 {
         let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
             for batch in 0..10u64 {
-                let data: String = (0..500).map(|i| format!("{{\"w\":{writer},\"n\":{}}}\n", batch * 500 + i)).collect();
+                let data: String = (0..500)
+                    .map(|i| format!("{{\"w\":{writer},\"n\":{}}}\n", batch * 500 + i))
+                    .collect();
                 engine
-                    .insert(InsertBlock { table: "concurrency.t", columns: "", format: "JSONEachRow", data: data.into(), settings: "" })
+                    .insert(InsertBlock {
+                        table: "concurrency.t",
+                        columns: "",
+                        format: "JSONEachRow",
+                        data: data.into(),
+                        settings: "",
+                    })
                     .await
                     .unwrap();
             }
@@ -100,14 +166,20 @@ async fn concurrent_readers_and_writers() {
         let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..20 {
-                engine.query("SELECT w, count() FROM concurrency.t GROUP BY w", "JSON").await.unwrap();
+                engine
+                    .query("SELECT w, count() FROM concurrency.t GROUP BY w", "JSON")
+                    .await
+                    .unwrap();
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
-    let answer = engine.query("SELECT count(), uniqExact(w) FROM concurrency.t", "CSV").await.unwrap();
+    let answer = engine
+        .query("SELECT count(), uniqExact(w) FROM concurrency.t", "CSV")
+        .await
+        .unwrap();
     assert_eq!(std::str::from_utf8(&answer.data).unwrap(), "20000,4\n");
 }
 

@@ -17,7 +17,7 @@ pub mod scope;
 pub use chtype::{ChType, TypeError};
 pub use guess::{guess_csv_columns, guess_json_columns, guess_text_type};
 pub use jsonpath::{JsonPath, JsonPathError, Segment};
-pub use quarantine::quarantine_columns;
 pub use names::{NameError, quote_ident, quote_string, validate_column_name, validate_name};
+pub use quarantine::quarantine_columns;
 pub use schema::{Column, DefaultKind, SchemaError, format_schema, parse_schema, structure};
 pub use scope::{Scope, ScopeError};

@@ -24,7 +24,12 @@ pub fn quarantine_columns(columns: &[Column]) -> Vec<Column> {
         columns
             .iter()
             .filter(|column| column.is_insertable())
-            .map(|column| Column::new(column.name.clone(), ChType::Nullable(Box::new(ChType::String)))),
+            .map(|column| {
+                Column::new(
+                    column.name.clone(),
+                    ChType::Nullable(Box::new(ChType::String)),
+                )
+            }),
     );
     quarantine
 }
@@ -35,8 +40,13 @@ mod tests {
 
     #[test]
     fn every_insertable_column_becomes_nullable_text() {
-        let columns = crate::parse_schema("a Int32, b Array(String), c String MATERIALIZED upper(b[1])").unwrap();
-        let names: Vec<String> = quarantine_columns(&columns).iter().map(|c| format!("{} {}", c.name, c.ty)).collect();
+        let columns =
+            crate::parse_schema("a Int32, b Array(String), c String MATERIALIZED upper(b[1])")
+                .unwrap();
+        let names: Vec<String> = quarantine_columns(&columns)
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty))
+            .collect();
         assert_eq!(
             names,
             [

@@ -3,8 +3,8 @@
 #[cfg(test)]
 use roost_types::Column;
 
-use super::rowbinary::{write_bytes, write_varint};
 use super::QuarantinedRow;
+use super::rowbinary::{write_bytes, write_varint};
 
 /// The quarantine table's columns: one shape for every crate, defined in `roost-types`.
 pub use roost_types::quarantine_columns;

@@ -16,7 +16,8 @@ pub const CHDB_SUCCESS: c_int = 0;
 /// which is the life of the process (see `Library::leak` in the loader).
 pub struct Api {
     pub connect: unsafe extern "C" fn(c_int, *mut *mut c_char) -> *mut Connection,
-    pub query_n: unsafe extern "C" fn(Connection, *const c_char, usize, *const c_char, usize) -> ResultPtr,
+    pub query_n:
+        unsafe extern "C" fn(Connection, *const c_char, usize, *const c_char, usize) -> ResultPtr,
     pub destroy_query_result: unsafe extern "C" fn(ResultPtr),
     pub result_buffer: unsafe extern "C" fn(ResultPtr) -> *mut c_char,
     pub result_length: unsafe extern "C" fn(ResultPtr) -> usize,
@@ -26,7 +27,13 @@ pub struct Api {
     pub result_rows_written: unsafe extern "C" fn(ResultPtr) -> u64,
     pub result_bytes_written: unsafe extern "C" fn(ResultPtr) -> u64,
     pub result_error: unsafe extern "C" fn(ResultPtr) -> *const c_char,
-    pub stream_insert_n: unsafe extern "C" fn(Connection, *const c_char, usize, *const c_char, usize) -> InsertStream,
+    pub stream_insert_n: unsafe extern "C" fn(
+        Connection,
+        *const c_char,
+        usize,
+        *const c_char,
+        usize,
+    ) -> InsertStream,
     pub stream_append: unsafe extern "C" fn(InsertStream, *const c_void, usize) -> c_int,
     pub stream_done: unsafe extern "C" fn(InsertStream) -> ResultPtr,
     pub stream_insert_error: unsafe extern "C" fn(InsertStream) -> *const c_char,
