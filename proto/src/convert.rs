@@ -64,6 +64,13 @@ pub fn columns_to_proto(columns: &[Column]) -> Vec<catalog::Column> {
     columns.iter().map(catalog::Column::from).collect()
 }
 
+/// Parses a Tinybird schema string into wire columns; errors are bad requests.
+pub fn parse_schema_to_proto(schema: &str) -> Result<Vec<catalog::Column>, ServiceError> {
+    let columns = roost_types::parse_schema(schema)
+        .map_err(|e| ServiceError::bad_request(format!("Invalid schema: {e}")))?;
+    Ok(columns_to_proto(&columns))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,11 +95,4 @@ mod tests {
         };
         assert_eq!(Column::try_from(&wire).unwrap_err().code.http_status(), 400);
     }
-}
-
-/// Parses a Tinybird schema string into wire columns; errors are bad requests.
-pub fn parse_schema_to_proto(schema: &str) -> Result<Vec<catalog::Column>, ServiceError> {
-    let columns = roost_types::parse_schema(schema)
-        .map_err(|e| ServiceError::bad_request(format!("Invalid schema: {e}")))?;
-    Ok(columns_to_proto(&columns))
 }

@@ -33,6 +33,41 @@ pub trait AuthService: Send + Sync + 'static {
         &self,
         request: auth::GetWorkspaceRequest,
     ) -> Result<auth::GetWorkspaceResponse, ServiceError>;
+    /// Creates a static token in the header's workspace.
+    async fn create_token(
+        &self,
+        request: auth::CreateTokenRequest,
+    ) -> Result<auth::CreateTokenResponse, ServiceError>;
+    /// The workspace's static tokens.
+    async fn list_tokens(
+        &self,
+        request: auth::ListTokensRequest,
+    ) -> Result<auth::ListTokensResponse, ServiceError>;
+    /// One static token by id or name.
+    async fn get_token(
+        &self,
+        request: auth::GetTokenRequest,
+    ) -> Result<auth::GetTokenResponse, ServiceError>;
+    /// Renames a token, changes its description or replaces its scopes.
+    async fn update_token(
+        &self,
+        request: auth::UpdateTokenRequest,
+    ) -> Result<auth::UpdateTokenResponse, ServiceError>;
+    /// Revokes a token.
+    async fn delete_token(
+        &self,
+        request: auth::DeleteTokenRequest,
+    ) -> Result<auth::DeleteTokenResponse, ServiceError>;
+    /// Gives a token a new value with the same scopes; the old value stops working.
+    async fn refresh_token(
+        &self,
+        request: auth::RefreshTokenRequest,
+    ) -> Result<auth::RefreshTokenResponse, ServiceError>;
+    /// Signs a JWT with the workspace admin token.
+    async fn create_jwt(
+        &self,
+        request: auth::CreateJwtRequest,
+    ) -> Result<auth::CreateJwtResponse, ServiceError>;
 }
 /// A handle on an [`AuthService`].
 pub type AuthClient = Arc<dyn AuthService>;
@@ -83,23 +118,50 @@ pub type CatalogClient = Arc<dyn CatalogService>;
 #[async_trait]
 pub trait PipeCatalogService: Send + Sync + 'static {
     /// Creates a pipe with its nodes (or replaces one, with `force`).
-    async fn create_pipe(&self, request: catalog::CreatePipeRequest) -> Result<catalog::CreatePipeResponse, ServiceError>;
+    async fn create_pipe(
+        &self,
+        request: catalog::CreatePipeRequest,
+    ) -> Result<catalog::CreatePipeResponse, ServiceError>;
     /// One pipe by name or id, with its nodes in order.
-    async fn get_pipe(&self, request: catalog::GetPipeRequest) -> Result<catalog::GetPipeResponse, ServiceError>;
+    async fn get_pipe(
+        &self,
+        request: catalog::GetPipeRequest,
+    ) -> Result<catalog::GetPipeResponse, ServiceError>;
     /// The workspace's pipes.
-    async fn list_pipes(&self, request: catalog::ListPipesRequest) -> Result<catalog::ListPipesResponse, ServiceError>;
+    async fn list_pipes(
+        &self,
+        request: catalog::ListPipesRequest,
+    ) -> Result<catalog::ListPipesResponse, ServiceError>;
     /// Renames a pipe or changes its description.
-    async fn update_pipe(&self, request: catalog::UpdatePipeRequest) -> Result<catalog::UpdatePipeResponse, ServiceError>;
+    async fn update_pipe(
+        &self,
+        request: catalog::UpdatePipeRequest,
+    ) -> Result<catalog::UpdatePipeResponse, ServiceError>;
     /// Removes a pipe.
-    async fn delete_pipe(&self, request: catalog::DeletePipeRequest) -> Result<catalog::DeletePipeResponse, ServiceError>;
+    async fn delete_pipe(
+        &self,
+        request: catalog::DeletePipeRequest,
+    ) -> Result<catalog::DeletePipeResponse, ServiceError>;
     /// Appends a node to a pipe.
-    async fn create_node(&self, request: catalog::CreateNodeRequest) -> Result<catalog::CreateNodeResponse, ServiceError>;
+    async fn create_node(
+        &self,
+        request: catalog::CreateNodeRequest,
+    ) -> Result<catalog::CreateNodeResponse, ServiceError>;
     /// Changes a node.
-    async fn update_node(&self, request: catalog::UpdateNodeRequest) -> Result<catalog::UpdateNodeResponse, ServiceError>;
+    async fn update_node(
+        &self,
+        request: catalog::UpdateNodeRequest,
+    ) -> Result<catalog::UpdateNodeResponse, ServiceError>;
     /// Removes a node.
-    async fn delete_node(&self, request: catalog::DeleteNodeRequest) -> Result<catalog::DeleteNodeResponse, ServiceError>;
+    async fn delete_node(
+        &self,
+        request: catalog::DeleteNodeRequest,
+    ) -> Result<catalog::DeleteNodeResponse, ServiceError>;
     /// Publishes a node as the pipe's endpoint, or unpublishes.
-    async fn set_endpoint(&self, request: catalog::SetEndpointRequest) -> Result<catalog::SetEndpointResponse, ServiceError>;
+    async fn set_endpoint(
+        &self,
+        request: catalog::SetEndpointRequest,
+    ) -> Result<catalog::SetEndpointResponse, ServiceError>;
 }
 /// A handle on a [`PipeCatalogService`].
 pub type PipeCatalogClient = Arc<dyn PipeCatalogService>;
@@ -136,11 +198,20 @@ pub type QueryClient = Arc<dyn QueryService>;
 #[async_trait]
 pub trait EndpointService: Send + Sync + 'static {
     /// Renders and runs a pipe's published endpoint.
-    async fn execute_endpoint(&self, request: query::ExecuteEndpointRequest) -> Result<SqlAnswer, ServiceError>;
+    async fn execute_endpoint(
+        &self,
+        request: query::ExecuteEndpointRequest,
+    ) -> Result<SqlAnswer, ServiceError>;
     /// The SQL an endpoint call would run, and ClickHouse's plan for it.
-    async fn explain_endpoint(&self, request: query::ExecuteEndpointRequest) -> Result<query::ExplainEndpointResponse, ServiceError>;
+    async fn explain_endpoint(
+        &self,
+        request: query::ExecuteEndpointRequest,
+    ) -> Result<query::ExplainEndpointResponse, ServiceError>;
     /// The parameters an endpoint takes.
-    async fn describe_endpoint(&self, request: query::DescribeEndpointRequest) -> Result<query::DescribeEndpointResponse, ServiceError>;
+    async fn describe_endpoint(
+        &self,
+        request: query::DescribeEndpointRequest,
+    ) -> Result<query::DescribeEndpointResponse, ServiceError>;
 }
 /// A handle on an [`EndpointService`].
 pub type EndpointClient = Arc<dyn EndpointService>;

@@ -18,7 +18,7 @@ pub struct Workspace {
     pub created_at: ::prost::alloc::string::String,
 }
 /// Who a request acts as: resolved from a token.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Principal {
     #[prost(message, optional, tag = "1")]
     pub workspace: ::core::option::Option<Workspace>,
@@ -36,6 +36,25 @@ pub struct Principal {
     /// True for a user token: manages workspaces, not their data.
     #[prost(bool, tag = "7")]
     pub is_user_token: bool,
+    /// True when the token is a JWT.
+    #[prost(bool, tag = "8")]
+    pub is_jwt: bool,
+    /// Endpoint parameters a JWT fixes: they replace what the request sends.
+    #[prost(message, repeated, tag = "9")]
+    pub fixed_params: ::prost::alloc::vec::Vec<FixedParam>,
+    /// A JWT's request-rate limit per second; 0 for none.
+    #[prost(int64, tag = "10")]
+    pub limit_rps: i64,
+}
+/// One parameter a JWT fixes for one pipe's endpoint; several values feed an Array() parameter.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FixedParam {
+    #[prost(string, tag = "1")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "3")]
+    pub values: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AuthenticateRequest {
@@ -44,7 +63,7 @@ pub struct AuthenticateRequest {
     #[prost(string, tag = "2")]
     pub token: ::prost::alloc::string::String,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AuthenticateResponse {
     #[prost(message, optional, tag = "1")]
     pub principal: ::core::option::Option<Principal>,
@@ -74,4 +93,145 @@ pub struct GetWorkspaceRequest {
 pub struct GetWorkspaceResponse {
     #[prost(message, optional, tag = "1")]
     pub workspace: ::core::option::Option<Workspace>,
+}
+/// A static token as the Tokens API shows it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Token {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// The secret value.
+    #[prost(string, tag = "3")]
+    pub token: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub description: ::prost::alloc::string::String,
+    /// Tinybird scope strings, e.g. "DATASOURCES:READ:events:country='ES'".
+    #[prost(string, repeated, tag = "5")]
+    pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Tinybird's origin code: C (custom), DS (data source), P (pipe).
+    #[prost(string, tag = "6")]
+    pub origin: ::prost::alloc::string::String,
+    /// The data source or pipe an origin other than C refers to.
+    #[prost(string, tag = "7")]
+    pub origin_resource: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub created_at: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateTokenRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub description: ::prost::alloc::string::String,
+    #[prost(string, repeated, tag = "4")]
+    pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, tag = "5")]
+    pub origin: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub origin_resource: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateTokenResponse {
+    #[prost(message, optional, tag = "1")]
+    pub token: ::core::option::Option<Token>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListTokensRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListTokensResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub tokens: ::prost::alloc::vec::Vec<Token>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetTokenRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetTokenResponse {
+    #[prost(message, optional, tag = "1")]
+    pub token: ::core::option::Option<Token>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdateTokenRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+    #[prost(string, optional, tag = "3")]
+    pub new_name: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "4")]
+    pub description: ::core::option::Option<::prost::alloc::string::String>,
+    /// Replaces the scopes when replace_scopes is set.
+    #[prost(string, repeated, tag = "5")]
+    pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(bool, tag = "6")]
+    pub replace_scopes: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdateTokenResponse {
+    #[prost(message, optional, tag = "1")]
+    pub token: ::core::option::Option<Token>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteTokenRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteTokenResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RefreshTokenRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RefreshTokenResponse {
+    #[prost(message, optional, tag = "1")]
+    pub token: ::core::option::Option<Token>,
+}
+/// One scope of a JWT: PIPES:READ (with fixed_params) or DATASOURCES:READ (with a row filter).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct JwtScope {
+    #[prost(string, tag = "1")]
+    pub r#type: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub resource: ::prost::alloc::string::String,
+    /// JSON object of parameter values, as the request body had it.
+    #[prost(string, tag = "3")]
+    pub fixed_params_json: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub filter: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateJwtRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// Unix seconds.
+    #[prost(int64, tag = "3")]
+    pub expiration_time: i64,
+    #[prost(message, repeated, tag = "4")]
+    pub scopes: ::prost::alloc::vec::Vec<JwtScope>,
+    /// Requests per second; 0 for none.
+    #[prost(int64, tag = "5")]
+    pub limit_rps: i64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateJwtResponse {
+    #[prost(string, tag = "1")]
+    pub token: ::prost::alloc::string::String,
 }

@@ -103,6 +103,8 @@ impl Seeded {
                 scopes: serde_json::json!([scope]).to_string(),
                 description: String::new(),
                 created_at: created_at.clone(),
+                origin: "C".into(),
+                origin_resource: String::new(),
             }
         };
         let user_token = make_token(None, "user token", "ADMIN_USER");

@@ -4,12 +4,14 @@ mod datasources;
 mod events;
 mod pipes;
 mod sql;
+mod tokens;
 mod workspace;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
-use roost_proto::auth::v1::{AuthenticateRequest, Principal};
+use roost_proto::auth::v1::{AuthenticateRequest, FixedParam, Principal};
+use roost_proto::query::v1::RowFilter;
 use roost_proto::common::v1::RequestHeader;
 
 use crate::params::{Params, token};
@@ -36,6 +38,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/pipes/{name}/nodes", post(pipes::create_node))
         .route("/v0/pipes/{name}/nodes/{node}", axum::routing::put(pipes::update_node).delete(pipes::delete_node))
         .route("/v0/pipes/{name}/nodes/{node}/endpoint", post(pipes::publish).delete(pipes::unpublish))
+        .route("/v0/tokens", get(tokens::list).post(tokens::create))
+        .route("/v0/tokens/{token}", get(tokens::get_one).put(tokens::update).delete(tokens::delete))
+        .route("/v0/tokens/{token}/refresh", post(tokens::refresh))
         .route("/health", get(|| async { "ok" }))
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("Not found: {}", uri.path())) })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") })
@@ -58,6 +63,8 @@ pub enum Need<'a> {
     ReadPipe(&'a str),
     /// Change or remove this pipe.
     DropPipe(&'a str),
+    /// List, create, change and revoke tokens (`TOKENS`).
+    ManageTokens,
 }
 
 /// An authenticated caller bound to a workspace.
@@ -83,6 +90,7 @@ impl Caller {
                 (Need::CreatePipe, Some("PIPES"), Some("CREATE"), _) => true,
                 (Need::ReadPipe(name), Some("PIPES"), Some("READ"), Some(resource)) => resource == name,
                 (Need::DropPipe(name), Some("PIPES"), Some("DROP"), Some(resource)) => resource == name,
+                (Need::ManageTokens, Some("TOKENS"), None, _) => true,
                 _ => false,
             }
         })
@@ -100,6 +108,28 @@ impl Caller {
     /// True for ADMIN tokens, which read every data source.
     pub fn reads_all(&self) -> bool {
         self.principal.scopes.iter().any(|s| s == "ADMIN" || s == "ADMIN_USER")
+    }
+
+    /// The row filters of `DATASOURCES:READ:ds:filter` scopes, for every read of those data
+    /// sources; a data source the token also reads unfiltered (or an ADMIN token) has none.
+    pub fn row_filters(&self) -> Vec<RowFilter> {
+        if self.reads_all() {
+            return Vec::new();
+        }
+        let scopes = &self.principal.scopes;
+        let unfiltered = |name: &str| scopes.iter().any(|s| s.strip_prefix("DATASOURCES:READ:") == Some(name));
+        scopes
+            .iter()
+            .filter_map(|s| s.strip_prefix("DATASOURCES:READ:"))
+            .filter_map(|rest| rest.split_once(':'))
+            .filter(|(name, filter)| !filter.trim().is_empty() && !unfiltered(name))
+            .map(|(name, filter)| RowFilter { data_source: name.to_string(), filter: filter.to_string() })
+            .collect()
+    }
+
+    /// The endpoint parameters a JWT fixes for `pipe`: they replace what the request sends.
+    pub fn fixed_params(&self, pipe: &str) -> Vec<&FixedParam> {
+        self.principal.fixed_params.iter().filter(|p| p.pipe == pipe).collect()
     }
 
     /// Data sources the token may read by name.

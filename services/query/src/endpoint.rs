@@ -77,7 +77,8 @@ impl Endpoints {
 
     /// The full statement for `request` (its pipe, node or endpoint, and `q`), and the format.
     async fn compile(&self, request: &proto::ExecuteEndpointRequest) -> Result<(String, &'static str, WorkspaceTables), ServiceError> {
-        let workspace = self.workspace(&request.header).await?;
+        let mut workspace = self.workspace(&request.header).await?;
+        crate::apply_filters(&mut workspace.tables, &request.filters)?;
         let pipe = workspace.pipes.get(&request.pipe).ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
         let index = target_node(pipe, &request.node)?;
         let params = request_params(&request.params);
@@ -89,7 +90,7 @@ impl Endpoints {
             let result = SingleTable(quote_ident("_"));
             let validated = validate_and_rewrite(&request.q, &result).map_err(|e| ServiceError::bad_request(format!("[Error] q: {e}")))?;
             let format = match validated.format.as_deref() {
-                Some(name) => output_format(name).map(|f| f.clickhouse),
+                Some(name) => Some(output_format(name).map(|f| f.clickhouse).ok_or_else(|| ServiceError::bad_request(format!("Format '{name}' is not supported")))?),
                 None => endpoint_format(&request.format),
             };
             (with_ctes(&[("_".to_string(), sql)], &validated.sql), format)
@@ -300,10 +301,8 @@ impl EndpointService for Endpoints {
                 params.push(proto::ParamSpec {
                     name: spec.name,
                     r#type: spec.r#type,
-                    default_value: spec.default.map(|d| match d {
-                        serde_json::Value::String(text) => text,
-                        other => other.to_string(),
-                    }).unwrap_or_default(),
+                    // As JSON, so a default keeps its type (`10`, `"10"`, `false`) to the API.
+                    default_value: spec.default.map(|d| d.to_string()).unwrap_or_default(),
                     description: spec.description.unwrap_or_default(),
                     required: spec.required,
                 });

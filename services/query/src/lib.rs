@@ -21,7 +21,7 @@ use roost_proto::query::v1 as proto;
 use roost_proto::{CatalogClient, QueryService, ServiceError, SqlAnswer};
 
 use crate::format::output_format;
-use crate::sql::{TableResolver, validate_and_rewrite};
+use crate::sql::{SqlError, TableResolver, validate_and_rewrite};
 
 /// The query service.
 pub struct Query {
@@ -62,6 +62,58 @@ impl TableResolver for WorkspaceTables {
     }
 }
 
+/// Resolves one data source name to its table, for checking a row filter on its own.
+struct FilteredSource<'a> {
+    name: &'a str,
+    table: &'a str,
+}
+
+impl TableResolver for FilteredSource<'_> {
+    fn resolve(&self, name: &str) -> Option<String> {
+        (name == self.name).then(|| self.table.to_string())
+    }
+}
+
+/// `(SELECT * FROM <table> WHERE <filter>)`. The filter is SQL an admin wrote in a token scope;
+/// it still goes through the same validation as any query, as the condition of a SELECT over the
+/// data source alone, so it can reach no other table, function or setting.
+pub(crate) fn filtered_table(data_source: &str, table: &str, filter: &str) -> Result<String, ServiceError> {
+    let sql = format!("SELECT * FROM {} WHERE {filter}", roost_types::quote_ident(data_source));
+    let invalid = |reason: String| ServiceError::bad_request(format!("Invalid row filter of the token for '{data_source}': {reason}"));
+    let validated = validate_and_rewrite(&sql, &FilteredSource { name: data_source, table }).map_err(|e| invalid(e.to_string()))?;
+    if validated.format.is_some() {
+        return Err(invalid("FORMAT is not allowed".into()));
+    }
+    Ok(format!("({})", validated.sql))
+}
+
+/// Replaces each filtered data source by the subquery that reads only its allowed rows (several
+/// filters of one data source widen each other), and hides its quarantine, whose rows the
+/// filter cannot describe.
+pub(crate) fn apply_filters(tables: &mut WorkspaceTables, filters: &[proto::RowFilter]) -> Result<(), ServiceError> {
+    let mut by_source: Vec<(&str, Vec<&str>)> = Vec::new();
+    for filter in filters.iter().filter(|f| !f.filter.trim().is_empty()) {
+        match by_source.iter_mut().find(|(name, _)| *name == filter.data_source) {
+            Some((_, conditions)) => conditions.push(filter.filter.trim()),
+            None => by_source.push((&filter.data_source, vec![filter.filter.trim()])),
+        }
+    }
+    for (name, conditions) in by_source {
+        let Some(table) = tables.0.get(name).cloned() else {
+            continue;
+        };
+        let condition = if conditions.len() == 1 {
+            conditions[0].to_string()
+        } else {
+            conditions.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" OR ")
+        };
+        let replacement = filtered_table(name, &table, &condition)?;
+        tables.0.insert(name.to_string(), replacement);
+        tables.0.remove(&format!("{name}_quarantine"));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl QueryService for Query {
     async fn execute_sql(
@@ -76,8 +128,11 @@ impl QueryService for Query {
             })
             .await?;
         let mut tables = HashMap::new();
+        let mut unreadable = Vec::new();
         for data_source in listed.data_sources {
             if !request.read_all && !request.readable.contains(&data_source.name) {
+                unreadable.push(format!("{}_quarantine", data_source.name));
+                unreadable.push(data_source.name);
                 continue;
             }
             tables.insert(
@@ -86,9 +141,17 @@ impl QueryService for Query {
             );
             tables.insert(data_source.name, data_source.table);
         }
-        let tables = WorkspaceTables(tables);
-        let validated = validate_and_rewrite(&request.sql, &tables)
-            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
+        let mut tables = WorkspaceTables(tables);
+        apply_filters(&mut tables, &request.filters)?;
+        // A filtered data source's quarantine is hidden: its rows are not the filter's to show.
+        unreadable.extend(request.filters.iter().map(|f| format!("{}_quarantine", f.data_source)));
+        let validated = validate_and_rewrite(&request.sql, &tables).map_err(|e| match e {
+            // A data source that exists but the token may not read: 403, as Tinybird answers.
+            SqlError::UnknownTable(name) if unreadable.contains(&name) => {
+                ServiceError::forbidden(format!("Not enough permissions to read '{name}'"))
+            }
+            other => ServiceError::bad_request(other.to_string()),
+        })?;
         let format_name = validated
             .format
             .as_deref()
@@ -123,6 +186,39 @@ impl QueryService for Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_filters_become_validated_subqueries() {
+        let mut tables = WorkspaceTables(HashMap::from([
+            ("events".to_string(), "`w_1`.`t_a`".to_string()),
+            ("events_quarantine".to_string(), "`w_1`.`t_a_quarantine`".to_string()),
+            ("other".to_string(), "`w_1`.`t_b`".to_string()),
+        ]));
+        let filter = |ds: &str, f: &str| proto::RowFilter { data_source: ds.into(), filter: f.into() };
+        apply_filters(&mut tables, &[filter("events", "country = 'ES'"), filter("events", "amount > 1"), filter("missing", "1")]).unwrap();
+        assert_eq!(tables.0["events"], "(SELECT * FROM `w_1`.`t_a` WHERE (country = 'ES') OR (amount > 1))");
+        assert!(!tables.0.contains_key("events_quarantine"));
+        assert_eq!(tables.0["other"], "`w_1`.`t_b`");
+        // A trailing comment cannot swallow the closing parenthesis: the validated SQL drops it.
+        let commented = filtered_table("events", "`w_1`.`t_a`", "country = 'ES' -- note").unwrap();
+        assert!(commented.starts_with("(SELECT * FROM `w_1`.`t_a` WHERE country = 'ES'") && !commented.contains("--"), "{commented}");
+        let validated = validate_and_rewrite("SELECT count() FROM events", &tables).unwrap();
+        assert_eq!(validated.sql, "SELECT count() FROM (SELECT * FROM `w_1`.`t_a` WHERE (country = 'ES') OR (amount > 1))");
+
+        for bad in [
+            "1 FORMAT JSON",
+            "country IN (SELECT country FROM other)",
+            "1) UNION ALL (SELECT * FROM other",
+            "file('/etc/passwd') != ''",
+            "1; DROP TABLE events",
+        ] {
+            let mut tables = WorkspaceTables(HashMap::from([
+                ("events".to_string(), "`w_1`.`t_a`".to_string()),
+                ("other".to_string(), "`w_1`.`t_b`".to_string()),
+            ]));
+            assert!(apply_filters(&mut tables, &[filter("events", bad)]).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn engine_messages_name_data_sources_not_tables() {

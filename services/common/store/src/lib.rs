@@ -163,7 +163,8 @@ impl Store {
     /// Adds a token.
     pub async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO tokens (id, workspace_id, user_id, name, token_value, scopes, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tokens (id, workspace_id, user_id, name, token_value, scopes, description, created_at, origin, origin_resource) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&token.id)
         .bind(&token.workspace_id)
@@ -173,6 +174,8 @@ impl Store {
         .bind(&token.scopes)
         .bind(&token.description)
         .bind(&token.created_at)
+        .bind(&token.origin)
+        .bind(&token.origin_resource)
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_or(e, &format!("token '{}'", token.name)))?;
@@ -187,6 +190,59 @@ impl Store {
             .await?
             .map(|row| token_from_row(&row))
             .ok_or_else(|| StoreError::NotFound(format!("token {id}")))
+    }
+
+    /// One token of a workspace by id or name.
+    pub async fn get_workspace_token(&self, workspace_id: &str, name_or_id: &str) -> Result<TokenRecord, StoreError> {
+        sqlx::query(&format!("{TOKEN_COLUMNS} WHERE workspace_id = $1 AND (id = $2 OR name = $2)"))
+            .bind(workspace_id)
+            .bind(name_or_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_from_row)
+            // An id wins over another token's name that happens to equal it.
+            .min_by_key(|token| token.id != name_or_id)
+            .ok_or_else(|| StoreError::NotFound(format!("Token '{name_or_id}'")))
+    }
+
+    /// The tokens of a workspace, oldest first.
+    pub async fn list_workspace_tokens(&self, workspace_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(&format!("{TOKEN_COLUMNS} WHERE workspace_id = $1 ORDER BY created_at, name"))
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(token_from_row).collect())
+    }
+
+    /// Rewrites a token's name, value, scopes and description.
+    pub async fn update_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE tokens SET name = $1, token_value = $2, scopes = $3, description = $4 WHERE id = $5")
+            .bind(&token.name)
+            .bind(&token.value)
+            .bind(&token.scopes)
+            .bind(&token.description)
+            .bind(&token.id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or(e, &format!("Token '{}'", token.name)))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Token '{}'", token.name)));
+        }
+        Ok(())
+    }
+
+    /// Removes a token of a workspace; its value stops working at once.
+    pub async fn delete_token(&self, workspace_id: &str, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM tokens WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Token '{id}'")));
+        }
+        Ok(())
     }
 
     /// Adds a data source.
@@ -432,7 +488,8 @@ fn node_from_row(row: &AnyRow) -> NodeRecord {
     }
 }
 
-const TOKEN_COLUMNS: &str = "SELECT id, workspace_id, user_id, name, token_value, scopes, description, created_at FROM tokens";
+const TOKEN_COLUMNS: &str =
+    "SELECT id, workspace_id, user_id, name, token_value, scopes, description, created_at, origin, origin_resource FROM tokens";
 const DATA_SOURCE_COLUMNS: &str = "SELECT id, workspace_id, name, columns, engine, description, origin_format, table_name, created_at, updated_at FROM data_sources";
 
 fn workspace_from_row(row: &AnyRow) -> WorkspaceRecord {
@@ -456,6 +513,8 @@ fn token_from_row(row: &AnyRow) -> TokenRecord {
         scopes: row.get(5),
         description: row.get(6),
         created_at: row.get(7),
+        origin: row.get(8),
+        origin_resource: row.get(9),
     }
 }
 

@@ -40,6 +40,10 @@ pub struct TokenRecord {
     pub scopes: String,
     pub description: String,
     pub created_at: String,
+    /// Tinybird's origin code: `C` (custom), `DS` (data source), `P` (pipe).
+    pub origin: String,
+    /// The data source or pipe of a `DS` or `P` origin.
+    pub origin_resource: String,
 }
 
 /// A data source's metadata.

@@ -109,6 +109,8 @@ async fn tokens_and_meta_survive_a_reconnect() {
         scopes: "[\"ADMIN\"]".into(),
         description: String::new(),
         created_at: "2026-01-01T00:00:00Z".into(),
+        origin: "C".into(),
+        origin_resource: String::new(),
     };
     store.insert_token(&token).await.unwrap();
     store.set_meta("seeded", "yes").await.unwrap();
@@ -152,21 +154,138 @@ async fn pipes_keep_their_nodes_in_order_and_replace_them_atomically() {
         created_at: "2026-01-01 00:00:00.000000".into(),
         updated_at: "2026-01-01 00:00:00.000000".into(),
     };
-    store.insert_pipe(&pipe, &[node("n2", "p1", "second"), node("n1", "p1", "first")]).await.unwrap();
-    let duplicate = roost_store::PipeRecord { id: "p2".into(), ..pipe.clone() };
-    assert!(matches!(store.insert_pipe(&duplicate, &[]).await, Err(StoreError::Conflict(_))));
+    store
+        .insert_pipe(
+            &pipe,
+            &[node("n2", "p1", "second"), node("n1", "p1", "first")],
+        )
+        .await
+        .unwrap();
+    let duplicate = roost_store::PipeRecord {
+        id: "p2".into(),
+        ..pipe.clone()
+    };
+    assert!(matches!(
+        store.insert_pipe(&duplicate, &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let (found, nodes) = store.get_pipe("w1", "top").await.unwrap();
     assert_eq!(found, pipe);
-    assert_eq!(nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["second", "first"]);
+    assert_eq!(
+        nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["second", "first"]
+    );
 
     pipe.endpoint_node_id = "n3".into();
-    store.replace_pipe(&pipe, &[node("n1", "p1", "first"), node("n3", "p1", "third")]).await.unwrap();
+    store
+        .replace_pipe(
+            &pipe,
+            &[node("n1", "p1", "first"), node("n3", "p1", "third")],
+        )
+        .await
+        .unwrap();
     let listed = store.list_pipes("w1").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].0.endpoint_node_id, "n3");
-    assert_eq!(listed[0].1.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["n1", "n3"]);
+    assert_eq!(
+        listed[0]
+            .1
+            .iter()
+            .map(|n| n.id.as_str())
+            .collect::<Vec<_>>(),
+        ["n1", "n3"]
+    );
 
     store.delete_pipe("w1", "p1").await.unwrap();
-    assert!(matches!(store.get_pipe("w1", "p1").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.get_pipe("w1", "p1").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn token(id: &str, name: &str, created_at: &str) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        workspace_id: Some("w1".into()),
+        user_id: "u1".into(),
+        name: name.into(),
+        value: format!("p.value.{id}"),
+        scopes: "[\"PIPES:READ:top\"]".into(),
+        description: "reads top".into(),
+        created_at: created_at.into(),
+        origin: "P".into(),
+        origin_resource: "top".into(),
+    }
+}
+
+#[tokio::test]
+async fn workspace_tokens_are_found_by_id_or_name_updated_and_deleted() {
+    let (store, _dir) = seeded().await;
+    store
+        .insert_token(&token("t1", "reader", "2026-01-01 00:00:01"))
+        .await
+        .unwrap();
+    store
+        .insert_token(&token("t2", "t1", "2026-01-01 00:00:02"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_token(&token("t3", "reader", "2026-01-01 00:00:03"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_workspace_token("w1", "reader").await.unwrap().id,
+        "t1"
+    );
+    // A token named like another's id: the id wins.
+    assert_eq!(
+        store.get_workspace_token("w1", "t1").await.unwrap().name,
+        "reader"
+    );
+    assert_eq!(
+        store
+            .get_workspace_token("w1", "t2")
+            .await
+            .unwrap()
+            .origin_resource,
+        "top"
+    );
+    assert!(matches!(
+        store.get_workspace_token("w2", "t1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let names: Vec<String> = store
+        .list_workspace_tokens("w1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["reader", "t1"]);
+
+    let mut changed = store.get_workspace_token("w1", "t1").await.unwrap();
+    changed.name = "renamed".into();
+    changed.value = "p.value.new".into();
+    changed.scopes = "[\"ADMIN\"]".into();
+    store.update_token(&changed).await.unwrap();
+    assert_eq!(store.get_token("t1").await.unwrap(), changed);
+    changed.name = "t1".into();
+    assert!(matches!(
+        store.update_token(&changed).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    store.delete_token("w1", "t1").await.unwrap();
+    assert!(matches!(
+        store.get_token("t1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_token("w1", "t1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.list_workspace_tokens("w1").await.unwrap().len(), 1);
 }

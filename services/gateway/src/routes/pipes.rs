@@ -15,22 +15,49 @@ use roost_proto::query::v1::{DescribeEndpointRequest, EndpointParam, ExecuteEndp
 use serde_json::{Value, json};
 
 use super::{Caller, Need, caller};
-use crate::params::{Params, read_request};
+use crate::params::{Params, Payload, read_request};
 use crate::{ApiError, AppState};
 
 const MAX_PIPE_BODY: usize = 8 * 1024 * 1024;
 /// Parameters of an endpoint call that are not template parameters.
 const RESERVED: &[&str] = &["token", "q", "cli_version", "__tb__semver", "__tb__deployment"];
 
+/// Form fields a pipe or node request may carry besides its SQL.
+const NODE_FIELDS: &[&str] = &["name", "description", "type", "node_type", "sql", "token", "force"];
+
+/// A node's SQL: the `sql` parameter, else the body. `curl -d 'SELECT ...'` (the docs' way)
+/// labels raw SQL as a form, so a form body whose fields are not known parameters is the SQL.
+fn body_sql(params: &Params, payload: &Payload) -> Option<String> {
+    if let Some(sql) = params.text("sql") {
+        return Some(sql.to_owned());
+    }
+    if !payload.data.is_empty() {
+        return Some(String::from_utf8_lossy(&payload.data).into_owned());
+    }
+    let form = Params::from_urlencoded(&payload.form);
+    let is_fields = form.pairs().iter().all(|(key, _)| NODE_FIELDS.contains(&key.as_str()));
+    let text = String::from_utf8_lossy(&payload.form).trim().to_string();
+    (!is_fields && !text.is_empty()).then_some(text)
+}
+
 fn query_params(query: Option<String>) -> Params {
     Params::from_urlencoded(query.unwrap_or_default().as_bytes())
+}
+
+/// A parameter's default as the template wrote it: the query service sends it as JSON, so
+/// `Int32(limit, 10)` shows `10` and `String(c, '10')` shows `"10"`, as Tinybird does.
+fn default_json(spec: &ParamSpec) -> Value {
+    if spec.default_value.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&spec.default_value).unwrap_or_else(|_| Value::from(spec.default_value.clone()))
 }
 
 fn param_json(spec: &ParamSpec) -> Value {
     json!({
         "name": spec.name,
         "type": spec.r#type,
-        "default": if spec.default_value.is_empty() { Value::Null } else { Value::from(spec.default_value.clone()) },
+        "default": default_json(spec),
         "description": spec.description,
         "required": spec.required,
     })
@@ -142,10 +169,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
             (name, description, nodes)
         }
         None => {
-            let sql = params
-                .text("sql")
-                .map(str::to_owned)
-                .or_else(|| (!payload.data.is_empty()).then(|| String::from_utf8_lossy(&payload.data).into_owned()));
+            let sql = body_sql(&params, &payload);
             let name = params.text("name").map(str::to_owned);
             let nodes = match (&name, sql) {
                 (Some(name), Some(sql)) => vec![Node { name: format!("{name}_0"), sql, ..Default::default() }],
@@ -155,10 +179,20 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
         }
     };
     let name = name.ok_or_else(|| ApiError::bad_request("The pipe needs a 'name'"))?;
+    let force = params.flag("force");
+    // The pipe a forced push replaces: replacing needs the right to change it, and a push that
+    // fails must leave it as it was.
+    let replaced = match force {
+        true => fetch(&state, &caller, &name).await.ok(),
+        false => None,
+    };
+    if let Some(replaced) = &replaced {
+        caller.require(Need::DropPipe(&replaced.name))?;
+    }
     let pipe = state
         .services
         .pipes
-        .create_pipe(CreatePipeRequest { header: Some(caller.header.clone()), name, description, nodes, force: params.flag("force") })
+        .create_pipe(CreatePipeRequest { header: Some(caller.header.clone()), name, description, nodes, force })
         .await?
         .pipe
         .unwrap_or_default();
@@ -167,7 +201,16 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let params = match described {
         Ok(params) => params,
         Err(error) => {
-            let _ = state.services.pipes.delete_pipe(DeletePipeRequest { header: Some(caller.header.clone()), name_or_id: pipe.id.clone() }).await;
+            let header = Some(caller.header.clone());
+            let _ = match replaced {
+                Some(old) => state
+                    .services
+                    .pipes
+                    .create_pipe(CreatePipeRequest { header, name: old.name, description: old.description, nodes: old.nodes, force: true })
+                    .await
+                    .map(drop),
+                None => state.services.pipes.delete_pipe(DeletePipeRequest { header, name_or_id: pipe.id.clone() }).await.map(drop),
+            };
             return Err(error);
         }
     };
@@ -178,12 +221,11 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
 async fn run_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, name: &str, format: &str) -> Result<Response, ApiError> {
     let caller = caller(state, headers, params).await?;
     caller.require(Need::ReadPipe(name))?;
-    let endpoint_params = params
-        .pairs()
-        .iter()
-        .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
-        .map(|(key, value)| EndpointParam { name: key.clone(), value: value.clone() })
-        .collect();
+    let endpoint_params = with_fixed_params(
+        &caller,
+        name,
+        params.pairs().iter().filter(|(key, _)| !RESERVED.contains(&key.as_str())).map(|(key, value)| EndpointParam { name: key.clone(), value: value.clone() }),
+    );
     let answer = state
         .services
         .endpoints
@@ -196,6 +238,7 @@ async fn run_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, na
             readable: Vec::new(),
             read_all: true,
             node: String::new(),
+            filters: caller.row_filters(),
         })
         .await?;
     let body = Body::from_stream(answer.body.map_err(|error| std::io::Error::other(error.message)));
@@ -203,6 +246,17 @@ async fn run_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, na
         .header(header::CONTENT_TYPE, answer.content_type)
         .body(body)
         .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The request's endpoint parameters with a JWT's fixed parameters for `pipe` in place of any the
+/// request sent under the same names: a fixed value always wins.
+fn with_fixed_params(caller: &Caller, pipe: &str, requested: impl Iterator<Item = EndpointParam>) -> Vec<EndpointParam> {
+    let fixed = caller.fixed_params(pipe);
+    let mut params: Vec<EndpointParam> = requested.filter(|p| !fixed.iter().any(|f| f.name == p.name)).collect();
+    for param in fixed {
+        params.extend(param.values.iter().map(|value| EndpointParam { name: param.name.clone(), value: value.clone() }));
+    }
+    params
 }
 
 /// Splits `name.ext` into the pipe and an endpoint format, when the extension is one.
@@ -275,7 +329,7 @@ pub async fn create_node(State(state): State<AppState>, Path(name): Path<String>
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
-    let sql = params.text("sql").map(str::to_owned).unwrap_or_else(|| String::from_utf8_lossy(&payload.data).into_owned());
+    let sql = body_sql(&params, &payload).unwrap_or_default();
     let node_name = params.text("name").map(str::to_owned).unwrap_or_else(|| format!("{}_{}", current.name, current.nodes.len()));
     let created = state
         .services
@@ -303,10 +357,7 @@ pub async fn update_node(State(state): State<AppState>, Path((name, node)): Path
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
-    let sql = params
-        .text("sql")
-        .map(str::to_owned)
-        .or_else(|| (!payload.data.is_empty()).then(|| String::from_utf8_lossy(&payload.data).into_owned()));
+    let sql = body_sql(&params, &payload);
     let updated = state
         .services
         .pipes
@@ -334,10 +385,16 @@ pub async fn delete_node(State(state): State<AppState>, Path((name, node)): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, name: &str, node: String) -> Result<Json<Value>, ApiError> {
+/// Publishes `node` of pipe `name`, or unpublishes the pipe when `publish` is false.
+async fn set_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, name: &str, node: &str, publish: bool) -> Result<Json<Value>, ApiError> {
     let caller = caller(state, headers, params).await?;
     let current = fetch(state, &caller, name).await?;
     caller.require(Need::DropPipe(&current.name))?;
+    // Tinybird answers a node the pipe does not have with 400 ("Wrong node id"), not 404.
+    if !current.nodes.iter().any(|n| n.name == node || n.id == node) {
+        return Err(ApiError::bad_request(format!("Wrong node id: pipe '{}' has no node '{node}'", current.name)));
+    }
+    let node = if publish { node.to_string() } else { String::new() };
     let pipe = state
         .services
         .pipes
@@ -351,12 +408,12 @@ async fn set_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, na
 
 /// `POST /v0/pipes/{name}/nodes/{node}/endpoint`: publishes the node.
 pub async fn publish(State(state): State<AppState>, Path((name, node)): Path<(String, String)>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
-    set_endpoint(&state, &headers, &query_params(query), &name, node).await
+    set_endpoint(&state, &headers, &query_params(query), &name, &node, true).await
 }
 
 /// `DELETE /v0/pipes/{name}/nodes/{node}/endpoint`: unpublishes.
-pub async fn unpublish(State(state): State<AppState>, Path((name, _node)): Path<(String, String)>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
-    set_endpoint(&state, &headers, &query_params(query), &name, String::new()).await
+pub async fn unpublish(State(state): State<AppState>, Path((name, node)): Path<(String, String)>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    set_endpoint(&state, &headers, &query_params(query), &name, &node, false).await
 }
 
 /// `GET /v0/pipes/{name}/explain`: the rendered SQL and ClickHouse's plan.
@@ -364,12 +421,15 @@ pub async fn explain(State(state): State<AppState>, Path(name): Path<String>, he
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     caller.require(Need::ReadPipe(&name))?;
-    let endpoint_params = params
-        .pairs()
-        .iter()
-        .filter(|(key, _)| !RESERVED.contains(&key.as_str()) && key != "node")
-        .map(|(key, value)| EndpointParam { name: key.clone(), value: value.clone() })
-        .collect();
+    let endpoint_params = with_fixed_params(
+        &caller,
+        &name,
+        params
+            .pairs()
+            .iter()
+            .filter(|(key, _)| !RESERVED.contains(&key.as_str()) && key != "node")
+            .map(|(key, value)| EndpointParam { name: key.clone(), value: value.clone() }),
+    );
     let explained = state
         .services
         .endpoints
@@ -382,6 +442,7 @@ pub async fn explain(State(state): State<AppState>, Path(name): Path<String>, he
             readable: Vec::new(),
             read_all: true,
             node: params.text("node").unwrap_or_default().to_string(),
+            filters: caller.row_filters(),
         })
         .await?;
     Ok(Json(json!({ "sql": explained.sql, "plan": explained.plan })))
@@ -420,7 +481,7 @@ pub async fn openapi(State(state): State<AppState>, headers: HeaderMap, RawQuery
             .map(|spec| {
                 let mut schema = openapi_type(&spec.r#type);
                 if !spec.default_value.is_empty() {
-                    schema["default"] = Value::from(spec.default_value.clone());
+                    schema["default"] = default_json(spec);
                 }
                 json!({ "name": spec.name, "in": "query", "required": spec.required, "description": spec.description, "schema": schema })
             })

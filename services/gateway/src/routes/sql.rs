@@ -54,6 +54,7 @@ pub async fn run(State(state): State<AppState>, request: Request) -> Result<Resp
             default_format: params.text("format").unwrap_or_default().to_string(),
             readable: caller.readable(),
             read_all: caller.reads_all(),
+            filters: caller.row_filters(),
         })
         .await?;
     let body = Body::from_stream(
