@@ -2,39 +2,8 @@
 //! `roost local`, driven as a new user would: auth, push a .datasource with jsonpaths and an
 //! engine, append NDJSON and CSV files, query, list, truncate, remove.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use roost_testkit::RoostLocal;
-
-fn tb_binary() -> PathBuf {
-    let path = std::env::var_os("ROOST_TB_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/roost/clients/tb/bin/tb")
-    });
-    assert!(path.is_file(), "the tb CLI is not installed at {}: run `make clients` (or set ROOST_TB_BIN)", path.display());
-    path
-}
-
-/// Runs `tb args...` in `project`, returning (success, stdout + stderr).
-fn tb(project: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(tb_binary())
-        .args(args)
-        .current_dir(project)
-        .env("TB_CLI_TELEMETRY_OPTOUT", "1")
-        .env("TB_VERSION_WARNING", "0")
-        .env_remove("TB_TOKEN")
-        .env_remove("TB_HOST")
-        .output()
-        .expect("tb runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
-
-fn tb_ok(project: &Path, args: &[&str]) -> String {
-    let (ok, text) = tb(project, args);
-    assert!(ok, "tb {args:?} failed:\n{text}");
-    text
-}
+use roost_testkit::tb::{tb, tb_ok};
 
 const DATASOURCE: &str = r#"DESCRIPTION >
     Orders placed in the shop
@@ -55,7 +24,9 @@ ENGINE_TTL "timestamp + toIntervalDay(3650)"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tb_cli_works_unchanged() {
-    let roost = RoostLocal::start(env!("CARGO_BIN_EXE_roost")).await.unwrap();
+    let roost = RoostLocal::start(env!("CARGO_BIN_EXE_roost"))
+        .await
+        .unwrap();
     let project = tempfile::tempdir().unwrap();
     let dir = project.path();
     std::fs::create_dir_all(dir.join("datasources")).unwrap();
@@ -72,7 +43,16 @@ async fn the_tb_cli_works_unchanged() {
     .unwrap();
     std::fs::write(dir.join("orders.csv"), "timestamp,order_id,user_id,amount,country,tags\n2026-01-03 10:00:00,o3,u2,1.25,FR,\"['x']\"\n").unwrap();
 
-    let auth = tb_ok(dir, &["auth", "--host", &roost.base_url, "--token", &roost.tokens.workspace_admin]);
+    let auth = tb_ok(
+        dir,
+        &[
+            "auth",
+            "--host",
+            &roost.base_url,
+            "--token",
+            &roost.tokens.workspace_admin,
+        ],
+    );
     assert!(auth.contains("Auth successful"), "{auth}");
 
     let pushed = tb_ok(dir, &["push", "datasources/orders.datasource"]);
@@ -81,29 +61,70 @@ async fn the_tb_cli_works_unchanged() {
     let appended = tb_ok(dir, &["datasource", "append", "orders", "orders.ndjson"]);
     assert!(appended.contains("Appended 2 new rows"), "{appended}");
     let appended = tb_ok(dir, &["datasource", "append", "orders", "orders.csv"]);
-    assert!(appended.contains("Appended 1 new rows") && appended.contains("Total rows in orders: 3"), "{appended}");
+    assert!(
+        appended.contains("Appended 1 new rows") && appended.contains("Total rows in orders: 3"),
+        "{appended}"
+    );
 
-    let csv = tb_ok(dir, &["sql", "SELECT order_id, user_id, amount, country, tags FROM orders ORDER BY order_id", "--format", "csv"]);
-    for line in ["\"o1\",\"u1\",3.5,\"ES\",\"['a','b']\"", "\"o2\",\"u1\",7,\"unknown\",\"[]\"", "\"o3\",\"u2\",1.25,\"FR\",\"['x']\""] {
+    let csv = tb_ok(
+        dir,
+        &[
+            "sql",
+            "SELECT order_id, user_id, amount, country, tags FROM orders ORDER BY order_id",
+            "--format",
+            "csv",
+        ],
+    );
+    for line in [
+        "\"o1\",\"u1\",3.5,\"ES\",\"['a','b']\"",
+        "\"o2\",\"u1\",7,\"unknown\",\"[]\"",
+        "\"o3\",\"u2\",1.25,\"FR\",\"['x']\"",
+    ] {
         assert!(csv.contains(line), "missing {line} in:\n{csv}");
     }
-    let table = tb_ok(dir, &["sql", "SELECT user_id, sum(amount) AS total FROM orders GROUP BY user_id ORDER BY user_id"]);
+    let table = tb_ok(
+        dir,
+        &[
+            "sql",
+            "SELECT user_id, sum(amount) AS total FROM orders GROUP BY user_id ORDER BY user_id",
+        ],
+    );
     assert!(table.contains("10.5") && table.contains("1.25"), "{table}");
 
     let listed = tb_ok(dir, &["datasource", "ls"]);
-    assert!(listed.contains("name: orders") && listed.contains("row_count: 3"), "{listed}");
+    assert!(
+        listed.contains("name: orders") && listed.contains("row_count: 3"),
+        "{listed}"
+    );
 
     // A row that does not fit goes to quarantine and the CLI reports it, as with Tinybird.
     std::fs::write(dir.join("bad.ndjson"), "{\"timestamp\":\"2026-01-04 00:00:00\",\"id\":\"o4\",\"user\":{\"id\":\"u3\"},\"amount\":\"lots\"}\n").unwrap();
     let (ok, text) = tb(dir, &["datasource", "append", "orders", "bad.ndjson"]);
     assert!(!ok && text.contains("quarantine"), "{text}");
-    let quarantined = tb_ok(dir, &["sql", "SELECT order_id, c__error_column FROM orders_quarantine", "--format", "csv"]);
-    assert!(quarantined.contains("\"o4\",\"['amount']\""), "{quarantined}");
+    let quarantined = tb_ok(
+        dir,
+        &[
+            "sql",
+            "SELECT order_id, c__error_column FROM orders_quarantine",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        quarantined.contains("\"o4\",\"['amount']\""),
+        "{quarantined}"
+    );
 
     let truncated = tb_ok(dir, &["datasource", "truncate", "orders", "--yes"]);
     assert!(truncated.contains("truncated"), "{truncated}");
-    let count = tb_ok(dir, &["sql", "SELECT count() AS c FROM orders", "--format", "csv"]);
-    assert!(count.contains("\n0\n") || count.trim_end().ends_with('0'), "{count}");
+    let count = tb_ok(
+        dir,
+        &["sql", "SELECT count() AS c FROM orders", "--format", "csv"],
+    );
+    assert!(
+        count.contains("\n0\n") || count.trim_end().ends_with('0'),
+        "{count}"
+    );
 
     let removed = tb_ok(dir, &["datasource", "rm", "orders", "--yes"]);
     assert!(removed.contains("deleted"), "{removed}");

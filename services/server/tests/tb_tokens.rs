@@ -3,51 +3,9 @@
 //! `create static` (with a row filter), `create jwt` (with fixed params), `refresh` and `rm`; each
 //! token then used over HTTP to check it grants what it says.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use roost_testkit::RoostLocal;
+use roost_testkit::tb::{tb, tb_ok};
 use serde_json::Value;
-
-fn tb_binary() -> PathBuf {
-    let path = std::env::var_os("ROOST_TB_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/roost/clients/tb/bin/tb")
-        });
-    assert!(
-        path.is_file(),
-        "the tb CLI is not installed at {}: run `make clients` (or set ROOST_TB_BIN)",
-        path.display()
-    );
-    path
-}
-
-/// Runs `tb args...` in `project`, returning (success, stdout + stderr).
-fn tb(project: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(tb_binary())
-        .args(args)
-        .current_dir(project)
-        .env("TB_CLI_TELEMETRY_OPTOUT", "1")
-        .env("TB_VERSION_WARNING", "0")
-        .env_remove("TB_TOKEN")
-        .env_remove("TB_HOST")
-        .output()
-        .expect("tb runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-fn tb_ok(project: &Path, args: &[&str]) -> String {
-    let (ok, text) = tb(project, args);
-    assert!(ok, "tb {args:?} failed:\n{text}");
-    text
-}
 
 const DATASOURCE: &str = r#"TOKEN "events_append" APPEND
 
