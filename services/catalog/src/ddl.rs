@@ -79,68 +79,11 @@ pub fn check_expression(setting: &str, expression: &str) -> Result<(), CatalogEr
     }
     if let Some(name) = called_functions(expression)
         .into_iter()
-        .find(|name| is_denied_function(name))
+        .find(|name| roost_types::sql_policy::is_denied_function(name))
     {
         return invalid(&format!("the function '{name}' is not allowed here"));
     }
     Ok(())
-}
-
-/// Functions a DDL expression may not call: they read files, URLs, other servers, other tables
-/// or dictionaries, place data on arbitrary disks, or stall the engine. A DEFAULT runs on every
-/// insert, so `DEFAULT file('/etc/passwd')` would copy a server file into the data source.
-const DENIED_FUNCTIONS: &[&str] = &[
-    "file",
-    "filecluster",
-    "url",
-    "urlcluster",
-    "input",
-    "merge",
-    "view",
-    "executable",
-    "mysql",
-    "postgresql",
-    "jdbc",
-    "odbc",
-    "mongodb",
-    "redis",
-    "sqlite",
-    "gcs",
-    "cosn",
-    "oss",
-    "hive",
-    "disk",
-    "joinget",
-    "joingetornull",
-    "hascolumnintable",
-    "getsetting",
-    "getsettingordefault",
-    "getmergetreesetting",
-    "currentdatabase",
-];
-
-/// Name prefixes refused like [`DENIED_FUNCTIONS`]: whole families (`remoteSecure`,
-/// `clusterAllReplicas`, `dictGet*`, `s3Cluster`, `azureBlobStorage`, `sleepEachRow`, ...).
-const DENIED_FUNCTION_PREFIXES: &[&str] = &[
-    "remote",
-    "cluster",
-    "dict",
-    "s3",
-    "hdfs",
-    "azureblob",
-    "iceberg",
-    "deltalake",
-    "hudi",
-    "sleep",
-    "filesystem",
-    "__",
-];
-
-fn is_denied_function(lowercase_name: &str) -> bool {
-    DENIED_FUNCTIONS.contains(&lowercase_name)
-        || DENIED_FUNCTION_PREFIXES
-            .iter()
-            .any(|prefix| lowercase_name.starts_with(prefix))
 }
 
 /// The names `expression` calls as functions, lowercased: each identifier, bare or quoted with

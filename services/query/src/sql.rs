@@ -44,7 +44,7 @@
 //! database, which can read files by path) and with resource limits, since `numbers(1e12)` is legal.
 
 mod lexer;
-mod policy;
+use roost_types::sql_policy as policy;
 mod scanner;
 #[cfg(test)]
 mod tests;

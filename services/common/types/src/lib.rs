@@ -13,6 +13,7 @@ pub mod names;
 pub mod quarantine;
 pub mod schema;
 pub mod scope;
+pub mod sql_policy;
 
 pub use chtype::{ChType, TypeError};
 pub use guess::{guess_csv_columns, guess_json_columns, guess_text_type};

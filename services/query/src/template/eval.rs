@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::expr::{CompareOp, Expr};
 use super::functions::{self, Args, array_param, render_value};
 use super::parse::Node;
-use super::value::{Value, binary, compare, contains, equals, runtime};
+use super::value::{Value, binary, check_nesting, compare, contains, equals, runtime};
 use super::{Params, TemplateError, Variables};
 
 /// Work a single render may do (nodes run, loop turns), against runaway loops.
@@ -225,6 +225,18 @@ impl Renderer<'_> {
     }
 
     pub(crate) fn eval(&mut self, expr: &Expr) -> Result<Value, TemplateError> {
+        let value = self.eval_unchecked(expr)?;
+        // Only literals and functions build new levels of nesting.
+        if matches!(
+            expr,
+            Expr::List(_) | Expr::Tuple(_) | Expr::Dict(_) | Expr::Call { .. } | Expr::Method { .. }
+        ) {
+            check_nesting(&value)?;
+        }
+        Ok(value)
+    }
+
+    fn eval_unchecked(&mut self, expr: &Expr) -> Result<Value, TemplateError> {
         Ok(match expr {
             Expr::Const(value) => value.clone(),
             Expr::Name(name) => self.lookup(name),

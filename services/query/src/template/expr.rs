@@ -286,6 +286,7 @@ pub(crate) fn parse_expression(source: &str) -> Result<Expr, TemplateError> {
     let mut parser = Parser {
         tokens: tokenize(source)?,
         pos: 0,
+        depth: 0,
     };
     let expr = parser.testlist()?;
     parser.finish()?;
@@ -297,6 +298,7 @@ pub(crate) fn parse_assignment(source: &str) -> Result<(Vec<String>, Expr), Temp
     let mut parser = Parser {
         tokens: tokenize(source)?,
         pos: 0,
+        depth: 0,
     };
     let targets = parser.targets()?;
     parser.expect("=")?;
@@ -310,6 +312,7 @@ pub(crate) fn parse_for(source: &str) -> Result<(Vec<String>, Expr), TemplateErr
     let mut parser = Parser {
         tokens: tokenize(source)?,
         pos: 0,
+        depth: 0,
     };
     let targets = parser.targets()?;
     if !parser.eat_keyword("in") {
@@ -325,6 +328,7 @@ pub(crate) fn parse_except(source: &str) -> Result<Option<String>, TemplateError
     let mut parser = Parser {
         tokens: tokenize(source)?,
         pos: 0,
+        depth: 0,
     };
     if parser.tokens.is_empty() {
         return Ok(None);
@@ -339,9 +343,16 @@ pub(crate) fn parse_except(source: &str) -> Result<Option<String>, TemplateError
     Ok(bound)
 }
 
+/// How deep an expression may nest (brackets, calls, unary operators, links of an operator chain).
+/// Parsing, evaluating, describing and dropping an expression recurse once per level, so without
+/// a bound a template author could overflow the stack and take the whole process down.
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Nesting of the expression being parsed, against [`MAX_DEPTH`].
+    depth: usize,
 }
 
 const KEYWORDS: &[&str] = &[
@@ -351,6 +362,17 @@ const KEYWORDS: &[&str] = &[
 ];
 
 impl Parser {
+    /// One level deeper; refused past [`MAX_DEPTH`]. Callers put `depth` back when done.
+    fn deeper(&mut self) -> Result<(), TemplateError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(TemplateError::Syntax(format!(
+                "the expression is nested more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -449,6 +471,14 @@ impl Parser {
     }
 
     fn test(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
+        self.deeper()?;
+        let parsed = self.conditional();
+        self.depth = depth;
+        parsed
+    }
+
+    fn conditional(&mut self) -> Result<Expr, TemplateError> {
         if self.at_keyword("lambda") {
             return Err(TemplateError::Syntax(
                 "Invalid expression type: lambda".into(),
@@ -470,25 +500,37 @@ impl Parser {
         })
     }
 
+    // Each link of an operator chain nests the tree one level deeper (`a + b + c` is
+    // `(a + b) + c`), as does each unary operator: both count against the depth.
     fn or_test(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
         let mut left = self.and_test()?;
         while self.eat_keyword("or") {
+            self.deeper()?;
             left = Expr::Or(Box::new(left), Box::new(self.and_test()?));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn and_test(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
         let mut left = self.not_test()?;
         while self.eat_keyword("and") {
+            self.deeper()?;
             left = Expr::And(Box::new(left), Box::new(self.not_test()?));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn not_test(&mut self) -> Result<Expr, TemplateError> {
         if self.eat_keyword("not") {
-            return Ok(Expr::Not(Box::new(self.not_test()?)));
+            let depth = self.depth;
+            self.deeper()?;
+            let operand = self.not_test()?;
+            self.depth = depth;
+            return Ok(Expr::Not(Box::new(operand)));
         }
         self.comparison()
     }
@@ -535,6 +577,7 @@ impl Parser {
     }
 
     fn arithmetic(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
         let mut left = self.term()?;
         loop {
             let op = if self.eat_op("+") {
@@ -544,12 +587,15 @@ impl Parser {
             } else {
                 break;
             };
+            self.deeper()?;
             left = Expr::Binary(op, Box::new(left), Box::new(self.term()?));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn term(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
         let mut left = self.factor()?;
         loop {
             let op = if self.eat_op("*") {
@@ -563,21 +609,30 @@ impl Parser {
             } else {
                 break;
             };
+            self.deeper()?;
             left = Expr::Binary(op, Box::new(left), Box::new(self.factor()?));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn factor(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
         if self.eat_op("-") {
-            return Ok(match self.factor()? {
+            self.deeper()?;
+            let operand = self.factor()?;
+            self.depth = depth;
+            return Ok(match operand {
                 Expr::Const(Value::Int(i)) => Expr::Const(Value::Int(-i)),
                 Expr::Const(Value::Float(f)) => Expr::Const(Value::Float(-f)),
                 other => Expr::Negate(Box::new(other)),
             });
         }
         if self.eat_op("+") {
-            return Ok(Expr::Plus(Box::new(self.factor()?)));
+            self.deeper()?;
+            let operand = self.factor()?;
+            self.depth = depth;
+            return Ok(Expr::Plus(Box::new(operand)));
         }
         let value = self.postfix()?;
         if self.at_op("**") {
@@ -587,8 +642,12 @@ impl Parser {
     }
 
     fn postfix(&mut self) -> Result<Expr, TemplateError> {
+        let depth = self.depth;
         let mut value = self.atom()?;
         loop {
+            if self.at_op("[") || self.at_op(".") {
+                self.deeper()?;
+            }
             if self.eat_op("[") {
                 let start = if self.at_op(":") {
                     None
@@ -633,6 +692,7 @@ impl Parser {
                     "Invalid function: only named functions can be called".into(),
                 ));
             } else {
+                self.depth = depth;
                 return Ok(value);
             }
         }

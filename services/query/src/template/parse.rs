@@ -105,11 +105,17 @@ fn collapse_runs(text: &str, replace: impl Fn(&str) -> Option<&'static str>) -> 
     out
 }
 
+/// How deep `{% if / for / while / try %}` blocks may nest. Reading, rendering, describing and
+/// dropping a template recurse once per level, so deeper templates could overflow the stack.
+const MAX_BLOCK_DEPTH: usize = 64;
+
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
     line: usize,
     whitespace: Whitespace,
+    /// Blocks open around the current position, against [`MAX_BLOCK_DEPTH`].
+    depth: usize,
 }
 
 impl Reader<'_> {
@@ -142,6 +148,7 @@ pub(crate) fn parse_template(text: &str) -> Result<Vec<Node>, TemplateError> {
         pos: 0,
         line: 1,
         whitespace: Whitespace::All,
+        depth: 0,
     };
     let items = parse_body(&mut reader, None, false)?;
     Ok(items
@@ -307,7 +314,12 @@ fn parse_body(
             }
             "if" | "for" | "while" | "try" => {
                 let is_loop = operator == "for" || operator == "while";
+                if reader.depth >= MAX_BLOCK_DEPTH {
+                    return Err(reader.error(format!("blocks are nested more than {MAX_BLOCK_DEPTH} levels deep")));
+                }
+                reader.depth += 1;
                 let body = parse_body(reader, Some(operator.as_str()), in_loop || is_loop)?;
+                reader.depth -= 1;
                 let node =
                     build_block(&operator, &suffix, line, body).map_err(|e| with_line(e, line))?;
                 items.push(Item::Node(node));

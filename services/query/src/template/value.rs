@@ -8,6 +8,38 @@ use super::TemplateError;
 /// The largest list or string a template may build (repetition, `range`), against memory abuse.
 pub(crate) const MAX_COLLECTION: usize = 1_000_000;
 
+/// How deep lists, tuples and dicts may nest inside each other. Comparing, rendering, cloning and
+/// dropping a value recurse once per level, so a template building `[[[...]]]` in a loop could
+/// otherwise overflow the stack. JSON parameters (at most 128 levels, serde_json's own limit) fit.
+pub(crate) const MAX_NESTING: usize = 200;
+
+/// Refuses a value nested deeper than [`MAX_NESTING`], walking it without recursion.
+pub(crate) fn check_nesting(value: &Value) -> Result<(), TemplateError> {
+    let is_container = |v: &&Value| matches!(v, Value::List(_) | Value::Tuple(_) | Value::Dict(_));
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((value, depth)) = pending.pop() {
+        if depth > MAX_NESTING {
+            return Err(TemplateError::Unsupported(format!(
+                "a template value may not nest more than {MAX_NESTING} levels deep"
+            )));
+        }
+        match value {
+            Value::List(items) | Value::Tuple(items) => {
+                pending.extend(items.iter().filter(is_container).map(|item| (item, depth + 1)));
+            }
+            Value::Dict(entries) => pending.extend(
+                entries
+                    .iter()
+                    .flat_map(|(key, value)| [key, value])
+                    .filter(is_container)
+                    .map(|item| (item, depth + 1)),
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A value during rendering.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {

@@ -1,10 +1,11 @@
-//! What user SQL may call and set. Every list is compared case-insensitively (ASCII), which refuses
+//! What user SQL may call and set, shared by every crate that checks SQL: the query service's
+//! validator and the catalog's checks of DDL expressions (DEFAULT, engine settings). Every list is compared case-insensitively (ASCII), which refuses
 //! at least as much as ClickHouse's own mix of case-sensitive and case-insensitive names.
 
 /// Table functions allowed at a table position (`FROM numbers(10)`): pure generators that read
 /// nothing outside the query. Everything else (`file`, `url`, `s3`, `remote`, `mysql`, `merge`,
 /// `view`, `input`, `format`, `null`, parametrized views, ...) is refused there.
-pub(super) const ALLOWED_TABLE_FUNCTIONS: &[&str] = &[
+pub const ALLOWED_TABLE_FUNCTIONS: &[&str] = &[
     "numbers",
     "numbers_mt",
     "zeros",
@@ -28,10 +29,12 @@ pub(super) const ALLOWED_TABLE_FUNCTIONS: &[&str] = &[
 ///   (`addressTo*`, `demangle`), and model evaluation that loads files (`catboostEvaluate`).
 ///
 /// `version()`, `throwIf`, `evalMLMethod`, `getSubcolumn` and `format` (string formatting) are allowed.
-pub(super) const DENIED_FUNCTIONS: &[&str] = &[
+pub const DENIED_FUNCTIONS: &[&str] = &[
     // Table functions reaching outside the workspace.
     "file",
     "filecluster",
+    // Places data on an arbitrary disk (DDL settings).
+    "disk",
     "url",
     "urlcluster",
     "remote",
@@ -145,7 +148,9 @@ pub(super) const DENIED_FUNCTIONS: &[&str] = &[
 /// Name prefixes refused like [`DENIED_FUNCTIONS`]: whole families (`dictGet*`, `dictHas`,
 /// `dictionary`, `sleepEachRow`, `transactionID`, `filesystemAvailable`, `s3Cluster`,
 /// `icebergS3`, `azureBlobStorage`, `mergeTreeIndex`, ...) and ClickHouse's internal `__` functions.
-pub(super) const DENIED_FUNCTION_PREFIXES: &[&str] = &[
+pub const DENIED_FUNCTION_PREFIXES: &[&str] = &[
+    "remote",
+    "cluster",
     "dict",
     "__",
     "sleep",
@@ -168,7 +173,7 @@ pub(super) const DENIED_FUNCTION_PREFIXES: &[&str] = &[
 /// Settings a query may change in a `SETTINGS` clause; any other name is refused, above all those
 /// that raise the limits every query runs under (`max_execution_time`, `max_result_rows`,
 /// `max_memory_usage`), and `readonly`, `allow_*`, `param_*`, format settings that name files, ...).
-pub(super) const ALLOWED_SETTINGS: &[&str] = &[
+pub const ALLOWED_SETTINGS: &[&str] = &[
     "max_threads",
     "max_block_size",
     "join_algorithm",
@@ -183,7 +188,7 @@ pub(super) const ALLOWED_SETTINGS: &[&str] = &[
 ];
 
 /// Whether calling the function `name` is refused.
-pub(super) fn is_denied_function(name: &str) -> bool {
+pub fn is_denied_function(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     DENIED_FUNCTIONS.contains(&lower.as_str())
         || DENIED_FUNCTION_PREFIXES
@@ -192,11 +197,11 @@ pub(super) fn is_denied_function(name: &str) -> bool {
 }
 
 /// Whether the table function `name` may be used at a table position.
-pub(super) fn is_allowed_table_function(name: &str) -> bool {
+pub fn is_allowed_table_function(name: &str) -> bool {
     ALLOWED_TABLE_FUNCTIONS.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// Whether the setting `name` may be changed by a query.
-pub(super) fn is_allowed_setting(name: &str) -> bool {
+pub fn is_allowed_setting(name: &str) -> bool {
     ALLOWED_SETTINGS.contains(&name.to_ascii_lowercase().as_str())
 }
