@@ -20,12 +20,12 @@ build: ## Build everything (debug)
 run: setup ## Set up, then run `roost local` on 127.0.0.1:$(PORT) with data in $(DATA_DIR)
 	ROOST_PORT=$(PORT) ROOST_DATA_DIR=$(DATA_DIR) ./target/release/roost local
 
-clients: ## Install the real Tinybird clients the tests drive (tinybird-cli in a venv, cached)
+clients: ## Install the real Tinybird clients the tests drive (tinybird-cli and the Forward tinybird, venvs, cached)
 	@scripts/install-clients.sh "$(CLIENTS_DIR)"
 
 test: clients ## Every test: unit, integration against chDB, HTTP, and the real tb CLI
 	@scripts/fetch-libchdb.sh
-	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" scripts/test.sh
+	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" ROOST_TB_FORWARD_BIN="$(CLIENTS_DIR)/forward/bin/tb" scripts/test.sh
 
 gen: ## Regenerate the prost code of proto/*.proto (committed; no protoc needed)
 	$(CARGO) run -q -p roost-proto-gen

@@ -1,16 +1,42 @@
 #!/usr/bin/env bash
-# Installs the released Tinybird CLI (PyPI tinybird-cli, with lru-dict beside it) into a cached
-# virtualenv, so the end-to-end tests drive the real client as a user would.
+# Installs the released Tinybird CLIs into cached virtualenvs, so the end-to-end tests drive the
+# real clients as a user would: the classic `tb` (PyPI tinybird-cli, with lru-dict beside it) in
+# tb/, and the Forward `tb` (PyPI tinybird) in forward/.
 set -euo pipefail
 prefix="${1:-$HOME/.cache/roost/clients}"
-if [ -x "$prefix/tb/bin/tb" ]; then
-  exit 0
-fi
 mkdir -p "$prefix"
-python3 -m venv "$prefix/tb.partial"
-"$prefix/tb.partial/bin/pip" install --quiet --disable-pip-version-check tinybird-cli lru-dict
-rm -rf "$prefix/tb"
-mv "$prefix/tb.partial" "$prefix/tb"
-# A venv records its own path; the move needs the scripts rewritten.
-sed -i "s#$prefix/tb.partial#$prefix/tb#g" "$prefix/tb/bin/"* 2>/dev/null || true
-echo "tinybird-cli installed in $prefix/tb"
+
+# Moves a finished venv into place; a venv records its own path, so the scripts are rewritten.
+finish() {
+  rm -rf "$prefix/$1"
+  mv "$prefix/$1.partial" "$prefix/$1"
+  grep -rlI --null "$prefix/$1.partial" "$prefix/$1/bin" | xargs -0 -r sed -i "s#$prefix/$1.partial#$prefix/$1#g"
+}
+
+if [ ! -x "$prefix/tb/bin/tb" ]; then
+  python3 -m venv "$prefix/tb.partial"
+  "$prefix/tb.partial/bin/pip" install --quiet --disable-pip-version-check tinybird-cli lru-dict
+  finish tb
+  echo "tinybird-cli installed in $prefix/tb"
+fi
+
+# The Forward CLI (PyPI `tinybird`, its `tb` drives Tinybird Local). Its exact pins cannot all be
+# met from the registry (it asks for a certifi newer than any published), so the package goes in
+# without its dependencies and then its requirements, as its metadata lists them, with certifi
+# unpinned.
+FORWARD_VERSION=5.0.3
+if [ ! -x "$prefix/forward/bin/tb" ]; then
+  python3 -m venv "$prefix/forward.partial"
+  pip="$prefix/forward.partial/bin/pip"
+  "$pip" install --quiet --disable-pip-version-check --no-deps "tinybird==$FORWARD_VERSION"
+  "$pip" install --quiet --disable-pip-version-check \
+    'aiofiles==24.1.0' boto3 certifi 'click<8.2,>=8.1.6' 'clickhouse-toolset==0.34.dev0' \
+    'colorama==0.4.6' 'confluent-kafka==2.8.2' 'cryptography~=41.0.0' 'croniter==6.2.2' \
+    'docker==7.1.0' 'GitPython~=3.1.32' 'humanfriendly~=8.2' 'prompt_toolkit==3.0.48' \
+    'logfire-api==4.2.0' 'pydantic~=2.11.7' 'pyperclip==1.9.0' 'pyyaml<6.1,>=6.0' \
+    'requests<3,>=2.28.1' 'shandy-sqlfmt[jinjafmt]==0.29.0' 'toposort==1.10' 'tornado~=6.5.5' \
+    'urllib3<2,>=1.26.14' 'watchdog==6.0.0' wheel 'packaging<24,>=23.1' 'thefuzz==0.22.1' \
+    'python-dotenv==1.1.0' 'pyjwt[crypto]==2.9.0'
+  finish forward
+  echo "tinybird (Forward CLI) $FORWARD_VERSION installed in $prefix/forward"
+fi

@@ -68,6 +68,26 @@ pub trait AuthService: Send + Sync + 'static {
         &self,
         request: auth::CreateJwtRequest,
     ) -> Result<auth::CreateJwtResponse, ServiceError>;
+    /// An organization with its members and workspaces.
+    async fn get_organization(
+        &self,
+        request: auth::GetOrganizationRequest,
+    ) -> Result<auth::GetOrganizationResponse, ServiceError>;
+    /// The workspaces a user owns, with their admin tokens, and the user's organization.
+    async fn list_user_workspaces(
+        &self,
+        request: auth::ListUserWorkspacesRequest,
+    ) -> Result<auth::ListUserWorkspacesResponse, ServiceError>;
+    /// Creates a workspace with its admin tokens; its database is created on first use.
+    async fn create_workspace(
+        &self,
+        request: auth::CreateWorkspaceRequest,
+    ) -> Result<auth::CreateWorkspaceResponse, ServiceError>;
+    /// Removes a workspace's records and tokens; the caller then drops its data.
+    async fn delete_workspace(
+        &self,
+        request: auth::DeleteWorkspaceRequest,
+    ) -> Result<auth::DeleteWorkspaceResponse, ServiceError>;
 }
 /// A handle on an [`AuthService`].
 pub type AuthClient = Arc<dyn AuthService>;
@@ -110,6 +130,11 @@ pub trait CatalogService: Send + Sync + 'static {
         &self,
         request: catalog::AlterDataSourceRequest,
     ) -> Result<catalog::AlterDataSourceResponse, ServiceError>;
+    /// Drops the engine database of a deleted workspace.
+    async fn drop_workspace_data(
+        &self,
+        request: catalog::DropWorkspaceDataRequest,
+    ) -> Result<catalog::DropWorkspaceDataResponse, ServiceError>;
 }
 /// A handle on a [`CatalogService`].
 pub type CatalogClient = Arc<dyn CatalogService>;

@@ -45,6 +45,10 @@ pub struct Principal {
     /// A JWT's request-rate limit per second; 0 for none.
     #[prost(int64, tag = "10")]
     pub limit_rps: i64,
+    /// True for a user token and for the user's own admin token in a workspace (`admin <email>`):
+    /// they may list the user's workspaces and organization.
+    #[prost(bool, tag = "11")]
+    pub acts_for_user: bool,
 }
 /// One parameter a JWT fixes for one pipe's endpoint; several values feed an Array() parameter.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -234,4 +238,94 @@ pub struct CreateJwtRequest {
 pub struct CreateJwtResponse {
     #[prost(string, tag = "1")]
     pub token: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Organization {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub created_at: ::prost::alloc::string::String,
+}
+/// A user of an organization.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Member {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub email: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub created_at: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetOrganizationRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub organization_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetOrganizationResponse {
+    #[prost(message, optional, tag = "1")]
+    pub organization: ::core::option::Option<Organization>,
+    #[prost(message, repeated, tag = "2")]
+    pub members: ::prost::alloc::vec::Vec<Member>,
+    #[prost(message, repeated, tag = "3")]
+    pub workspaces: ::prost::alloc::vec::Vec<Workspace>,
+}
+/// A workspace with the admin token its owner uses for it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WorkspaceAccess {
+    #[prost(message, optional, tag = "1")]
+    pub workspace: ::core::option::Option<Workspace>,
+    /// The value of the workspace's own admin token.
+    #[prost(string, tag = "2")]
+    pub token: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListUserWorkspacesRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub user_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListUserWorkspacesResponse {
+    #[prost(message, optional, tag = "1")]
+    pub organization: ::core::option::Option<Organization>,
+    #[prost(message, repeated, tag = "2")]
+    pub workspaces: ::prost::alloc::vec::Vec<WorkspaceAccess>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateWorkspaceRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub user_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub name: ::prost::alloc::string::String,
+    /// Empty for the user's organization.
+    #[prost(string, tag = "4")]
+    pub organization_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateWorkspaceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub workspace: ::core::option::Option<WorkspaceAccess>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteWorkspaceRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub user_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+/// The deleted workspace: its database is still to be dropped.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteWorkspaceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub workspace: ::core::option::Option<Workspace>,
 }

@@ -376,3 +376,13 @@ pub struct SetEndpointResponse {
     #[prost(message, optional, tag = "1")]
     pub pipe: ::core::option::Option<Pipe>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DropWorkspaceDataRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    /// The database of the deleted workspace, as auth's Workspace.database had it.
+    #[prost(string, tag = "2")]
+    pub database: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DropWorkspaceDataResponse {}

@@ -12,6 +12,7 @@ pub mod jwt;
 mod seed;
 mod token;
 mod tokens;
+mod workspaces;
 
 pub use seed::{SeedOptions, Seeded, database_for};
 
@@ -96,6 +97,10 @@ impl Auth {
             return Err(AuthError::InvalidToken);
         }
         let user = self.store.get_user(&record.user_id).await?;
+        // The user token, and the user's own admin token (the CLI token) in a workspace.
+        let acts_for_user = record.workspace_id.is_none()
+            || (record.name == workspaces::user_admin_token_name(&user.email)
+                && scopes_of(&record).iter().any(|s| s == "ADMIN"));
         let workspace = match &record.workspace_id {
             Some(id) => Some(workspace_message(
                 &self.store.get_workspace(id).await?,
@@ -114,6 +119,7 @@ impl Auth {
             is_jwt: false,
             fixed_params: Vec::new(),
             limit_rps: 0,
+            acts_for_user,
         })
     }
 }
@@ -180,6 +186,7 @@ impl Auth {
             is_jwt: true,
             fixed_params,
             limit_rps: claims.limits.and_then(|l| l.rps).unwrap_or(0),
+            acts_for_user: false,
         })
     }
 
@@ -498,6 +505,38 @@ impl AuthService for Auth {
         };
         Ok(proto::CreateJwtResponse {
             token: jwt::sign(&claims, &key),
+        })
+    }
+
+    async fn get_organization(
+        &self,
+        request: proto::GetOrganizationRequest,
+    ) -> Result<proto::GetOrganizationResponse, ServiceError> {
+        Ok(self.organization(&request.organization_id).await?)
+    }
+
+    async fn list_user_workspaces(
+        &self,
+        request: proto::ListUserWorkspacesRequest,
+    ) -> Result<proto::ListUserWorkspacesResponse, ServiceError> {
+        Ok(self.user_workspaces(&request.user_id).await?)
+    }
+
+    async fn create_workspace(
+        &self,
+        request: proto::CreateWorkspaceRequest,
+    ) -> Result<proto::CreateWorkspaceResponse, ServiceError> {
+        Ok(proto::CreateWorkspaceResponse {
+            workspace: Some(self.new_workspace(&request).await?),
+        })
+    }
+
+    async fn delete_workspace(
+        &self,
+        request: proto::DeleteWorkspaceRequest,
+    ) -> Result<proto::DeleteWorkspaceResponse, ServiceError> {
+        Ok(proto::DeleteWorkspaceResponse {
+            workspace: Some(self.remove_workspace(&request).await?),
         })
     }
 }

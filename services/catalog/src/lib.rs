@@ -158,6 +158,7 @@ impl CatalogService for Catalog {
             Err(StoreError::NotFound(_)) => {}
             Err(other) => return Err(CatalogError::from(other).into()),
         }
+        self.no_pipe_named(&workspace, &request.name).await?;
         let id = format!("t_{}", uuid::Uuid::new_v4().simple());
         let table = format!("{}.{}", quote_ident(&database), quote_ident(&id));
         let statement = ddl::create_table(&table, &columns, &engine)?;
@@ -266,6 +267,10 @@ impl CatalogService for Catalog {
         let mut record = self
             .get_record(&request.header, &request.name_or_id)
             .await?;
+        if record.name != request.new_name {
+            self.no_pipe_named(&record.workspace_id, &request.new_name)
+                .await?;
+        }
         record.name = request.new_name;
         record.updated_at = now();
         self.store
@@ -426,5 +431,32 @@ impl CatalogService for Catalog {
             data_source: Some(data_source),
             operations,
         })
+    }
+    async fn drop_workspace_data(
+        &self,
+        request: proto::DropWorkspaceDataRequest,
+    ) -> Result<proto::DropWorkspaceDataResponse, ServiceError> {
+        let database = request.database;
+        // Only a workspace database (`roost_auth::database_for`) may go: never a system one.
+        let is_workspace_database = database.strip_prefix("w_").is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if !is_workspace_database {
+            return Err(ServiceError::bad_request(format!(
+                "'{database}' is not a workspace database"
+            )));
+        }
+        self.engine
+            .execute(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                quote_ident(&database)
+            ))
+            .await
+            .map_err(CatalogError::from)?;
+        self.databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&database);
+        Ok(proto::DropWorkspaceDataResponse {})
     }
 }

@@ -20,7 +20,10 @@ fn new_id(prefix: &str) -> String {
 fn check_node(node: &proto::Node) -> Result<(), ServiceError> {
     validate_name("Node", &node.name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
     if node.sql.trim().is_empty() {
-        return Err(ServiceError::bad_request(format!("Node '{}' has no SQL", node.name)));
+        return Err(ServiceError::bad_request(format!(
+            "Node '{}' has no SQL",
+            node.name
+        )));
     }
     let kind = node.node_type.to_ascii_lowercase();
     if !kind.is_empty() && !NODE_TYPES.contains(&kind.as_str()) {
@@ -35,9 +38,17 @@ fn check_node(node: &proto::Node) -> Result<(), ServiceError> {
 }
 
 fn node_record(node: &proto::Node, pipe_id: &str, at: &str) -> NodeRecord {
-    let settings = if node.settings_json.trim().is_empty() { "{}".to_string() } else { node.settings_json.clone() };
+    let settings = if node.settings_json.trim().is_empty() {
+        "{}".to_string()
+    } else {
+        node.settings_json.clone()
+    };
     NodeRecord {
-        id: if node.id.is_empty() { new_id("t") } else { node.id.clone() },
+        id: if node.id.is_empty() {
+            new_id("t")
+        } else {
+            node.id.clone()
+        },
         pipe_id: pipe_id.to_string(),
         name: node.name.clone(),
         sql: node.sql.clone(),
@@ -77,10 +88,18 @@ fn pipe_message(pipe: &PipeRecord, nodes: &[NodeRecord]) -> proto::Pipe {
 
 /// The published node follows the node types: the last node typed `endpoint`, if any.
 fn endpoint_of(nodes: &[NodeRecord]) -> String {
-    nodes.iter().rev().find(|n| n.node_type == "endpoint").map(|n| n.id.clone()).unwrap_or_default()
+    nodes
+        .iter()
+        .rev()
+        .find(|n| n.node_type == "endpoint")
+        .map(|n| n.id.clone())
+        .unwrap_or_default()
 }
 
-fn find_node<'a>(nodes: &'a mut [NodeRecord], name_or_id: &str) -> Result<&'a mut NodeRecord, ServiceError> {
+fn find_node<'a>(
+    nodes: &'a mut [NodeRecord],
+    name_or_id: &str,
+) -> Result<&'a mut NodeRecord, ServiceError> {
     nodes
         .iter_mut()
         .find(|n| n.name == name_or_id || n.id == name_or_id)
@@ -90,7 +109,10 @@ fn find_node<'a>(nodes: &'a mut [NodeRecord], name_or_id: &str) -> Result<&'a mu
 fn check_unique_names(nodes: &[NodeRecord]) -> Result<(), ServiceError> {
     for (index, node) in nodes.iter().enumerate() {
         if nodes[..index].iter().any(|other| other.name == node.name) {
-            return Err(ServiceError::bad_request(format!("Node name '{}' is used twice in the pipe", node.name)));
+            return Err(ServiceError::bad_request(format!(
+                "Node name '{}' is used twice in the pipe",
+                node.name
+            )));
         }
     }
     Ok(())
@@ -100,13 +122,22 @@ fn check_unique_names(nodes: &[NodeRecord]) -> Result<(), ServiceError> {
 /// column of the same name also counts: when in doubt a pipe is reported as a reader, since the
 /// cost of a false alarm is a `force=true`, and of a miss a broken endpoint.
 fn mentions(sql: &str, name: &str) -> bool {
-    sql.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == name)
+    sql.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word == name)
 }
 
 impl Catalog {
     /// The pipes whose nodes read `name`.
-    pub(crate) async fn readers_of(&self, workspace: &str, name: &str) -> Result<Vec<String>, ServiceError> {
-        let pipes = self.store.list_pipes(workspace).await.map_err(CatalogError::from)?;
+    pub(crate) async fn readers_of(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Vec<String>, ServiceError> {
+        let pipes = self
+            .store
+            .list_pipes(workspace)
+            .await
+            .map_err(CatalogError::from)?;
         Ok(pipes
             .into_iter()
             .filter(|(_, nodes)| nodes.iter().any(|node| mentions(&node.sql, name)))
@@ -114,21 +145,53 @@ impl Catalog {
             .collect())
     }
 
-    async fn load_pipe(&self, header: &Option<roost_proto::common::v1::RequestHeader>, name_or_id: &str) -> Result<(PipeRecord, Vec<NodeRecord>), ServiceError> {
+    async fn load_pipe(
+        &self,
+        header: &Option<roost_proto::common::v1::RequestHeader>,
+        name_or_id: &str,
+    ) -> Result<(PipeRecord, Vec<NodeRecord>), ServiceError> {
         let workspace = workspace_id(header)?;
-        self.store.get_pipe(workspace, name_or_id).await.map_err(|e| CatalogError::from(e).into())
+        self.store
+            .get_pipe(workspace, name_or_id)
+            .await
+            .map_err(|e| CatalogError::from(e).into())
     }
 
-    async fn save_pipe(&self, mut pipe: PipeRecord, nodes: Vec<NodeRecord>) -> Result<proto::Pipe, ServiceError> {
+    async fn save_pipe(
+        &self,
+        mut pipe: PipeRecord,
+        nodes: Vec<NodeRecord>,
+    ) -> Result<proto::Pipe, ServiceError> {
         check_unique_names(&nodes)?;
         pipe.updated_at = now();
-        self.store.replace_pipe(&pipe, &nodes).await.map_err(CatalogError::from)?;
+        self.store
+            .replace_pipe(&pipe, &nodes)
+            .await
+            .map_err(CatalogError::from)?;
         Ok(pipe_message(&pipe, &nodes))
+    }
+
+    /// Data sources and pipes share one namespace (SQL reads either by name): refuses a data
+    /// source name a pipe already has.
+    pub(crate) async fn no_pipe_named(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        match self.store.get_pipe(workspace, name).await {
+            Ok((pipe, _)) if pipe.name == name => Err(ServiceError::conflict(format!(
+                "There is already a Pipe named '{name}'"
+            ))),
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(other) => Err(CatalogError::from(other).into()),
+        }
     }
 
     async fn name_is_free(&self, workspace: &str, name: &str) -> Result<(), ServiceError> {
         match self.store.get_data_source(workspace, name).await {
-            Ok(_) => Err(ServiceError::conflict(format!("There is already a Data Source named '{name}'"))),
+            Ok(_) => Err(ServiceError::conflict(format!(
+                "There is already a Data Source named '{name}'"
+            ))),
             Err(StoreError::NotFound(_)) => Ok(()),
             Err(other) => Err(CatalogError::from(other).into()),
         }
@@ -137,8 +200,12 @@ impl Catalog {
 
 #[async_trait]
 impl PipeCatalogService for Catalog {
-    async fn create_pipe(&self, request: proto::CreatePipeRequest) -> Result<proto::CreatePipeResponse, ServiceError> {
-        validate_name("Pipe", &request.name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
+    async fn create_pipe(
+        &self,
+        request: proto::CreatePipeRequest,
+    ) -> Result<proto::CreatePipeResponse, ServiceError> {
+        validate_name("Pipe", &request.name)
+            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
         let workspace = workspace_id(&request.header)?.to_string();
         self.name_is_free(&workspace, &request.name).await?;
         for node in &request.nodes {
@@ -147,12 +214,24 @@ impl PipeCatalogService for Catalog {
         let at = now();
         let existing = match self.store.get_pipe(&workspace, &request.name).await {
             Ok((pipe, _)) if request.force => Some(pipe),
-            Ok(_) => return Err(ServiceError::conflict(format!("Pipe '{}' already exists", request.name))),
+            Ok(_) => {
+                return Err(ServiceError::conflict(format!(
+                    "Pipe '{}' already exists",
+                    request.name
+                )));
+            }
             Err(StoreError::NotFound(_)) => None,
             Err(other) => return Err(CatalogError::from(other).into()),
         };
-        let pipe_id = existing.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| new_id("t"));
-        let nodes: Vec<NodeRecord> = request.nodes.iter().map(|node| node_record(node, &pipe_id, &at)).collect();
+        let pipe_id = existing
+            .as_ref()
+            .map(|p| p.id.clone())
+            .unwrap_or_else(|| new_id("t"));
+        let nodes: Vec<NodeRecord> = request
+            .nodes
+            .iter()
+            .map(|node| node_record(node, &pipe_id, &at))
+            .collect();
         check_unique_names(&nodes)?;
         let pipe = PipeRecord {
             id: pipe_id,
@@ -160,7 +239,10 @@ impl PipeCatalogService for Catalog {
             name: request.name.clone(),
             description: request.description.clone(),
             endpoint_node_id: endpoint_of(&nodes),
-            created_at: existing.as_ref().map(|p| p.created_at.clone()).unwrap_or_else(|| at.clone()),
+            created_at: existing
+                .as_ref()
+                .map(|p| p.created_at.clone())
+                .unwrap_or_else(|| at.clone()),
             updated_at: at,
         };
         match existing {
@@ -168,24 +250,48 @@ impl PipeCatalogService for Catalog {
             None => self.store.insert_pipe(&pipe, &nodes).await,
         }
         .map_err(|e| match e {
-            StoreError::Conflict(_) => ServiceError::conflict(format!("Pipe '{}' already exists", request.name)),
+            StoreError::Conflict(_) => {
+                ServiceError::conflict(format!("Pipe '{}' already exists", request.name))
+            }
             other => CatalogError::from(other).into(),
         })?;
         tracing::info!(pipe = %pipe.name, nodes = nodes.len(), "pipe saved");
-        Ok(proto::CreatePipeResponse { pipe: Some(pipe_message(&pipe, &nodes)) })
+        Ok(proto::CreatePipeResponse {
+            pipe: Some(pipe_message(&pipe, &nodes)),
+        })
     }
 
-    async fn get_pipe(&self, request: proto::GetPipeRequest) -> Result<proto::GetPipeResponse, ServiceError> {
+    async fn get_pipe(
+        &self,
+        request: proto::GetPipeRequest,
+    ) -> Result<proto::GetPipeResponse, ServiceError> {
         let (pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
-        Ok(proto::GetPipeResponse { pipe: Some(pipe_message(&pipe, &nodes)) })
+        Ok(proto::GetPipeResponse {
+            pipe: Some(pipe_message(&pipe, &nodes)),
+        })
     }
 
-    async fn list_pipes(&self, request: proto::ListPipesRequest) -> Result<proto::ListPipesResponse, ServiceError> {
-        let listed = self.store.list_pipes(workspace_id(&request.header)?).await.map_err(CatalogError::from)?;
-        Ok(proto::ListPipesResponse { pipes: listed.iter().map(|(pipe, nodes)| pipe_message(pipe, nodes)).collect() })
+    async fn list_pipes(
+        &self,
+        request: proto::ListPipesRequest,
+    ) -> Result<proto::ListPipesResponse, ServiceError> {
+        let listed = self
+            .store
+            .list_pipes(workspace_id(&request.header)?)
+            .await
+            .map_err(CatalogError::from)?;
+        Ok(proto::ListPipesResponse {
+            pipes: listed
+                .iter()
+                .map(|(pipe, nodes)| pipe_message(pipe, nodes))
+                .collect(),
+        })
     }
 
-    async fn update_pipe(&self, request: proto::UpdatePipeRequest) -> Result<proto::UpdatePipeResponse, ServiceError> {
+    async fn update_pipe(
+        &self,
+        request: proto::UpdatePipeRequest,
+    ) -> Result<proto::UpdatePipeResponse, ServiceError> {
         let (mut pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
         if let Some(name) = request.new_name.filter(|name| *name != pipe.name) {
             validate_name("Pipe", &name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
@@ -195,17 +301,30 @@ impl PipeCatalogService for Catalog {
         if let Some(description) = request.description {
             pipe.description = description;
         }
-        Ok(proto::UpdatePipeResponse { pipe: Some(self.save_pipe(pipe, nodes).await?) })
+        Ok(proto::UpdatePipeResponse {
+            pipe: Some(self.save_pipe(pipe, nodes).await?),
+        })
     }
 
-    async fn delete_pipe(&self, request: proto::DeletePipeRequest) -> Result<proto::DeletePipeResponse, ServiceError> {
+    async fn delete_pipe(
+        &self,
+        request: proto::DeletePipeRequest,
+    ) -> Result<proto::DeletePipeResponse, ServiceError> {
         let (pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
-        self.store.delete_pipe(&pipe.workspace_id, &pipe.id).await.map_err(CatalogError::from)?;
+        self.store
+            .delete_pipe(&pipe.workspace_id, &pipe.id)
+            .await
+            .map_err(CatalogError::from)?;
         tracing::info!(pipe = %pipe.name, "pipe deleted");
-        Ok(proto::DeletePipeResponse { pipe: Some(pipe_message(&pipe, &nodes)) })
+        Ok(proto::DeletePipeResponse {
+            pipe: Some(pipe_message(&pipe, &nodes)),
+        })
     }
 
-    async fn create_node(&self, request: proto::CreateNodeRequest) -> Result<proto::CreateNodeResponse, ServiceError> {
+    async fn create_node(
+        &self,
+        request: proto::CreateNodeRequest,
+    ) -> Result<proto::CreateNodeResponse, ServiceError> {
         let node = request.node.unwrap_or_default();
         check_node(&node)?;
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
@@ -215,10 +334,16 @@ impl PipeCatalogService for Catalog {
             pipe.endpoint_node_id = record.id.clone();
         }
         let pipe = self.save_pipe(pipe, nodes).await?;
-        Ok(proto::CreateNodeResponse { pipe: Some(pipe), node: Some(node_message(&record)) })
+        Ok(proto::CreateNodeResponse {
+            pipe: Some(pipe),
+            node: Some(node_message(&record)),
+        })
     }
 
-    async fn update_node(&self, request: proto::UpdateNodeRequest) -> Result<proto::UpdateNodeResponse, ServiceError> {
+    async fn update_node(
+        &self,
+        request: proto::UpdateNodeRequest,
+    ) -> Result<proto::UpdateNodeResponse, ServiceError> {
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
         let node = find_node(&mut nodes, &request.node)?;
         if let Some(name) = request.new_name {
@@ -242,20 +367,31 @@ impl PipeCatalogService for Catalog {
             pipe.endpoint_node_id = String::new();
         }
         let pipe = self.save_pipe(pipe, nodes).await?;
-        Ok(proto::UpdateNodeResponse { pipe: Some(pipe), node: Some(node_message(&updated)) })
+        Ok(proto::UpdateNodeResponse {
+            pipe: Some(pipe),
+            node: Some(node_message(&updated)),
+        })
     }
 
-    async fn delete_node(&self, request: proto::DeleteNodeRequest) -> Result<proto::DeleteNodeResponse, ServiceError> {
+    async fn delete_node(
+        &self,
+        request: proto::DeleteNodeRequest,
+    ) -> Result<proto::DeleteNodeResponse, ServiceError> {
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
         let id = find_node(&mut nodes, &request.node)?.id.clone();
         nodes.retain(|n| n.id != id);
         if pipe.endpoint_node_id == id {
             pipe.endpoint_node_id = String::new();
         }
-        Ok(proto::DeleteNodeResponse { pipe: Some(self.save_pipe(pipe, nodes).await?) })
+        Ok(proto::DeleteNodeResponse {
+            pipe: Some(self.save_pipe(pipe, nodes).await?),
+        })
     }
 
-    async fn set_endpoint(&self, request: proto::SetEndpointRequest) -> Result<proto::SetEndpointResponse, ServiceError> {
+    async fn set_endpoint(
+        &self,
+        request: proto::SetEndpointRequest,
+    ) -> Result<proto::SetEndpointResponse, ServiceError> {
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
         for node in nodes.iter_mut().filter(|n| n.node_type == "endpoint") {
             node.node_type = "standard".into();
@@ -273,7 +409,9 @@ impl PipeCatalogService for Catalog {
             node.node_type = "endpoint".into();
             pipe.endpoint_node_id = node.id.clone();
         }
-        Ok(proto::SetEndpointResponse { pipe: Some(self.save_pipe(pipe, nodes).await?) })
+        Ok(proto::SetEndpointResponse {
+            pipe: Some(self.save_pipe(pipe, nodes).await?),
+        })
     }
 }
 
@@ -282,7 +420,16 @@ mod tests {
     use super::*;
 
     fn node(name: &str, kind: &str) -> NodeRecord {
-        node_record(&proto::Node { name: name.into(), sql: "SELECT 1".into(), node_type: kind.into(), ..Default::default() }, "p", "now")
+        node_record(
+            &proto::Node {
+                name: name.into(),
+                sql: "SELECT 1".into(),
+                node_type: kind.into(),
+                ..Default::default()
+            },
+            "p",
+            "now",
+        )
     }
 
     #[test]
@@ -303,14 +450,32 @@ mod tests {
 
     #[test]
     fn nodes_are_validated() {
-        let good = proto::Node { name: "n".into(), sql: "SELECT 1".into(), node_type: "Endpoint".into(), ..Default::default() };
+        let good = proto::Node {
+            name: "n".into(),
+            sql: "SELECT 1".into(),
+            node_type: "Endpoint".into(),
+            ..Default::default()
+        };
         check_node(&good).unwrap();
         for bad in [
-            proto::Node { name: "1bad".into(), ..good.clone() },
-            proto::Node { sql: "  ".into(), ..good.clone() },
-            proto::Node { node_type: "weird".into(), ..good.clone() },
+            proto::Node {
+                name: "1bad".into(),
+                ..good.clone()
+            },
+            proto::Node {
+                sql: "  ".into(),
+                ..good.clone()
+            },
+            proto::Node {
+                node_type: "weird".into(),
+                ..good.clone()
+            },
         ] {
-            assert_eq!(check_node(&bad).unwrap_err().code.http_status(), 400, "{bad:?}");
+            assert_eq!(
+                check_node(&bad).unwrap_err().code.http_status(),
+                400,
+                "{bad:?}"
+            );
         }
         assert!(check_unique_names(&[node("a", ""), node("a", "")]).is_err());
     }

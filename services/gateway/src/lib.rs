@@ -5,6 +5,7 @@
 
 mod error;
 mod params;
+mod rate_limit;
 mod routes;
 
 pub use error::ApiError;
@@ -41,6 +42,10 @@ pub struct GatewayConfig {
     pub max_events_body: usize,
     /// Largest file upload to `/v0/datasources`.
     pub max_upload_body: usize,
+    /// Events API requests per second per data source (Tinybird: 100).
+    pub events_requests_per_second: u64,
+    /// Events API bytes per second per data source (Tinybird: 20 MB).
+    pub events_bytes_per_second: u64,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +54,8 @@ impl Default for GatewayConfig {
             local: true,
             max_events_body: 10 * 1024 * 1024,
             max_upload_body: 1024 * 1024 * 1024,
+            events_requests_per_second: 100,
+            events_bytes_per_second: 20 * 1024 * 1024,
         }
     }
 }
@@ -58,6 +65,7 @@ impl Default for GatewayConfig {
 pub(crate) struct AppState {
     pub services: Services,
     pub config: Arc<GatewayConfig>,
+    pub limiters: Arc<rate_limit::Limiters>,
 }
 
 /// The request span: method and path only, since query strings may carry tokens, never logged.
@@ -71,9 +79,11 @@ pub fn router(services: Services, config: GatewayConfig) -> Router {
     let state = AppState {
         services,
         config: Arc::new(config),
+        limiters: Arc::new(rate_limit::Limiters::default()),
     };
     routes::routes()
         .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(axum::middleware::from_fn(rate_limit::headers))
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -6,6 +6,7 @@ mod pipes;
 mod sql;
 mod tokens;
 mod workspace;
+mod workspaces;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -15,12 +16,25 @@ use roost_proto::query::v1::RowFilter;
 use roost_proto::common::v1::RequestHeader;
 
 use crate::params::{Params, token};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, rate_limit};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/tokens", get(workspace::local_tokens))
         .route("/v0/workspace", get(workspace::current))
+        .route("/v1/workspace", get(workspace::current))
+        .route("/v0/organizations", get(workspaces::organizations))
+        .route("/v0/organizations/{id}", get(workspaces::organization))
+        .route("/v0/organizations/{id}/members", get(workspaces::members))
+        .route("/v0/organizations/{id}/workspaces", get(workspaces::organization_workspaces))
+        .route("/v0/user/workspaces", get(workspaces::user_workspaces))
+        .route("/v0/user/workspaces/", get(workspaces::user_workspaces))
+        .route("/v1/user/workspaces", get(workspaces::user_workspaces))
+        .route("/v1/user/workspaces/", get(workspaces::user_workspaces))
+        .route("/v0/workspaces", post(workspaces::create))
+        .route("/v1/workspaces", post(workspaces::create))
+        .route("/v0/workspaces/{id}", axum::routing::delete(workspaces::delete))
+        .route("/v1/workspaces/{id}", axum::routing::delete(workspaces::delete))
         .route("/v0/datasources", get(datasources::list).post(datasources::create_or_append))
         .route(
             "/v0/datasources/{name}",
@@ -143,16 +157,46 @@ impl Caller {
     }
 }
 
-/// Authenticates a request and requires a workspace token.
-pub async fn caller(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Caller, ApiError> {
+/// Authenticates a request's token, whatever it is bound to.
+pub async fn principal(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Principal, ApiError> {
     let token = token(headers, params).ok_or_else(|| ApiError::forbidden("Missing token: use the Authorization header or ?token="))?;
     let principal = state
         .services
         .auth
-        .authenticate(AuthenticateRequest { header: None, token })
+        .authenticate(AuthenticateRequest { header: None, token: token.clone() })
         .await?
         .principal
         .ok_or_else(|| ApiError::forbidden("Invalid token"))?;
+    if principal.is_jwt && principal.limit_rps > 0 {
+        // Keyed by the whole JWT: each signed token has its own limit.
+        let decision = state.limiters.jwt_requests.check(&token, principal.limit_rps as u64, 1);
+        rate_limit::record(decision);
+        if !decision.allowed {
+            return Err(ApiError::too_many_requests(format!(
+                "Too many requests: this token allows {} requests per second",
+                principal.limit_rps
+            )));
+        }
+    }
+    Ok(principal)
+}
+
+/// Authenticates a request and requires a token that acts for a user: the user token, or the
+/// user's own admin token for reads (`write` needs the user token itself).
+pub async fn user_caller(state: &AppState, headers: &HeaderMap, params: &Params, write: bool) -> Result<Principal, ApiError> {
+    let principal = principal(state, headers, params).await?;
+    let allowed = if write { principal.is_user_token } else { principal.acts_for_user };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "This operation needs the user token (GET /tokens shows it in roost local): workspace tokens see only their workspace",
+        ));
+    }
+    Ok(principal)
+}
+
+/// Authenticates a request and requires a workspace token.
+pub async fn caller(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Caller, ApiError> {
+    let principal = principal(state, headers, params).await?;
     let workspace = principal
         .workspace
         .as_ref()

@@ -8,23 +8,23 @@
 //! goes through the same validation as `/v0/sql`, after rendering, so a parameter can never add a
 //! table, a table function or a setting.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::stream;
-use roost_engine::{Engine, ErrorClass};
+use roost_engine::Engine;
 use roost_proto::catalog::v1::{ListDataSourcesRequest, ListPipesRequest, Node, Pipe};
 use roost_proto::common::v1::RequestHeader;
 use roost_proto::query::v1 as proto;
 use roost_proto::{CatalogClient, EndpointService, PipeCatalogClient, ServiceError, SqlAnswer};
 use roost_types::quote_ident;
 
-use crate::WorkspaceTables;
 use crate::format::output_format;
 use crate::sql::{TableResolver, validate_and_rewrite};
 use crate::template::{Params, Template, TemplateError};
+use crate::{WorkspaceTables, query_failure};
 
 /// Endpoint formats: the extension of `/v0/pipes/<name>.<ext>` and the ClickHouse format it means.
 fn endpoint_format(extension: &str) -> Option<&'static str> {
@@ -49,53 +49,100 @@ pub struct Endpoints {
 impl Endpoints {
     /// An endpoint service running on `engine` (configured with the query limits).
     pub fn new(engine: Arc<dyn Engine>, catalog: CatalogClient, pipes: PipeCatalogClient) -> Self {
-        Endpoints { engine, catalog, pipes, templates: Mutex::new(HashMap::new()) }
+        Endpoints {
+            engine,
+            catalog,
+            pipes,
+            templates: Mutex::new(HashMap::new()),
+        }
     }
 
     fn template(&self, node: &Node) -> Result<Arc<Template>, ServiceError> {
         let key = (node.id.clone(), node.updated_at.clone());
-        if let Some(template) = self.templates.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(template) = self
+            .templates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(template.clone());
         }
-        let template = Arc::new(Template::parse(&node.sql).map_err(|e| template_error(&node.name, e))?);
-        self.templates.lock().unwrap_or_else(|p| p.into_inner()).insert(key, template.clone());
+        let template =
+            Arc::new(Template::parse(&node.sql).map_err(|e| template_error(&node.name, e))?);
+        self.templates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, template.clone());
         Ok(template)
     }
 
     async fn workspace(&self, header: &Option<RequestHeader>) -> Result<Workspace, ServiceError> {
-        let data_sources = self.catalog.list_data_sources(ListDataSourcesRequest { header: header.clone(), with_statistics: false });
-        let pipes = self.pipes.list_pipes(ListPipesRequest { header: header.clone() });
+        let data_sources = self.catalog.list_data_sources(ListDataSourcesRequest {
+            header: header.clone(),
+            with_statistics: false,
+        });
+        let pipes = self.pipes.list_pipes(ListPipesRequest {
+            header: header.clone(),
+        });
         let (data_sources, pipes) = futures::try_join!(data_sources, pipes)?;
         let mut tables = HashMap::new();
         for data_source in data_sources.data_sources {
-            tables.insert(format!("{}_quarantine", data_source.name), data_source.quarantine_table);
+            tables.insert(
+                format!("{}_quarantine", data_source.name),
+                data_source.quarantine_table,
+            );
             tables.insert(data_source.name, data_source.table);
         }
-        let pipes = pipes.pipes.into_iter().map(|pipe| (pipe.name.clone(), pipe)).collect();
-        Ok(Workspace { tables: WorkspaceTables(tables), pipes })
+        let pipes = pipes
+            .pipes
+            .into_iter()
+            .map(|pipe| (pipe.name.clone(), pipe))
+            .collect();
+        Ok(Workspace {
+            tables: WorkspaceTables(tables),
+            pipes,
+        })
     }
 
     /// The full statement for `request` (its pipe, node or endpoint, and `q`), and the format.
-    async fn compile(&self, request: &proto::ExecuteEndpointRequest) -> Result<(String, &'static str, WorkspaceTables), ServiceError> {
+    async fn compile(
+        &self,
+        request: &proto::ExecuteEndpointRequest,
+    ) -> Result<(String, &'static str, WorkspaceTables), ServiceError> {
         let mut workspace = self.workspace(&request.header).await?;
         crate::apply_filters(&mut workspace.tables, &request.filters)?;
-        let pipe = workspace.pipes.get(&request.pipe).ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
+        let pipe = workspace
+            .pipes
+            .get(&request.pipe)
+            .ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
         let index = target_node(pipe, &request.node)?;
         let params = request_params(&request.params);
-        let compiler = Compiler { endpoints: self, workspace: &workspace, params: &params, visiting: RefCell::new(vec![pipe.name.clone()]) };
+        let compiler = Compiler {
+            endpoints: self,
+            workspace: &workspace,
+            params: &params,
+            visiting: RefCell::new(vec![pipe.name.clone()]),
+            compiled: RefCell::new(HashMap::new()),
+            depth: Cell::new(0),
+        };
         let sql = compiler.statement(pipe, index)?;
         let (sql, format_name) = if request.q.trim().is_empty() {
             (sql, endpoint_format(&request.format))
         } else {
             let result = SingleTable(quote_ident("_"));
-            let validated = validate_and_rewrite(&request.q, &result).map_err(|e| ServiceError::bad_request(format!("[Error] q: {e}")))?;
+            let validated = validate_and_rewrite(&request.q, &result)
+                .map_err(|e| ServiceError::bad_request(format!("[Error] q: {e}")))?;
             let format = match validated.format.as_deref() {
-                Some(name) => Some(output_format(name).map(|f| f.clickhouse).ok_or_else(|| ServiceError::bad_request(format!("Format '{name}' is not supported")))?),
+                Some(name) => Some(output_format(name).map(|f| f.clickhouse).ok_or_else(|| {
+                    ServiceError::bad_request(format!("Format '{name}' is not supported"))
+                })?),
                 None => endpoint_format(&request.format),
             };
             (with_ctes(&[("_".to_string(), sql)], &validated.sql), format)
         };
-        let format = format_name.ok_or_else(|| ServiceError::bad_request(format!("Format '{}' is not supported", request.format)))?;
+        let format = format_name.ok_or_else(|| {
+            ServiceError::bad_request(format!("Format '{}' is not supported", request.format))
+        })?;
         Ok((sql, format, workspace.tables))
     }
 }
@@ -112,19 +159,28 @@ fn target_node(pipe: &Pipe, node: &str) -> Result<usize, ServiceError> {
             .nodes
             .iter()
             .position(|n| n.name == node || n.id == node)
-            .ok_or_else(|| ServiceError::not_found(format!("Node '{node}' not found in pipe '{}'", pipe.name)));
+            .ok_or_else(|| {
+                ServiceError::not_found(format!("Node '{node}' not found in pipe '{}'", pipe.name))
+            });
     }
     pipe.nodes
         .iter()
         .position(|n| !pipe.endpoint_node_id.is_empty() && n.id == pipe.endpoint_node_id)
-        .ok_or_else(|| ServiceError::not_found(format!("The pipe '{}' does not have an endpoint yet", pipe.name)))
+        .ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "The pipe '{}' does not have an endpoint yet",
+                pipe.name
+            ))
+        })
 }
 
 /// Request parameters as templates take them: repeated names keep every value.
 fn request_params(params: &[proto::EndpointParam]) -> Params {
     let mut map: Params = HashMap::new();
     for param in params {
-        map.entry(param.name.clone()).or_default().push(param.value.clone());
+        map.entry(param.name.clone())
+            .or_default()
+            .push(param.value.clone());
     }
     map
 }
@@ -148,9 +204,14 @@ fn with_ctes(ctes: &[(String, String)], body: &str) -> String {
     if ctes.is_empty() {
         return body.to_string();
     }
-    let list: Vec<String> = ctes.iter().map(|(name, sql)| format!("{} AS ({sql})", quote_ident(name))).collect();
+    let list: Vec<String> = ctes
+        .iter()
+        .map(|(name, sql)| format!("{} AS ({sql})", quote_ident(name)))
+        .collect();
     let list = list.join(", ");
-    let starts_with_with = body.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("with"))
+    let starts_with_with = body
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("with"))
         && body[4..].starts_with(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '(');
     if starts_with_with {
         format!("WITH {list}, {}", &body[4..].trim_start())
@@ -176,7 +237,19 @@ struct Compiler<'a> {
     params: &'a Params,
     /// Pipes being compiled, to refuse a pipe that reads itself.
     visiting: RefCell<Vec<String>>,
+    /// Nodes already compiled, by pipe and index: a node read from several places is compiled
+    /// once, else nodes each reading the one before twice would take exponential time.
+    compiled: RefCell<HashMap<(String, usize), CompiledNode>>,
+    /// How many nodes are being compiled inside each other, against [`MAX_READ_DEPTH`].
+    depth: Cell<usize>,
 }
+
+/// A node's CTEs, in dependency order, and its own SQL.
+type CompiledNode = (Vec<(String, String)>, String);
+
+/// How deep nodes and pipes may read each other: ClickHouse refuses subqueries nested deeper than
+/// 100 anyway, and compiling recurses once per level.
+const MAX_READ_DEPTH: usize = 100;
 
 impl Compiler<'_> {
     /// Node `index` of `pipe` as one statement with its dependencies as CTEs.
@@ -186,15 +259,46 @@ impl Compiler<'_> {
     }
 
     /// Node `index` of `pipe`: the CTEs it needs, in dependency order, and its own SQL.
-    fn node(&self, pipe: &Pipe, index: usize) -> Result<(Vec<(String, String)>, String), ServiceError> {
+    fn node(&self, pipe: &Pipe, index: usize) -> Result<CompiledNode, ServiceError> {
+        let key = (pipe.name.clone(), index);
+        if let Some(compiled) = self.compiled.borrow().get(&key) {
+            return Ok(compiled.clone());
+        }
+        if self.depth.get() >= MAX_READ_DEPTH {
+            return Err(ServiceError::bad_request(format!(
+                "[Error] Nodes and pipes read each other more than {MAX_READ_DEPTH} levels deep (in pipe '{}')",
+                pipe.name
+            )));
+        }
+        self.depth.set(self.depth.get() + 1);
+        let compiled = self.compile_node(pipe, index);
+        self.depth.set(self.depth.get() - 1);
+        let compiled = compiled?;
+        self.compiled.borrow_mut().insert(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn compile_node(&self, pipe: &Pipe, index: usize) -> Result<CompiledNode, ServiceError> {
         let node = &pipe.nodes[index];
-        let rendered = self.endpoints.template(node)?.render(self.params, &()).map_err(|e| template_error(&node.name, e))?;
-        let resolver = NodeResolver { compiler: self, pipe, index, ctes: RefCell::new(Vec::new()), error: RefCell::new(None) };
+        let rendered = self
+            .endpoints
+            .template(node)?
+            .render(self.params, &())
+            .map_err(|e| template_error(&node.name, e))?;
+        let resolver = NodeResolver {
+            compiler: self,
+            pipe,
+            index,
+            ctes: RefCell::new(Vec::new()),
+            error: RefCell::new(None),
+        };
         let validated = validate_and_rewrite(&rendered, &resolver);
         if let Some(error) = resolver.error.into_inner() {
             return Err(error);
         }
-        let validated = validated.map_err(|e| ServiceError::bad_request(format!("[Error] {e} (in node '{}')", node.name)))?;
+        let validated = validated.map_err(|e| {
+            ServiceError::bad_request(format!("[Error] {e} (in node '{}')", node.name))
+        })?;
         Ok((resolver.ctes.into_inner(), validated.sql))
     }
 }
@@ -226,7 +330,10 @@ impl NodeResolver<'_, '_> {
 
 impl TableResolver for NodeResolver<'_, '_> {
     fn resolve(&self, name: &str) -> Option<String> {
-        if let Some(earlier) = self.pipe.nodes[..self.index].iter().position(|n| n.name == name) {
+        if let Some(earlier) = self.pipe.nodes[..self.index]
+            .iter()
+            .position(|n| n.name == name)
+        {
             return match self.compiler.node(self.pipe, earlier) {
                 Ok((mut ctes, body)) => {
                     ctes.push((name.to_string(), body));
@@ -240,11 +347,21 @@ impl TableResolver for NodeResolver<'_, '_> {
             return Some(table.clone());
         }
         let other = self.compiler.workspace.pipes.get(name)?;
-        if self.compiler.visiting.borrow().iter().any(|visiting| visiting == name) {
-            return self.fail(ServiceError::bad_request(format!("[Error] Pipe '{name}' reads itself through its nodes")));
+        if self
+            .compiler
+            .visiting
+            .borrow()
+            .iter()
+            .any(|visiting| visiting == name)
+        {
+            return self.fail(ServiceError::bad_request(format!(
+                "[Error] Pipe '{name}' reads itself through its nodes"
+            )));
         }
         let Ok(index) = target_node(other, "") else {
-            return self.fail(ServiceError::bad_request(format!("[Error] Pipe '{name}' is read by another pipe but has no endpoint")));
+            return self.fail(ServiceError::bad_request(format!(
+                "[Error] Pipe '{name}' is read by another pipe but has no endpoint"
+            )));
         };
         self.compiler.visiting.borrow_mut().push(name.to_string());
         let compiled = self.compiler.statement(other, index);
@@ -259,39 +376,52 @@ impl TableResolver for NodeResolver<'_, '_> {
     }
 }
 
-fn engine_failure(error: roost_engine::EngineError, tables: &WorkspaceTables) -> ServiceError {
-    match error.class() {
-        ErrorClass::BadRequest | ErrorClass::NotFound | ErrorClass::Conflict => {
-            ServiceError::bad_request(format!("[Error] {}", tables.unresolve(&error.user_message())))
-        }
-        ErrorClass::Transient | ErrorClass::Internal => {
-            tracing::error!(error = %error, "endpoint failed in the engine");
-            ServiceError::internal("internal error running the endpoint")
-        }
-    }
-}
-
 #[async_trait]
 impl EndpointService for Endpoints {
-    async fn execute_endpoint(&self, request: proto::ExecuteEndpointRequest) -> Result<SqlAnswer, ServiceError> {
+    async fn execute_endpoint(
+        &self,
+        request: proto::ExecuteEndpointRequest,
+    ) -> Result<SqlAnswer, ServiceError> {
         let (sql, format, tables) = self.compile(&request).await?;
-        let content_type = output_format(format).map(|f| f.content_type).unwrap_or("application/octet-stream");
-        let answer = self.engine.query(&sql, format).await.map_err(|e| engine_failure(e, &tables))?;
-        Ok(SqlAnswer { content_type: content_type.to_string(), body: Box::pin(stream::once(async move { Ok(answer.data) })) })
+        let content_type = output_format(format)
+            .map(|f| f.content_type)
+            .unwrap_or("application/octet-stream");
+        let answer = self
+            .engine
+            .query(&sql, format)
+            .await
+            .map_err(|e| query_failure(e, &tables))?;
+        Ok(SqlAnswer {
+            content_type: content_type.to_string(),
+            body: Box::pin(stream::once(async move { Ok(answer.data) })),
+        })
     }
 
-    async fn explain_endpoint(&self, request: proto::ExecuteEndpointRequest) -> Result<proto::ExplainEndpointResponse, ServiceError> {
+    async fn explain_endpoint(
+        &self,
+        request: proto::ExecuteEndpointRequest,
+    ) -> Result<proto::ExplainEndpointResponse, ServiceError> {
         let (sql, _, tables) = self.compile(&request).await?;
-        let plan = self.engine.query(&format!("EXPLAIN {sql}"), "TSVRaw").await.map_err(|e| engine_failure(e, &tables))?;
+        let plan = self
+            .engine
+            .query(&format!("EXPLAIN {sql}"), "TSVRaw")
+            .await
+            .map_err(|e| query_failure(e, &tables))?;
         Ok(proto::ExplainEndpointResponse {
             sql: tables.unresolve(&sql),
             plan: tables.unresolve(&String::from_utf8_lossy(&plan.data)),
         })
     }
 
-    async fn describe_endpoint(&self, request: proto::DescribeEndpointRequest) -> Result<proto::DescribeEndpointResponse, ServiceError> {
+    async fn describe_endpoint(
+        &self,
+        request: proto::DescribeEndpointRequest,
+    ) -> Result<proto::DescribeEndpointResponse, ServiceError> {
         let workspace = self.workspace(&request.header).await?;
-        let pipe = workspace.pipes.get(&request.pipe).ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
+        let pipe = workspace
+            .pipes
+            .get(&request.pipe)
+            .ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
         let mut params: Vec<proto::ParamSpec> = Vec::new();
         for node in &pipe.nodes {
             for spec in self.template(node)?.parameters() {
@@ -319,11 +449,23 @@ mod tests {
     #[test]
     fn ctes_merge_into_the_bodys_own_with() {
         let ctes = [("a".to_string(), "SELECT 1 AS x".to_string())];
-        assert_eq!(with_ctes(&ctes, "SELECT x FROM `a`"), "WITH `a` AS (SELECT 1 AS x) SELECT x FROM `a`");
-        assert_eq!(with_ctes(&ctes, "WITH 2 AS y SELECT x, y FROM `a`"), "WITH `a` AS (SELECT 1 AS x), 2 AS y SELECT x, y FROM `a`");
-        assert_eq!(with_ctes(&ctes, "(SELECT 1) UNION ALL (SELECT 2)"), "WITH `a` AS (SELECT 1 AS x) SELECT * FROM ((SELECT 1) UNION ALL (SELECT 2))");
+        assert_eq!(
+            with_ctes(&ctes, "SELECT x FROM `a`"),
+            "WITH `a` AS (SELECT 1 AS x) SELECT x FROM `a`"
+        );
+        assert_eq!(
+            with_ctes(&ctes, "WITH 2 AS y SELECT x, y FROM `a`"),
+            "WITH `a` AS (SELECT 1 AS x), 2 AS y SELECT x, y FROM `a`"
+        );
+        assert_eq!(
+            with_ctes(&ctes, "(SELECT 1) UNION ALL (SELECT 2)"),
+            "WITH `a` AS (SELECT 1 AS x) SELECT * FROM ((SELECT 1) UNION ALL (SELECT 2))"
+        );
         assert_eq!(with_ctes(&[], "SELECT 1"), "SELECT 1");
-        assert_eq!(with_ctes(&ctes, "WITHIN"), "WITH `a` AS (SELECT 1 AS x) WITHIN");
+        assert_eq!(
+            with_ctes(&ctes, "WITHIN"),
+            "WITH `a` AS (SELECT 1 AS x) WITHIN"
+        );
     }
 
     #[test]
@@ -338,8 +480,14 @@ mod tests {
     #[test]
     fn repeated_params_keep_every_value() {
         let params = request_params(&[
-            proto::EndpointParam { name: "a".into(), value: "1".into() },
-            proto::EndpointParam { name: "a".into(), value: "2".into() },
+            proto::EndpointParam {
+                name: "a".into(),
+                value: "1".into(),
+            },
+            proto::EndpointParam {
+                name: "a".into(),
+                value: "2".into(),
+            },
         ]);
         assert_eq!(params["a"], ["1", "2"]);
     }

@@ -36,6 +36,33 @@ impl Query {
     }
 }
 
+/// What the caller of a query (`/v0/sql`, an endpoint) sees when the engine refuses or fails it.
+/// The query's own faults are 4xx in the engine's words (names unresolved): bad SQL, past the
+/// time limit (408), over its memory limit; only our faults are a bare 500.
+pub(crate) fn query_failure(
+    error: roost_engine::EngineError,
+    tables: &WorkspaceTables,
+) -> ServiceError {
+    let message = || format!("[Error] {}", tables.unresolve(&error.user_message()));
+    match (error.code(), error.class()) {
+        // TIMEOUT_EXCEEDED: the query ran past max_execution_time.
+        (Some(159), _) => ServiceError::new(roost_proto::ErrorCode::Timeout, message()),
+        // TOO_MANY_SIMULTANEOUS_QUERIES.
+        (Some(202), _) => ServiceError::new(roost_proto::ErrorCode::TooManyRequests, message()),
+        // MEMORY_LIMIT_EXCEEDED by this query alone (not the server's total).
+        (Some(241), _) if error.user_message().contains("(for query)") => {
+            ServiceError::bad_request(message())
+        }
+        (_, ErrorClass::BadRequest | ErrorClass::NotFound | ErrorClass::Conflict) => {
+            ServiceError::bad_request(message())
+        }
+        (_, ErrorClass::Transient | ErrorClass::Internal) => {
+            tracing::error!(error = %error, "query failed in the engine");
+            ServiceError::internal("internal error running the query")
+        }
+    }
+}
+
 /// Table names a caller may read, mapped to their qualified engine tables.
 pub(crate) struct WorkspaceTables(pub(crate) HashMap<String, String>);
 
@@ -77,10 +104,28 @@ impl TableResolver for FilteredSource<'_> {
 /// `(SELECT * FROM <table> WHERE <filter>)`. The filter is SQL an admin wrote in a token scope;
 /// it still goes through the same validation as any query, as the condition of a SELECT over the
 /// data source alone, so it can reach no other table, function or setting.
-pub(crate) fn filtered_table(data_source: &str, table: &str, filter: &str) -> Result<String, ServiceError> {
-    let sql = format!("SELECT * FROM {} WHERE {filter}", roost_types::quote_ident(data_source));
-    let invalid = |reason: String| ServiceError::bad_request(format!("Invalid row filter of the token for '{data_source}': {reason}"));
-    let validated = validate_and_rewrite(&sql, &FilteredSource { name: data_source, table }).map_err(|e| invalid(e.to_string()))?;
+pub(crate) fn filtered_table(
+    data_source: &str,
+    table: &str,
+    filter: &str,
+) -> Result<String, ServiceError> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE {filter}",
+        roost_types::quote_ident(data_source)
+    );
+    let invalid = |reason: String| {
+        ServiceError::bad_request(format!(
+            "Invalid row filter of the token for '{data_source}': {reason}"
+        ))
+    };
+    let validated = validate_and_rewrite(
+        &sql,
+        &FilteredSource {
+            name: data_source,
+            table,
+        },
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     if validated.format.is_some() {
         return Err(invalid("FORMAT is not allowed".into()));
     }
@@ -90,10 +135,16 @@ pub(crate) fn filtered_table(data_source: &str, table: &str, filter: &str) -> Re
 /// Replaces each filtered data source by the subquery that reads only its allowed rows (several
 /// filters of one data source widen each other), and hides its quarantine, whose rows the
 /// filter cannot describe.
-pub(crate) fn apply_filters(tables: &mut WorkspaceTables, filters: &[proto::RowFilter]) -> Result<(), ServiceError> {
+pub(crate) fn apply_filters(
+    tables: &mut WorkspaceTables,
+    filters: &[proto::RowFilter],
+) -> Result<(), ServiceError> {
     let mut by_source: Vec<(&str, Vec<&str>)> = Vec::new();
     for filter in filters.iter().filter(|f| !f.filter.trim().is_empty()) {
-        match by_source.iter_mut().find(|(name, _)| *name == filter.data_source) {
+        match by_source
+            .iter_mut()
+            .find(|(name, _)| *name == filter.data_source)
+        {
             Some((_, conditions)) => conditions.push(filter.filter.trim()),
             None => by_source.push((&filter.data_source, vec![filter.filter.trim()])),
         }
@@ -105,7 +156,11 @@ pub(crate) fn apply_filters(tables: &mut WorkspaceTables, filters: &[proto::RowF
         let condition = if conditions.len() == 1 {
             conditions[0].to_string()
         } else {
-            conditions.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" OR ")
+            conditions
+                .iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
         };
         let replacement = filtered_table(name, &table, &condition)?;
         tables.0.insert(name.to_string(), replacement);
@@ -144,7 +199,12 @@ impl QueryService for Query {
         let mut tables = WorkspaceTables(tables);
         apply_filters(&mut tables, &request.filters)?;
         // A filtered data source's quarantine is hidden: its rows are not the filter's to show.
-        unreadable.extend(request.filters.iter().map(|f| format!("{}_quarantine", f.data_source)));
+        unreadable.extend(
+            request
+                .filters
+                .iter()
+                .map(|f| format!("{}_quarantine", f.data_source)),
+        );
         let validated = validate_and_rewrite(&request.sql, &tables).map_err(|e| match e {
             // A data source that exists but the token may not read: 403, as Tinybird answers.
             SqlError::UnknownTable(name) if unreadable.contains(&name) => {
@@ -164,18 +224,7 @@ impl QueryService for Query {
             .engine
             .query(&validated.sql, format.clickhouse)
             .await
-            .map_err(|error| match error.class() {
-                ErrorClass::BadRequest | ErrorClass::NotFound | ErrorClass::Conflict => {
-                    ServiceError::bad_request(format!(
-                        "[Error] {}",
-                        tables.unresolve(&error.user_message())
-                    ))
-                }
-                ErrorClass::Transient | ErrorClass::Internal => {
-                    tracing::error!(error = %error, "query failed in the engine");
-                    ServiceError::internal("internal error running the query")
-                }
-            })?;
+            .map_err(|error| query_failure(error, &tables))?;
         Ok(SqlAnswer {
             content_type: format.content_type.to_string(),
             body: Box::pin(stream::once(async move { Ok(answer.data) })),
@@ -191,19 +240,43 @@ mod tests {
     fn row_filters_become_validated_subqueries() {
         let mut tables = WorkspaceTables(HashMap::from([
             ("events".to_string(), "`w_1`.`t_a`".to_string()),
-            ("events_quarantine".to_string(), "`w_1`.`t_a_quarantine`".to_string()),
+            (
+                "events_quarantine".to_string(),
+                "`w_1`.`t_a_quarantine`".to_string(),
+            ),
             ("other".to_string(), "`w_1`.`t_b`".to_string()),
         ]));
-        let filter = |ds: &str, f: &str| proto::RowFilter { data_source: ds.into(), filter: f.into() };
-        apply_filters(&mut tables, &[filter("events", "country = 'ES'"), filter("events", "amount > 1"), filter("missing", "1")]).unwrap();
-        assert_eq!(tables.0["events"], "(SELECT * FROM `w_1`.`t_a` WHERE (country = 'ES') OR (amount > 1))");
+        let filter = |ds: &str, f: &str| proto::RowFilter {
+            data_source: ds.into(),
+            filter: f.into(),
+        };
+        apply_filters(
+            &mut tables,
+            &[
+                filter("events", "country = 'ES'"),
+                filter("events", "amount > 1"),
+                filter("missing", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            tables.0["events"],
+            "(SELECT * FROM `w_1`.`t_a` WHERE (country = 'ES') OR (amount > 1))"
+        );
         assert!(!tables.0.contains_key("events_quarantine"));
         assert_eq!(tables.0["other"], "`w_1`.`t_b`");
         // A trailing comment cannot swallow the closing parenthesis: the validated SQL drops it.
         let commented = filtered_table("events", "`w_1`.`t_a`", "country = 'ES' -- note").unwrap();
-        assert!(commented.starts_with("(SELECT * FROM `w_1`.`t_a` WHERE country = 'ES'") && !commented.contains("--"), "{commented}");
+        assert!(
+            commented.starts_with("(SELECT * FROM `w_1`.`t_a` WHERE country = 'ES'")
+                && !commented.contains("--"),
+            "{commented}"
+        );
         let validated = validate_and_rewrite("SELECT count() FROM events", &tables).unwrap();
-        assert_eq!(validated.sql, "SELECT count() FROM (SELECT * FROM `w_1`.`t_a` WHERE (country = 'ES') OR (amount > 1))");
+        assert_eq!(
+            validated.sql,
+            "SELECT count() FROM (SELECT * FROM `w_1`.`t_a` WHERE (country = 'ES') OR (amount > 1))"
+        );
 
         for bad in [
             "1 FORMAT JSON",
@@ -216,7 +289,10 @@ mod tests {
                 ("events".to_string(), "`w_1`.`t_a`".to_string()),
                 ("other".to_string(), "`w_1`.`t_b`".to_string()),
             ]));
-            assert!(apply_filters(&mut tables, &[filter("events", bad)]).is_err(), "{bad}");
+            assert!(
+                apply_filters(&mut tables, &[filter("events", bad)]).is_err(),
+                "{bad}"
+            );
         }
     }
 

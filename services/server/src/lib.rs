@@ -67,6 +67,11 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
         pipes: pipes.clone(),
         endpoints: Arc::new(Endpoints::new(query_engine, catalog, pipes)),
     };
-    let router = roost_gateway::router(services, GatewayConfig { local: true, ..GatewayConfig::default() });
+    let router = roost_gateway::router(services, GatewayConfig {
+            local: true,
+            events_requests_per_second: config.events_limits.requests_per_second,
+            events_bytes_per_second: config.events_limits.bytes_per_second,
+            ..GatewayConfig::default()
+        });
     Ok(Local { router, seeded, engine })
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roost_config::LocalConfig;
+use roost_config::{EventsLimits, LocalConfig};
 
 #[derive(Parser)]
 #[command(name = "roost", version, about = "A self-hostable implementation of the Tinybird API")]
@@ -30,6 +30,12 @@ enum Command {
         /// The libchdb.so to load (default: ROOST_LIBCHDB, then where `make setup` puts it).
         #[arg(long)]
         libchdb: Option<PathBuf>,
+        /// Events API requests per second per data source (Tinybird: 100).
+        #[arg(long, env = "ROOST_EVENTS_RPS", default_value_t = EventsLimits::default().requests_per_second)]
+        events_rps: u64,
+        /// Events API bytes per second per data source (Tinybird: 20 MB).
+        #[arg(long, env = "ROOST_EVENTS_BYTES_PER_SECOND", default_value_t = EventsLimits::default().bytes_per_second)]
+        events_bytes_per_second: u64,
     },
 }
 
@@ -38,8 +44,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Local { port, host, data_dir, libchdb } => {
-            runtime.block_on(run_local(LocalConfig { host, port, data_dir, libchdb, ..LocalConfig::default() }))?;
+        Command::Local { port, host, data_dir, libchdb, events_rps, events_bytes_per_second } => {
+            let events_limits = EventsLimits { requests_per_second: events_rps.max(1), bytes_per_second: events_bytes_per_second.max(1) };
+            runtime.block_on(run_local(LocalConfig { host, port, data_dir, libchdb, events_limits, ..LocalConfig::default() }))?;
         }
     }
     Ok(())

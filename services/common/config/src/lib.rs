@@ -16,6 +16,26 @@ pub struct LocalConfig {
     pub libchdb: Option<PathBuf>,
     /// Limits every user query (`/v0/sql`, endpoints) runs under.
     pub query_limits: QueryLimits,
+    /// Capacity of the Events API per data source.
+    pub events_limits: EventsLimits,
+}
+
+/// Capacity of the Events API per data source; past it, requests get 429.
+#[derive(Debug, Clone)]
+pub struct EventsLimits {
+    /// Requests per second (Tinybird: 100).
+    pub requests_per_second: u64,
+    /// Bytes per second, after decompression (Tinybird: 20 MB).
+    pub bytes_per_second: u64,
+}
+
+impl Default for EventsLimits {
+    fn default() -> Self {
+        EventsLimits {
+            requests_per_second: 100,
+            bytes_per_second: 20 * 1024 * 1024,
+        }
+    }
 }
 
 /// Limits on user queries, enforced by the engine; no query may raise them.
@@ -46,7 +66,10 @@ impl QueryLimits {
     /// The ClickHouse settings that enforce the limits.
     pub fn settings(&self) -> Vec<(String, String)> {
         [
-            ("max_execution_time", self.max_execution_time_secs.to_string()),
+            (
+                "max_execution_time",
+                self.max_execution_time_secs.to_string(),
+            ),
             ("max_memory_usage", self.max_memory_bytes.to_string()),
             ("max_result_rows", self.max_result_rows.to_string()),
             ("max_result_bytes", self.max_result_bytes.to_string()),
@@ -66,6 +89,7 @@ impl Default for LocalConfig {
             data_dir: PathBuf::from("./roost-data"),
             libchdb: None,
             query_limits: QueryLimits::default(),
+            events_limits: EventsLimits::default(),
         }
     }
 }

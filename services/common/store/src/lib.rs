@@ -146,18 +146,87 @@ impl Store {
         .bind(&workspace.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| conflict_or(e, &format!("workspace '{}'", workspace.name)))?;
+        .map_err(|e| conflict_or(e, &format!("Workspace '{}'", workspace.name)))?;
         Ok(())
     }
 
     /// One workspace by id.
     pub async fn get_workspace(&self, id: &str) -> Result<WorkspaceRecord, StoreError> {
-        sqlx::query("SELECT id, name, organization_id, owner_user_id, database_name, created_at FROM workspaces WHERE id = $1")
+        sqlx::query(&format!("{WORKSPACE_COLUMNS} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .map(|row| workspace_from_row(&row))
             .ok_or_else(|| StoreError::NotFound(format!("workspace {id}")))
+    }
+
+    /// One organization.
+    pub async fn get_organization(&self, id: &str) -> Result<Organization, StoreError> {
+        sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| Organization {
+                id: row.get(0),
+                name: row.get(1),
+                created_at: row.get(2),
+            })
+            .ok_or_else(|| StoreError::NotFound(format!("Organization '{id}'")))
+    }
+
+    /// The users of an organization, oldest first.
+    pub async fn list_organization_users(&self, organization_id: &str) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT id, email, organization_id, created_at FROM users WHERE organization_id = $1 ORDER BY created_at, email")
+            .bind(organization_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| User {
+                id: row.get(0),
+                email: row.get(1),
+                organization_id: row.get(2),
+                created_at: row.get(3),
+            })
+            .collect())
+    }
+
+    /// The workspaces of an organization, oldest first.
+    pub async fn list_organization_workspaces(&self, organization_id: &str) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let rows = sqlx::query(&format!("{WORKSPACE_COLUMNS} WHERE organization_id = $1 ORDER BY created_at, name"))
+            .bind(organization_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(workspace_from_row).collect())
+    }
+
+    /// The workspaces a user owns, oldest first.
+    pub async fn list_user_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let rows = sqlx::query(&format!("{WORKSPACE_COLUMNS} WHERE owner_user_id = $1 ORDER BY created_at, name"))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(workspace_from_row).collect())
+    }
+
+    /// Removes a workspace with every record that belongs to it (tokens, data sources, pipes and
+    /// their nodes) in one transaction; its tokens stop working at once. The engine's data is not
+    /// touched here.
+    pub async fn delete_workspace(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM nodes WHERE pipe_id IN (SELECT id FROM pipes WHERE workspace_id = $1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for table in ["pipes", "data_sources", "tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE workspace_id = $1")).bind(id).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Workspace '{id}'")));
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Adds a token.
@@ -488,6 +557,7 @@ fn node_from_row(row: &AnyRow) -> NodeRecord {
     }
 }
 
+const WORKSPACE_COLUMNS: &str = "SELECT id, name, organization_id, owner_user_id, database_name, created_at FROM workspaces";
 const TOKEN_COLUMNS: &str =
     "SELECT id, workspace_id, user_id, name, token_value, scopes, description, created_at, origin, origin_resource FROM tokens";
 const DATA_SOURCE_COLUMNS: &str = "SELECT id, workspace_id, name, columns, engine, description, origin_format, table_name, created_at, updated_at FROM data_sources";

@@ -35,6 +35,7 @@ pub struct RoostLocal {
     /// How long it took from spawn to answering.
     pub startup: Duration,
     data_dir: PathBuf,
+    env: Vec<(String, String)>,
     _owned_dir: Option<tempfile::TempDir>,
     log: PathBuf,
 }
@@ -47,14 +48,31 @@ pub fn free_port() -> anyhow::Result<u16> {
 impl RoostLocal {
     /// Starts `binary local` on a new temporary data directory.
     pub async fn start(binary: impl AsRef<Path>) -> anyhow::Result<RoostLocal> {
+        Self::start_with_env(binary, &[]).await
+    }
+
+    /// Starts `binary local` on a new temporary data directory with extra environment variables
+    /// (e.g. `ROOST_EVENTS_RPS`), which it keeps across [`Self::restart`].
+    pub async fn start_with_env(
+        binary: impl AsRef<Path>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<RoostLocal> {
         let dir = tempfile::tempdir()?;
         let data_dir = dir.path().join("data");
-        let mut roost = Self::spawn(binary.as_ref(), &data_dir).await?;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut roost = Self::spawn(binary.as_ref(), &data_dir, env).await?;
         roost._owned_dir = Some(dir);
         Ok(roost)
     }
 
-    async fn spawn(binary: &Path, data_dir: &Path) -> anyhow::Result<RoostLocal> {
+    async fn spawn(
+        binary: &Path,
+        data_dir: &Path,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<RoostLocal> {
         let port = free_port()?;
         std::fs::create_dir_all(data_dir)?;
         let log = data_dir.with_extension(format!("{port}.log"));
@@ -66,6 +84,7 @@ impl RoostLocal {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(data_dir)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -101,6 +120,7 @@ impl RoostLocal {
             tokens,
             startup: started.elapsed(),
             data_dir: data_dir.to_path_buf(),
+            env,
             _owned_dir: None,
             log,
         })
@@ -110,7 +130,8 @@ impl RoostLocal {
     pub async fn restart(mut self) -> anyhow::Result<RoostLocal> {
         self.kill();
         let owned = self._owned_dir.take();
-        let mut again = Self::spawn(&self.binary, &self.data_dir).await?;
+        let mut again =
+            Self::spawn(&self.binary, &self.data_dir, std::mem::take(&mut self.env)).await?;
         again._owned_dir = owned;
         Ok(again)
     }
@@ -123,6 +144,11 @@ impl RoostLocal {
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The data directory (catalog and engine files).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The process id.

@@ -8,10 +8,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use roost_proto::catalog::v1::{
-    CreateNodeRequest, CreatePipeRequest, DeleteNodeRequest, DeletePipeRequest, GetPipeRequest, ListPipesRequest, Node, Pipe,
-    SetEndpointRequest, UpdateNodeRequest, UpdatePipeRequest,
+    CreateNodeRequest, CreatePipeRequest, DeleteNodeRequest, DeletePipeRequest, GetPipeRequest,
+    ListPipesRequest, Node, Pipe, SetEndpointRequest, UpdateNodeRequest, UpdatePipeRequest,
 };
-use roost_proto::query::v1::{DescribeEndpointRequest, EndpointParam, ExecuteEndpointRequest, ParamSpec};
+use roost_proto::query::v1::{
+    DescribeEndpointRequest, EndpointParam, ExecuteEndpointRequest, ParamSpec,
+};
 use serde_json::{Value, json};
 
 use super::{Caller, Need, caller};
@@ -20,10 +22,24 @@ use crate::{ApiError, AppState};
 
 const MAX_PIPE_BODY: usize = 8 * 1024 * 1024;
 /// Parameters of an endpoint call that are not template parameters.
-const RESERVED: &[&str] = &["token", "q", "cli_version", "__tb__semver", "__tb__deployment"];
+const RESERVED: &[&str] = &[
+    "token",
+    "q",
+    "cli_version",
+    "__tb__semver",
+    "__tb__deployment",
+];
 
 /// Form fields a pipe or node request may carry besides its SQL.
-const NODE_FIELDS: &[&str] = &["name", "description", "type", "node_type", "sql", "token", "force"];
+const NODE_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "type",
+    "node_type",
+    "sql",
+    "token",
+    "force",
+];
 
 /// A node's SQL: the `sql` parameter, else the body. `curl -d 'SELECT ...'` (the docs' way)
 /// labels raw SQL as a form, so a form body whose fields are not known parameters is the SQL.
@@ -35,7 +51,10 @@ fn body_sql(params: &Params, payload: &Payload) -> Option<String> {
         return Some(String::from_utf8_lossy(&payload.data).into_owned());
     }
     let form = Params::from_urlencoded(&payload.form);
-    let is_fields = form.pairs().iter().all(|(key, _)| NODE_FIELDS.contains(&key.as_str()));
+    let is_fields = form
+        .pairs()
+        .iter()
+        .all(|(key, _)| NODE_FIELDS.contains(&key.as_str()));
     let text = String::from_utf8_lossy(&payload.form).trim().to_string();
     (!is_fields && !text.is_empty()).then_some(text)
 }
@@ -50,7 +69,8 @@ fn default_json(spec: &ParamSpec) -> Value {
     if spec.default_value.is_empty() {
         return Value::Null;
     }
-    serde_json::from_str(&spec.default_value).unwrap_or_else(|_| Value::from(spec.default_value.clone()))
+    serde_json::from_str(&spec.default_value)
+        .unwrap_or_else(|_| Value::from(spec.default_value.clone()))
 }
 
 fn param_json(spec: &ParamSpec) -> Value {
@@ -64,7 +84,11 @@ fn param_json(spec: &ParamSpec) -> Value {
 }
 
 fn node_json(node: &Node, pipe: &Pipe, params: &[ParamSpec]) -> Value {
-    let kind = if node.node_type.is_empty() { "standard" } else { node.node_type.as_str() };
+    let kind = if node.node_type.is_empty() {
+        "standard"
+    } else {
+        node.node_type.as_str()
+    };
     let published = !pipe.endpoint_node_id.is_empty() && pipe.endpoint_node_id == node.id;
     json!({
         "id": node.id,
@@ -95,7 +119,10 @@ fn pipe_json(pipe: &Pipe, params: &[ParamSpec]) -> Value {
     } else {
         pipe.nodes
             .iter()
-            .find_map(|n| matches!(n.node_type.as_str(), "materialized" | "copy" | "sink").then_some(n.node_type.as_str()))
+            .find_map(|n| {
+                matches!(n.node_type.as_str(), "materialized" | "copy" | "sink")
+                    .then_some(n.node_type.as_str())
+            })
             .unwrap_or("default")
     };
     json!({
@@ -113,11 +140,18 @@ fn pipe_json(pipe: &Pipe, params: &[ParamSpec]) -> Value {
     })
 }
 
-async fn describe(state: &AppState, caller: &Caller, pipe: &Pipe) -> Result<Vec<ParamSpec>, ApiError> {
+async fn describe(
+    state: &AppState,
+    caller: &Caller,
+    pipe: &Pipe,
+) -> Result<Vec<ParamSpec>, ApiError> {
     Ok(state
         .services
         .endpoints
-        .describe_endpoint(DescribeEndpointRequest { header: Some(caller.header.clone()), pipe: pipe.name.clone() })
+        .describe_endpoint(DescribeEndpointRequest {
+            header: Some(caller.header.clone()),
+            pipe: pipe.name.clone(),
+        })
         .await?
         .params)
 }
@@ -126,56 +160,109 @@ async fn fetch(state: &AppState, caller: &Caller, name: &str) -> Result<Pipe, Ap
     Ok(state
         .services
         .pipes
-        .get_pipe(GetPipeRequest { header: Some(caller.header.clone()), name_or_id: name.to_string() })
+        .get_pipe(GetPipeRequest {
+            header: Some(caller.header.clone()),
+            name_or_id: name.to_string(),
+        })
         .await?
         .pipe
         .unwrap_or_default())
 }
 
 /// `GET /v0/pipes`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
-    let pipes = state.services.pipes.list_pipes(ListPipesRequest { header: Some(caller.header.clone()) }).await?.pipes;
+    let pipes = state
+        .services
+        .pipes
+        .list_pipes(ListPipesRequest {
+            header: Some(caller.header.clone()),
+        })
+        .await?
+        .pipes;
     let visible: Vec<Value> = pipes
         .iter()
-        .filter(|pipe| caller.may(Need::ReadPipe(&pipe.name)) || caller.may(Need::DropPipe(&pipe.name)))
+        .filter(|pipe| {
+            caller.may(Need::ReadPipe(&pipe.name)) || caller.may(Need::DropPipe(&pipe.name))
+        })
         .map(|pipe| pipe_json(pipe, &[]))
         .collect();
     Ok(Json(json!({ "pipes": visible })))
 }
 
 fn node_from_json(value: &Value) -> Node {
-    let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let kind = match text("type") {
         kind if kind.is_empty() => text("node_type"),
         kind => kind,
     };
-    Node { name: text("name"), sql: text("sql"), description: text("description"), node_type: kind, ..Default::default() }
+    Node {
+        name: text("name"),
+        sql: text("sql"),
+        description: text("description"),
+        node_type: kind,
+        ..Default::default()
+    }
 }
 
 /// `POST /v0/pipes`: a JSON body `{name, description, nodes: [{name, sql, type, description}]}` as
 /// `tb push` sends it, or `name` and `sql` parameters with the SQL as the body.
-pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, payload) = read_request(request, MAX_PIPE_BODY).await?;
     let caller = caller(&state, &headers, &params).await?;
     caller.require(Need::CreatePipe)?;
-    let body: Option<Value> = serde_json::from_slice(&payload.data).ok().filter(Value::is_object);
+    let body: Option<Value> = serde_json::from_slice(&payload.data)
+        .ok()
+        .filter(Value::is_object);
     let (name, description, nodes) = match &body {
         Some(body) => {
-            let name = body.get("name").and_then(Value::as_str).map(str::to_owned).or_else(|| params.text("name").map(str::to_owned));
-            let description = body.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
-            let nodes = body.get("nodes").and_then(Value::as_array).map(|nodes| nodes.iter().map(node_from_json).collect()).unwrap_or_default();
+            let name = body
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| params.text("name").map(str::to_owned));
+            let description = body
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let nodes = body
+                .get("nodes")
+                .and_then(Value::as_array)
+                .map(|nodes| nodes.iter().map(node_from_json).collect())
+                .unwrap_or_default();
             (name, description, nodes)
         }
         None => {
             let sql = body_sql(&params, &payload);
             let name = params.text("name").map(str::to_owned);
             let nodes = match (&name, sql) {
-                (Some(name), Some(sql)) => vec![Node { name: format!("{name}_0"), sql, ..Default::default() }],
+                (Some(name), Some(sql)) => vec![Node {
+                    name: format!("{name}_0"),
+                    sql,
+                    ..Default::default()
+                }],
                 _ => Vec::new(),
             };
-            (name, params.text("description").unwrap_or_default().to_string(), nodes)
+            (
+                name,
+                params.text("description").unwrap_or_default().to_string(),
+                nodes,
+            )
         }
     };
     let name = name.ok_or_else(|| ApiError::bad_request("The pipe needs a 'name'"))?;
@@ -192,7 +279,13 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let pipe = state
         .services
         .pipes
-        .create_pipe(CreatePipeRequest { header: Some(caller.header.clone()), name, description, nodes, force })
+        .create_pipe(CreatePipeRequest {
+            header: Some(caller.header.clone()),
+            name,
+            description,
+            nodes,
+            force,
+        })
         .await?
         .pipe
         .unwrap_or_default();
@@ -206,10 +299,24 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
                 Some(old) => state
                     .services
                     .pipes
-                    .create_pipe(CreatePipeRequest { header, name: old.name, description: old.description, nodes: old.nodes, force: true })
+                    .create_pipe(CreatePipeRequest {
+                        header,
+                        name: old.name,
+                        description: old.description,
+                        nodes: old.nodes,
+                        force: true,
+                    })
                     .await
                     .map(drop),
-                None => state.services.pipes.delete_pipe(DeletePipeRequest { header, name_or_id: pipe.id.clone() }).await.map(drop),
+                None => state
+                    .services
+                    .pipes
+                    .delete_pipe(DeletePipeRequest {
+                        header,
+                        name_or_id: pipe.id.clone(),
+                    })
+                    .await
+                    .map(drop),
             };
             return Err(error);
         }
@@ -218,13 +325,26 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
 }
 
 /// The endpoint call of `GET|POST /v0/pipes/<name>.<format>`.
-async fn run_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, name: &str, format: &str) -> Result<Response, ApiError> {
+async fn run_endpoint(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    name: &str,
+    format: &str,
+) -> Result<Response, ApiError> {
     let caller = caller(state, headers, params).await?;
     caller.require(Need::ReadPipe(name))?;
     let endpoint_params = with_fixed_params(
         &caller,
         name,
-        params.pairs().iter().filter(|(key, _)| !RESERVED.contains(&key.as_str())).map(|(key, value)| EndpointParam { name: key.clone(), value: value.clone() }),
+        params
+            .pairs()
+            .iter()
+            .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+            .map(|(key, value)| EndpointParam {
+                name: key.clone(),
+                value: value.clone(),
+            }),
     );
     let answer = state
         .services
@@ -241,7 +361,11 @@ async fn run_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, na
             filters: caller.row_filters(),
         })
         .await?;
-    let body = Body::from_stream(answer.body.map_err(|error| std::io::Error::other(error.message)));
+    let body = Body::from_stream(
+        answer
+            .body
+            .map_err(|error| std::io::Error::other(error.message)),
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, answer.content_type)
         .body(body)
@@ -250,11 +374,20 @@ async fn run_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, na
 
 /// The request's endpoint parameters with a JWT's fixed parameters for `pipe` in place of any the
 /// request sent under the same names: a fixed value always wins.
-fn with_fixed_params(caller: &Caller, pipe: &str, requested: impl Iterator<Item = EndpointParam>) -> Vec<EndpointParam> {
+fn with_fixed_params(
+    caller: &Caller,
+    pipe: &str,
+    requested: impl Iterator<Item = EndpointParam>,
+) -> Vec<EndpointParam> {
     let fixed = caller.fixed_params(pipe);
-    let mut params: Vec<EndpointParam> = requested.filter(|p| !fixed.iter().any(|f| f.name == p.name)).collect();
+    let mut params: Vec<EndpointParam> = requested
+        .filter(|p| !fixed.iter().any(|f| f.name == p.name))
+        .collect();
     for param in fixed {
-        params.extend(param.values.iter().map(|value| EndpointParam { name: param.name.clone(), value: value.clone() }));
+        params.extend(param.values.iter().map(|value| EndpointParam {
+            name: param.name.clone(),
+            value: value.clone(),
+        }));
     }
     params
 }
@@ -266,7 +399,12 @@ fn endpoint_path(name: &str) -> Option<(&str, &str)> {
 }
 
 /// `GET /v0/pipes/{name}`: the pipe, or its endpoint when the name ends in a format.
-pub async fn get_one(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let params = query_params(query);
     if let Some((pipe, format)) = endpoint_path(&name) {
         return run_endpoint(&state, &headers, &params, pipe, format).await;
@@ -274,29 +412,49 @@ pub async fn get_one(State(state): State<AppState>, Path(name): Path<String>, he
     let caller = caller(&state, &headers, &params).await?;
     let pipe = fetch(&state, &caller, &name).await?;
     if !(caller.may(Need::ReadPipe(&pipe.name)) || caller.may(Need::DropPipe(&pipe.name))) {
-        return Err(ApiError::forbidden(format!("Not enough permissions to read pipe '{}'", pipe.name)));
+        return Err(ApiError::forbidden(format!(
+            "Not enough permissions to read pipe '{}'",
+            pipe.name
+        )));
     }
     let params = describe(&state, &caller, &pipe).await?;
     Ok(Json(pipe_json(&pipe, &params)).into_response())
 }
 
 /// `POST /v0/pipes/{name}.<format>`: an endpoint call with form parameters.
-pub async fn post_endpoint(State(state): State<AppState>, Path(name): Path<String>, request: Request) -> Result<Response, ApiError> {
-    let Some((pipe, format)) = endpoint_path(&name).map(|(p, f)| (p.to_string(), f.to_string())) else {
-        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"));
+pub async fn post_endpoint(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let Some((pipe, format)) = endpoint_path(&name).map(|(p, f)| (p.to_string(), f.to_string()))
+    else {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+        ));
     };
     let (headers, params, _) = read_request(request, MAX_PIPE_BODY).await?;
     run_endpoint(&state, &headers, &params, &pipe, &format).await
 }
 
 /// `PUT /v0/pipes/{name}`: rename or describe.
-pub async fn update(State(state): State<AppState>, Path(name): Path<String>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, payload) = read_request(request, MAX_PIPE_BODY).await?;
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
     let body: Value = serde_json::from_slice(&payload.data).unwrap_or(Value::Null);
-    let field = |key: &str| params.get(key).map(str::to_owned).or_else(|| body.get(key).and_then(Value::as_str).map(str::to_owned));
+    let field = |key: &str| {
+        params
+            .get(key)
+            .map(str::to_owned)
+            .or_else(|| body.get(key).and_then(Value::as_str).map(str::to_owned))
+    };
     let pipe = state
         .services
         .pipes
@@ -313,24 +471,43 @@ pub async fn update(State(state): State<AppState>, Path(name): Path<String>, req
 }
 
 /// `DELETE /v0/pipes/{name}`.
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
-    state.services.pipes.delete_pipe(DeletePipeRequest { header: Some(caller.header.clone()), name_or_id: current.id }).await?;
+    state
+        .services
+        .pipes
+        .delete_pipe(DeletePipeRequest {
+            header: Some(caller.header.clone()),
+            name_or_id: current.id,
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v0/pipes/{name}/nodes`: appends a node; the SQL is the body, `name`, `description` and
 /// `type` parameters.
-pub async fn create_node(State(state): State<AppState>, Path(name): Path<String>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn create_node(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, payload) = read_request(request, MAX_PIPE_BODY).await?;
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
     let sql = body_sql(&params, &payload).unwrap_or_default();
-    let node_name = params.text("name").map(str::to_owned).unwrap_or_else(|| format!("{}_{}", current.name, current.nodes.len()));
+    let node_name = params
+        .text("name")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{}_{}", current.name, current.nodes.len()));
     let created = state
         .services
         .pipes
@@ -352,7 +529,11 @@ pub async fn create_node(State(state): State<AppState>, Path(name): Path<String>
 }
 
 /// `PUT /v0/pipes/{name}/nodes/{node}`: new SQL (body), name or description.
-pub async fn update_node(State(state): State<AppState>, Path((name, node)): Path<(String, String)>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn update_node(
+    State(state): State<AppState>,
+    Path((name, node)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let (headers, params, payload) = read_request(request, MAX_PIPE_BODY).await?;
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
@@ -372,33 +553,68 @@ pub async fn update_node(State(state): State<AppState>, Path((name, node)): Path
         })
         .await?;
     let pipe = updated.pipe.unwrap_or_default();
-    Ok(Json(node_json(&updated.node.unwrap_or_default(), &pipe, &[])))
+    Ok(Json(node_json(
+        &updated.node.unwrap_or_default(),
+        &pipe,
+        &[],
+    )))
 }
 
 /// `DELETE /v0/pipes/{name}/nodes/{node}`.
-pub async fn delete_node(State(state): State<AppState>, Path((name, node)): Path<(String, String)>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<StatusCode, ApiError> {
+pub async fn delete_node(
+    State(state): State<AppState>,
+    Path((name, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
-    state.services.pipes.delete_node(DeleteNodeRequest { header: Some(caller.header.clone()), pipe: current.id, node }).await?;
+    state
+        .services
+        .pipes
+        .delete_node(DeleteNodeRequest {
+            header: Some(caller.header.clone()),
+            pipe: current.id,
+            node,
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Publishes `node` of pipe `name`, or unpublishes the pipe when `publish` is false.
-async fn set_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, name: &str, node: &str, publish: bool) -> Result<Json<Value>, ApiError> {
+async fn set_endpoint(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    name: &str,
+    node: &str,
+    publish: bool,
+) -> Result<Json<Value>, ApiError> {
     let caller = caller(state, headers, params).await?;
     let current = fetch(state, &caller, name).await?;
     caller.require(Need::DropPipe(&current.name))?;
     // Tinybird answers a node the pipe does not have with 400 ("Wrong node id"), not 404.
     if !current.nodes.iter().any(|n| n.name == node || n.id == node) {
-        return Err(ApiError::bad_request(format!("Wrong node id: pipe '{}' has no node '{node}'", current.name)));
+        return Err(ApiError::bad_request(format!(
+            "Wrong node id: pipe '{}' has no node '{node}'",
+            current.name
+        )));
     }
-    let node = if publish { node.to_string() } else { String::new() };
+    let node = if publish {
+        node.to_string()
+    } else {
+        String::new()
+    };
     let pipe = state
         .services
         .pipes
-        .set_endpoint(SetEndpointRequest { header: Some(caller.header.clone()), pipe: current.id, node })
+        .set_endpoint(SetEndpointRequest {
+            header: Some(caller.header.clone()),
+            pipe: current.id,
+            node,
+        })
         .await?
         .pipe
         .unwrap_or_default();
@@ -407,17 +623,32 @@ async fn set_endpoint(state: &AppState, headers: &HeaderMap, params: &Params, na
 }
 
 /// `POST /v0/pipes/{name}/nodes/{node}/endpoint`: publishes the node.
-pub async fn publish(State(state): State<AppState>, Path((name, node)): Path<(String, String)>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn publish(
+    State(state): State<AppState>,
+    Path((name, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     set_endpoint(&state, &headers, &query_params(query), &name, &node, true).await
 }
 
 /// `DELETE /v0/pipes/{name}/nodes/{node}/endpoint`: unpublishes.
-pub async fn unpublish(State(state): State<AppState>, Path((name, node)): Path<(String, String)>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn unpublish(
+    State(state): State<AppState>,
+    Path((name, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     set_endpoint(&state, &headers, &query_params(query), &name, &node, false).await
 }
 
 /// `GET /v0/pipes/{name}/explain`: the rendered SQL and ClickHouse's plan.
-pub async fn explain(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn explain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
     caller.require(Need::ReadPipe(&name))?;
@@ -428,7 +659,10 @@ pub async fn explain(State(state): State<AppState>, Path(name): Path<String>, he
             .pairs()
             .iter()
             .filter(|(key, _)| !RESERVED.contains(&key.as_str()) && key != "node")
-            .map(|(key, value)| EndpointParam { name: key.clone(), value: value.clone() }),
+            .map(|(key, value)| EndpointParam {
+                name: key.clone(),
+                value: value.clone(),
+            }),
     );
     let explained = state
         .services
@@ -445,12 +679,17 @@ pub async fn explain(State(state): State<AppState>, Path(name): Path<String>, he
             filters: caller.row_filters(),
         })
         .await?;
-    Ok(Json(json!({ "sql": explained.sql, "plan": explained.plan })))
+    Ok(Json(
+        json!({ "sql": explained.sql, "plan": explained.plan }),
+    ))
 }
 
 fn openapi_type(ch_type: &str) -> Value {
     let lowered = ch_type.to_ascii_lowercase();
-    if let Some(inner) = ch_type.strip_prefix("Array(").and_then(|t| t.strip_suffix(')')) {
+    if let Some(inner) = ch_type
+        .strip_prefix("Array(")
+        .and_then(|t| t.strip_suffix(')'))
+    {
         return json!({ "type": "array", "items": openapi_type(inner) });
     }
     if lowered.starts_with("int") || lowered.starts_with("uint") {
@@ -469,12 +708,26 @@ fn openapi_type(ch_type: &str) -> Value {
 }
 
 /// `GET /v0/pipes/openapi.json`: every published endpoint the token may read, as OpenAPI 3.
-pub async fn openapi(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn openapi(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = query_params(query);
     let caller = caller(&state, &headers, &params).await?;
-    let pipes = state.services.pipes.list_pipes(ListPipesRequest { header: Some(caller.header.clone()) }).await?.pipes;
+    let pipes = state
+        .services
+        .pipes
+        .list_pipes(ListPipesRequest {
+            header: Some(caller.header.clone()),
+        })
+        .await?
+        .pipes;
     let mut paths = serde_json::Map::new();
-    for pipe in pipes.iter().filter(|p| !p.endpoint_node_id.is_empty() && caller.may(Need::ReadPipe(&p.name))) {
+    for pipe in pipes
+        .iter()
+        .filter(|p| !p.endpoint_node_id.is_empty() && caller.may(Need::ReadPipe(&p.name)))
+    {
         let parameters: Vec<Value> = describe(&state, &caller, pipe)
             .await?
             .iter()

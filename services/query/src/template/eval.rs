@@ -229,7 +229,11 @@ impl Renderer<'_> {
         // Only literals and functions build new levels of nesting.
         if matches!(
             expr,
-            Expr::List(_) | Expr::Tuple(_) | Expr::Dict(_) | Expr::Call { .. } | Expr::Method { .. }
+            Expr::List(_)
+                | Expr::Tuple(_)
+                | Expr::Dict(_)
+                | Expr::Call { .. }
+                | Expr::Method { .. }
         ) {
             check_nesting(&value)?;
         }

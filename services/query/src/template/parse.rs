@@ -315,7 +315,9 @@ fn parse_body(
             "if" | "for" | "while" | "try" => {
                 let is_loop = operator == "for" || operator == "while";
                 if reader.depth >= MAX_BLOCK_DEPTH {
-                    return Err(reader.error(format!("blocks are nested more than {MAX_BLOCK_DEPTH} levels deep")));
+                    return Err(reader.error(format!(
+                        "blocks are nested more than {MAX_BLOCK_DEPTH} levels deep"
+                    )));
                 }
                 reader.depth += 1;
                 let body = parse_body(reader, Some(operator.as_str()), in_loop || is_loop)?;

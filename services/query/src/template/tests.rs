@@ -1135,3 +1135,49 @@ fn template_parameters_rules() {
         vec![spec("b", "String", None, None, false)]
     );
 }
+
+#[test]
+fn template_nesting_is_bounded() {
+    // Deeper than any template needs: refused with a 400, never a stack overflow.
+    let expression = |inner: String| format!("%SELECT {{{{ {inner} }}}}");
+    let many = |text: &str, n: usize| text.repeat(n);
+    let refused = [
+        expression(many("(", 10_000) + "1" + &many(")", 10_000)),
+        expression(many("[", 10_000) + "1" + &many("]", 10_000)),
+        expression(many("-", 10_000) + "1"),
+        expression(many("not ", 10_000) + "1"),
+        expression(vec!["1"; 10_000].join(" + ")),
+        expression(vec!["x"; 10_000].join(" or ")),
+        expression("1".to_string() + &many(" if 1 else 1", 10_000)),
+        expression("'a'".to_string() + &many("[0]", 10_000)),
+        format!(
+            "%{}1{}",
+            many("{% if 1 %}", 10_000),
+            many("{% end %}", 10_000)
+        ),
+        "%{% set a = [] %}{% for i in range(100000) %}{% set a = [a] %}{% end %}1".to_string(),
+        "%{% set a = 1 %}{% for i in range(100000) %}{% set a = {'k': a} %}{% end %}1".to_string(),
+        "%{% set a = 1 %}{% for i in range(100000) %}{% set a = enumerate([a]) %}{% end %}1"
+            .to_string(),
+    ];
+    for template in &refused {
+        let outcome = Template::parse(template).and_then(|t| t.render(&params(&[]), &()));
+        let error = outcome.expect_err(&template[..template.len().min(60)]);
+        assert_eq!(error.status(), 400, "{error}");
+    }
+    // Within the bounds, templates work as before.
+    let fine = [
+        expression(many("(", 40) + "1" + &many(")", 40)),
+        expression(vec!["1"; 40].join(" + ")),
+        format!("%{}1{}", many("{% if 1 %}", 40), many("{% end %}", 40)),
+        "%{% set a = 1 %}{% for i in range(100) %}{% set a = [a] %}{% end %}1".to_string(),
+    ];
+    for template in &fine {
+        let rendered = Template::parse(template).and_then(|t| t.render(&params(&[]), &()));
+        assert!(
+            rendered.is_ok(),
+            "{}: {rendered:?}",
+            &template[..template.len().min(60)]
+        );
+    }
+}

@@ -25,7 +25,12 @@ pub(crate) fn check_nesting(value: &Value) -> Result<(), TemplateError> {
         }
         match value {
             Value::List(items) | Value::Tuple(items) => {
-                pending.extend(items.iter().filter(is_container).map(|item| (item, depth + 1)));
+                pending.extend(
+                    items
+                        .iter()
+                        .filter(is_container)
+                        .map(|item| (item, depth + 1)),
+                );
             }
             Value::Dict(entries) => pending.extend(
                 entries
