@@ -545,6 +545,61 @@ async fn every_scope_kind_is_allowed_and_denied_where_tinybird_says() {
             403,
         ),
         ("forged", Method::GET, "/v0/tokens".into(), None, 403),
+        // Pipe definitions, explain and OpenAPI, and routes of the other kinds.
+        (
+            "pipe_read",
+            Method::GET,
+            "/v0/pipes/by_country".into(),
+            None,
+            200,
+        ),
+        (
+            "pipe_read",
+            Method::GET,
+            "/v0/pipes/by_country/explain".into(),
+            None,
+            200,
+        ),
+        ("pipe_read", Method::GET, sql("events"), None, 403),
+        (
+            "pipe_read",
+            Method::GET,
+            "/v0/pipes/openapi.json".into(),
+            None,
+            200,
+        ),
+        (
+            "append",
+            Method::GET,
+            "/v0/pipes/by_country.json".into(),
+            None,
+            403,
+        ),
+        (
+            "create",
+            Method::GET,
+            "/v0/pipes/by_country.json".into(),
+            None,
+            403,
+        ),
+        (
+            "drop",
+            Method::GET,
+            "/v0/pipes/by_country.csv".into(),
+            None,
+            403,
+        ),
+        ("tokens", Method::GET, "/v0/tokens".into(), None, 200),
+        ("pipe_create", Method::GET, "/v0/tokens".into(), None, 403),
+        (
+            "admin",
+            Method::GET,
+            "/v0/pipes/openapi.json".into(),
+            None,
+            200,
+        ),
+        ("none", Method::GET, "/v0/pipes".into(), None, 403),
+        ("forged", Method::GET, "/v0/datasources".into(), None, 403),
     ];
     assert!(cases.len() >= 30);
     let mut failures = Vec::new();
