@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use roost_proto::{AuthClient, CatalogClient, EndpointClient, IngestClient, PipeCatalogClient, QueryClient};
+use roost_proto::{
+    AuthClient, CatalogClient, EndpointClient, IngestClient, PipeCatalogClient, QueryClient,
+};
 
 /// The clients the gateway calls.
 #[derive(Clone)]

@@ -40,7 +40,8 @@ fn engine_settings() -> Vec<(String, String)> {
 
 /// Builds every service of `roost local` on `config.data_dir`, creating the seed on first start.
 pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let mut engine_config = ChdbConfig::new(config.data_dir.join("engine"));
     engine_config.library = config.libchdb.clone();
     engine_config.settings = engine_settings();
@@ -49,7 +50,10 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     let mut query_config = engine_config.clone();
     query_config.settings.extend(config.query_limits.settings());
     let (engine, query_engine) = tokio::task::spawn_blocking(move || {
-        Ok::<_, roost_engine::EngineError>((Chdb::open(&engine_config)?, Chdb::open(&query_config)?))
+        Ok::<_, roost_engine::EngineError>((
+            Chdb::open(&engine_config)?,
+            Chdb::open(&query_config)?,
+        ))
     })
     .await??;
     let engine: Arc<dyn Engine> = Arc::new(engine);
@@ -67,11 +71,18 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
         pipes: pipes.clone(),
         endpoints: Arc::new(Endpoints::new(query_engine, catalog, pipes)),
     };
-    let router = roost_gateway::router(services, GatewayConfig {
+    let router = roost_gateway::router(
+        services,
+        GatewayConfig {
             local: true,
             events_requests_per_second: config.events_limits.requests_per_second,
             events_bytes_per_second: config.events_limits.bytes_per_second,
             ..GatewayConfig::default()
-        });
-    Ok(Local { router, seeded, engine })
+        },
+    );
+    Ok(Local {
+        router,
+        seeded,
+        engine,
+    })
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use roost_config::{EventsLimits, LocalConfig};
 
 #[derive(Parser)]
-#[command(name = "roost", version, about = "A self-hostable implementation of the Tinybird API")]
+#[command(
+    name = "roost",
+    version,
+    about = "A self-hostable implementation of the Tinybird API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,11 +46,30 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     roost_telemetry::init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
-        Command::Local { port, host, data_dir, libchdb, events_rps, events_bytes_per_second } => {
-            let events_limits = EventsLimits { requests_per_second: events_rps.max(1), bytes_per_second: events_bytes_per_second.max(1) };
-            runtime.block_on(run_local(LocalConfig { host, port, data_dir, libchdb, events_limits, ..LocalConfig::default() }))?;
+        Command::Local {
+            port,
+            host,
+            data_dir,
+            libchdb,
+            events_rps,
+            events_bytes_per_second,
+        } => {
+            let events_limits = EventsLimits {
+                requests_per_second: events_rps.max(1),
+                bytes_per_second: events_bytes_per_second.max(1),
+            };
+            runtime.block_on(run_local(LocalConfig {
+                host,
+                port,
+                data_dir,
+                libchdb,
+                events_limits,
+                ..LocalConfig::default()
+            }))?;
         }
     }
     Ok(())
@@ -56,7 +79,9 @@ async fn run_local(config: LocalConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let local = roost_server::local(&config).await?;
     let address = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(
         address = %address,
         data_dir = %config.data_dir.display(),

@@ -5,7 +5,9 @@
 
 mod records;
 
-pub use records::{DataSourceRecord, NodeRecord, Organization, PipeRecord, TokenRecord, User, WorkspaceRecord};
+pub use records::{
+    DataSourceRecord, NodeRecord, Organization, PipeRecord, TokenRecord, User, WorkspaceRecord,
+};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -175,7 +177,10 @@ impl Store {
     }
 
     /// The users of an organization, oldest first.
-    pub async fn list_organization_users(&self, organization_id: &str) -> Result<Vec<User>, StoreError> {
+    pub async fn list_organization_users(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<User>, StoreError> {
         let rows = sqlx::query("SELECT id, email, organization_id, created_at FROM users WHERE organization_id = $1 ORDER BY created_at, email")
             .bind(organization_id)
             .fetch_all(&self.pool)
@@ -192,20 +197,30 @@ impl Store {
     }
 
     /// The workspaces of an organization, oldest first.
-    pub async fn list_organization_workspaces(&self, organization_id: &str) -> Result<Vec<WorkspaceRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{WORKSPACE_COLUMNS} WHERE organization_id = $1 ORDER BY created_at, name"))
-            .bind(organization_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn list_organization_workspaces(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{WORKSPACE_COLUMNS} WHERE organization_id = $1 ORDER BY created_at, name"
+        ))
+        .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(workspace_from_row).collect())
     }
 
     /// The workspaces a user owns, oldest first.
-    pub async fn list_user_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{WORKSPACE_COLUMNS} WHERE owner_user_id = $1 ORDER BY created_at, name"))
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn list_user_workspaces(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{WORKSPACE_COLUMNS} WHERE owner_user_id = $1 ORDER BY created_at, name"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(workspace_from_row).collect())
     }
 
@@ -214,14 +229,22 @@ impl Store {
     /// touched here.
     pub async fn delete_workspace(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM nodes WHERE pipe_id IN (SELECT id FROM pipes WHERE workspace_id = $1)")
+        sqlx::query(
+            "DELETE FROM nodes WHERE pipe_id IN (SELECT id FROM pipes WHERE workspace_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        for table in ["pipes", "data_sources", "tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE workspace_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for table in ["pipes", "data_sources", "tokens"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE workspace_id = $1")).bind(id).execute(&mut *tx).await?;
-        }
-        let done = sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("Workspace '{id}'")));
         }
@@ -262,25 +285,36 @@ impl Store {
     }
 
     /// One token of a workspace by id or name.
-    pub async fn get_workspace_token(&self, workspace_id: &str, name_or_id: &str) -> Result<TokenRecord, StoreError> {
-        sqlx::query(&format!("{TOKEN_COLUMNS} WHERE workspace_id = $1 AND (id = $2 OR name = $2)"))
-            .bind(workspace_id)
-            .bind(name_or_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(token_from_row)
-            // An id wins over another token's name that happens to equal it.
-            .min_by_key(|token| token.id != name_or_id)
-            .ok_or_else(|| StoreError::NotFound(format!("Token '{name_or_id}'")))
+    pub async fn get_workspace_token(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> Result<TokenRecord, StoreError> {
+        sqlx::query(&format!(
+            "{TOKEN_COLUMNS} WHERE workspace_id = $1 AND (id = $2 OR name = $2)"
+        ))
+        .bind(workspace_id)
+        .bind(name_or_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_from_row)
+        // An id wins over another token's name that happens to equal it.
+        .min_by_key(|token| token.id != name_or_id)
+        .ok_or_else(|| StoreError::NotFound(format!("Token '{name_or_id}'")))
     }
 
     /// The tokens of a workspace, oldest first.
-    pub async fn list_workspace_tokens(&self, workspace_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(&format!("{TOKEN_COLUMNS} WHERE workspace_id = $1 ORDER BY created_at, name"))
-            .bind(workspace_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn list_workspace_tokens(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{TOKEN_COLUMNS} WHERE workspace_id = $1 ORDER BY created_at, name"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(token_from_row).collect())
     }
 
@@ -404,7 +438,11 @@ impl Store {
 
 impl Store {
     /// Stores a new pipe with its nodes, in order.
-    pub async fn insert_pipe(&self, pipe: &PipeRecord, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+    pub async fn insert_pipe(
+        &self,
+        pipe: &PipeRecord,
+        nodes: &[NodeRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO pipes (id, workspace_id, name, description, endpoint_node_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -425,7 +463,11 @@ impl Store {
     }
 
     /// Rewrites a pipe and its whole node list at once, so readers never see half a change.
-    pub async fn replace_pipe(&self, pipe: &PipeRecord, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+    pub async fn replace_pipe(
+        &self,
+        pipe: &PipeRecord,
+        nodes: &[NodeRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE pipes SET name = $1, description = $2, endpoint_node_id = $3, updated_at = $4 WHERE id = $5 AND workspace_id = $6",
@@ -442,37 +484,53 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("Pipe '{}'", pipe.name)));
         }
-        sqlx::query("DELETE FROM nodes WHERE pipe_id = $1").bind(&pipe.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM nodes WHERE pipe_id = $1")
+            .bind(&pipe.id)
+            .execute(&mut *tx)
+            .await?;
         insert_nodes(&mut tx, nodes).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// One pipe of a workspace by name or id, with its nodes in order.
-    pub async fn get_pipe(&self, workspace_id: &str, name_or_id: &str) -> Result<(PipeRecord, Vec<NodeRecord>), StoreError> {
-        let pipe = sqlx::query(&format!("{PIPE_COLUMNS} WHERE workspace_id = $1 AND (name = $2 OR id = $2)"))
-            .bind(workspace_id)
-            .bind(name_or_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| pipe_from_row(&row))
-            .ok_or_else(|| StoreError::NotFound(format!("Pipe '{name_or_id}'")))?;
-        let nodes = sqlx::query(&format!("{NODE_COLUMNS} WHERE pipe_id = $1 ORDER BY position"))
-            .bind(&pipe.id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn get_pipe(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> Result<(PipeRecord, Vec<NodeRecord>), StoreError> {
+        let pipe = sqlx::query(&format!(
+            "{PIPE_COLUMNS} WHERE workspace_id = $1 AND (name = $2 OR id = $2)"
+        ))
+        .bind(workspace_id)
+        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| pipe_from_row(&row))
+        .ok_or_else(|| StoreError::NotFound(format!("Pipe '{name_or_id}'")))?;
+        let nodes = sqlx::query(&format!(
+            "{NODE_COLUMNS} WHERE pipe_id = $1 ORDER BY position"
+        ))
+        .bind(&pipe.id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok((pipe, nodes.iter().map(node_from_row).collect()))
     }
 
     /// The pipes of a workspace with their nodes, by name.
-    pub async fn list_pipes(&self, workspace_id: &str) -> Result<Vec<(PipeRecord, Vec<NodeRecord>)>, StoreError> {
-        let pipes: Vec<PipeRecord> = sqlx::query(&format!("{PIPE_COLUMNS} WHERE workspace_id = $1 ORDER BY name"))
-            .bind(workspace_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(pipe_from_row)
-            .collect();
+    pub async fn list_pipes(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<(PipeRecord, Vec<NodeRecord>)>, StoreError> {
+        let pipes: Vec<PipeRecord> = sqlx::query(&format!(
+            "{PIPE_COLUMNS} WHERE workspace_id = $1 ORDER BY name"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(pipe_from_row)
+        .collect();
         let nodes: Vec<NodeRecord> = sqlx::query(&format!(
             "{NODE_COLUMNS} WHERE pipe_id IN (SELECT id FROM pipes WHERE workspace_id = $1) ORDER BY pipe_id, position"
         ))
@@ -485,7 +543,11 @@ impl Store {
         Ok(pipes
             .into_iter()
             .map(|pipe| {
-                let own = nodes.iter().filter(|node| node.pipe_id == pipe.id).cloned().collect();
+                let own = nodes
+                    .iter()
+                    .filter(|node| node.pipe_id == pipe.id)
+                    .cloned()
+                    .collect();
                 (pipe, own)
             })
             .collect())
@@ -499,13 +561,20 @@ impl Store {
             .bind(workspace_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM pipes WHERE id = $1 AND workspace_id = $2").bind(id).bind(workspace_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM pipes WHERE id = $1 AND workspace_id = $2")
+            .bind(id)
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-async fn insert_nodes(tx: &mut sqlx::Transaction<'_, sqlx::Any>, nodes: &[NodeRecord]) -> Result<(), StoreError> {
+async fn insert_nodes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    nodes: &[NodeRecord],
+) -> Result<(), StoreError> {
     for (position, node) in nodes.iter().enumerate() {
         sqlx::query(
             "INSERT INTO nodes (id, pipe_id, position, name, sql_text, description, node_type, settings, created_at, updated_at) \
@@ -557,9 +626,9 @@ fn node_from_row(row: &AnyRow) -> NodeRecord {
     }
 }
 
-const WORKSPACE_COLUMNS: &str = "SELECT id, name, organization_id, owner_user_id, database_name, created_at FROM workspaces";
-const TOKEN_COLUMNS: &str =
-    "SELECT id, workspace_id, user_id, name, token_value, scopes, description, created_at, origin, origin_resource FROM tokens";
+const WORKSPACE_COLUMNS: &str =
+    "SELECT id, name, organization_id, owner_user_id, database_name, created_at FROM workspaces";
+const TOKEN_COLUMNS: &str = "SELECT id, workspace_id, user_id, name, token_value, scopes, description, created_at, origin, origin_resource FROM tokens";
 const DATA_SOURCE_COLUMNS: &str = "SELECT id, workspace_id, name, columns, engine, description, origin_format, table_name, created_at, updated_at FROM data_sources";
 
 fn workspace_from_row(row: &AnyRow) -> WorkspaceRecord {

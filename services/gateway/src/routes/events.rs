@@ -20,18 +20,31 @@ pub async fn append(State(state): State<AppState>, request: Request) -> Result<R
     let limit = state.config.max_events_body;
     let (headers, params, data) = read_data_request(request, limit).await.map_err(|error| {
         if error.status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!("Request body too large: the Events API accepts at most {limit} bytes per request"))
+            ApiError::too_large(format!(
+                "Request body too large: the Events API accepts at most {limit} bytes per request"
+            ))
         } else {
             error
         }
     })?;
     let caller = caller(&state, &headers, &params).await?;
-    let name = params.text("name").ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?.to_string();
+    let name = params
+        .text("name")
+        .ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?
+        .to_string();
     caller.require(Need::Append(&name))?;
     check_capacity(&state, &caller.header.workspace_id, &name, data.len())?;
-    let format = match params.text("format").map(str::to_ascii_lowercase).as_deref() {
+    let format = match params
+        .text("format")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("ndjson" | "json") => DataFormat::Ndjson,
-        Some(other) => return Err(ApiError::bad_request(format!("The Events API takes NDJSON, not '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "The Events API takes NDJSON, not '{other}'"
+            )));
+        }
     };
     let wait = params.flag("wait");
     let ingested = state
@@ -51,16 +64,27 @@ pub async fn append(State(state): State<AppState>, request: Request) -> Result<R
         .await?;
     // Rows are in the engine once ingest answers here, so `wait` changes only the status code,
     // as Tinybird answers 200 to a waited request and 202 to an accepted one.
-    let status = if wait { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if wait {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((status, Json(json!({ "successful_rows": ingested.successful_rows, "quarantined_rows": ingested.quarantined_rows }))).into_response())
 }
 
 /// Spends one request and `bytes` of the data source's capacity; 429 past either limit. The
 /// headers describe the request-rate window, or the byte window when that is the one exceeded.
-fn check_capacity(state: &AppState, workspace_id: &str, data_source: &str, bytes: usize) -> Result<(), ApiError> {
+fn check_capacity(
+    state: &AppState,
+    workspace_id: &str,
+    data_source: &str,
+    bytes: usize,
+) -> Result<(), ApiError> {
     let key = format!("{workspace_id}/{data_source}");
     let limiters = &state.limiters;
-    let requests = limiters.events_requests.check(&key, state.config.events_requests_per_second, 1);
+    let requests = limiters
+        .events_requests
+        .check(&key, state.config.events_requests_per_second, 1);
     rate_limit::record(requests);
     if !requests.allowed {
         return Err(ApiError::too_many_requests(format!(
@@ -68,9 +92,17 @@ fn check_capacity(state: &AppState, workspace_id: &str, data_source: &str, bytes
             requests.limit
         )));
     }
-    let throughput = limiters.events_bytes.check(&key, state.config.events_bytes_per_second, bytes as u64);
+    let throughput =
+        limiters
+            .events_bytes
+            .check(&key, state.config.events_bytes_per_second, bytes as u64);
     if !throughput.allowed {
-        rate_limit::record(rate_limit::Decision { allowed: false, remaining: 0, reset_secs: throughput.reset_secs, ..requests });
+        rate_limit::record(rate_limit::Decision {
+            allowed: false,
+            remaining: 0,
+            reset_secs: throughput.reset_secs,
+            ..requests
+        });
         return Err(ApiError::too_many_requests(format!(
             "Too many bytes: the Events API takes at most {} bytes per second for the Data Source '{data_source}'",
             throughput.limit

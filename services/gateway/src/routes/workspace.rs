@@ -14,7 +14,11 @@ pub async fn local_tokens(State(state): State<AppState>) -> Result<Json<Value>, 
     if !state.config.local {
         return Err(ApiError::not_found("Not found: /tokens"));
     }
-    let tokens = state.services.auth.get_local_tokens(GetLocalTokensRequest { header: None }).await?;
+    let tokens = state
+        .services
+        .auth
+        .get_local_tokens(GetLocalTokensRequest { header: None })
+        .await?;
     Ok(Json(json!({
         "user_token": tokens.user_token,
         "admin_token": tokens.admin_token,
@@ -22,7 +26,11 @@ pub async fn local_tokens(State(state): State<AppState>) -> Result<Json<Value>, 
     })))
 }
 
-pub async fn current(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn current(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let params = Params::from_urlencoded(query.unwrap_or_default().as_bytes());
     let caller = caller(&state, &headers, &params).await?;
     let workspace = caller.principal.workspace.clone().unwrap_or_default();
