@@ -190,3 +190,25 @@ async fn a_second_data_path_in_one_process_is_refused() {
     let error = Chdb::open(&ChdbConfig::new(other)).unwrap_err();
     assert!(error.to_string().contains("already open"), "{error}");
 }
+
+/// A query that fails after writing part of its answer must not leave that output for the next
+/// statement on the same connection, which may serve another workspace.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_querys_partial_output_never_reaches_the_next_caller() {
+    let shared = engine();
+    let mut config = ChdbConfig::new(
+        std::env::temp_dir().join(format!("roost-engine-test-{}", std::process::id())),
+    );
+    config.connections = 1;
+    let single = Chdb::open(&config).expect("a second pool on the same path");
+    let _ = shared;
+    let failing = "SELECT number, throwIf(number = 50000, 'boom') FROM numbers(100000) SETTINGS max_block_size = 1000";
+    let error = single.query(failing, "JSONEachRow").await.unwrap_err();
+    assert!(error.to_string().contains("boom"), "{error}");
+    let next = single.query("SELECT 'next'", "TSVRaw").await.unwrap();
+    assert!(
+        next.data[..] == b"next\n"[..],
+        "{} bytes of the failed query's output leaked into the next answer",
+        next.data.len()
+    );
+}
