@@ -118,6 +118,8 @@ pub struct Chdb {
     shared: &'static Shared,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// The session settings of every connection, to open a replacement with.
+    settings: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Chdb {
@@ -169,6 +171,7 @@ impl Chdb {
             shared,
             idle: Mutex::new(idle),
             permits: Semaphore::new(size),
+            settings: config.settings.clone(),
         })
     }
 
@@ -181,7 +184,9 @@ impl Chdb {
     async fn with_connection<T, F>(&self, work: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
-        F: FnOnce(&'static ffi::Api, ffi::Connection) -> Result<T, EngineError> + Send + 'static,
+        F: FnOnce(&'static ffi::Api, ffi::Connection) -> (Result<T, EngineError>, Health)
+            + Send
+            + 'static,
     {
         let _permit = self
             .permits
@@ -195,18 +200,36 @@ impl Chdb {
             .pop()
             .ok_or_else(|| EngineError::Unavailable("no idle chDB connection".into()))?;
         let api = &self.shared.api;
-        let (connection, outcome) = tokio::task::spawn_blocking(move || {
+        let connection = tokio::task::spawn_blocking(move || {
             // SAFETY: the connection pointer came from chdb_connect and is used by this thread only.
             let handle = unsafe { *connection.0 };
-            let outcome = work(api, handle);
-            (connection, outcome)
+            let (outcome, health) = work(api, handle);
+            (connection, outcome, health)
         })
         .await
         .map_err(|e| EngineError::Unavailable(format!("engine task failed: {e}")))?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(connection);
+        let (connection, outcome, health) = connection;
+        let connection = match health {
+            Health::Good => Some(connection),
+            // Never hand a connection that may answer with someone else's output to a caller:
+            // it is left open (chDB cannot close one safely here) and a new one takes its place.
+            Health::Tainted => match connect(self.shared, &self.settings) {
+                Ok(fresh) => Some(fresh),
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot replace a tainted chDB connection");
+                    None
+                }
+            },
+        };
+        if let Some(connection) = connection {
+            self.idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(connection);
+        } else {
+            // One connection fewer: keep the permits in step so no caller waits for it.
+            self.permits.forget_permits(1);
+        }
         outcome
     }
 }
@@ -335,10 +358,7 @@ impl Engine for Chdb {
             };
             let owned = match OwnedResult::take(api, result) {
                 Ok(owned) => owned,
-                Err(error) => {
-                    drain_after_error(api, connection);
-                    return Err(error);
-                }
+                Err(error) => return (Err(error), drain_after_error(api, connection)),
             };
             // SAFETY: owned.result is live.
             let (elapsed, rows_read, bytes_read) = unsafe {
@@ -348,12 +368,13 @@ impl Engine for Chdb {
                     (api.result_bytes_read)(owned.result),
                 )
             };
-            Ok(QueryResult {
+            let answer = QueryResult {
                 data: Bytes::from_owner(owned),
                 elapsed,
                 rows_read,
                 bytes_read,
-            })
+            };
+            (Ok(answer), Health::Good)
         })
         .await
     }
@@ -373,7 +394,10 @@ impl Engine for Chdb {
         let format = block.format.to_owned();
         let data = block.data;
         self.with_connection(move |api, connection| {
-            insert_blocking(api, connection, &statement, &format, &data)
+            (
+                insert_blocking(api, connection, &statement, &format, &data),
+                Health::Good,
+            )
         })
         .await
     }
@@ -387,7 +411,7 @@ impl Engine for Chdb {
 /// puts it in front of the next query's answer, which would hand one request's rows (possibly
 /// another workspace's) to the next caller of the connection. A sentinel query takes it out; it
 /// runs until its answer is exactly its own.
-fn drain_after_error(api: &'static ffi::Api, connection: ffi::Connection) {
+fn drain_after_error(api: &'static ffi::Api, connection: ffi::Connection) -> Health {
     const SENTINEL: &str = "SELECT 'roost-drain'";
     const FORMAT: &str = "TSVRaw";
     for _ in 0..4 {
@@ -404,10 +428,18 @@ fn drain_after_error(api: &'static ffi::Api, connection: ffi::Connection) {
         if let Ok(owned) = OwnedResult::take(api, result)
             && owned.as_ref() == b"roost-drain\n"
         {
-            return;
+            return Health::Good;
         }
     }
-    tracing::error!("a chDB connection still returns stale output after an error");
+    tracing::error!("a chDB connection still returns stale output after an error; replacing it");
+    Health::Tainted
+}
+
+/// Whether a connection may serve the next caller.
+enum Health {
+    Good,
+    /// It may still hold output of an earlier statement.
+    Tainted,
 }
 
 fn insert_blocking(
