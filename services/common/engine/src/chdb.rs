@@ -13,6 +13,10 @@
 //! - So [`Chdb`] keeps a pool of connections. Each call checks one out, runs the blocking C call on
 //!   tokio's blocking pool (never on an async worker), and returns it. Callers beyond the pool size
 //!   wait on a semaphore instead of piling onto one connection's queue.
+//! - A statement that fails leaves the output it wrote before failing in its connection's buffer,
+//!   and chDB puts it in front of the next answer on that connection, which in a shared pool may be
+//!   another workspace's. After any error a sentinel query drains it; a connection that cannot be
+//!   drained is replaced, never reused (test `a_failed_querys_partial_output_never_reaches_the_next_caller`).
 //! - Results are materialized by chDB; the answer buffer is handed to [`Bytes`] without a copy and
 //!   freed when the last reference drops.
 //! - chDB's own fatal-signal handlers sleep for minutes before re-raising; they are turned off so a
