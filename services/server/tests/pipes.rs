@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
-use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use roost_testkit::RoostLocal;
+use roost_testkit::http::{content_type, error, json, ok_json};
 use serde_json::{Value, json};
 
 /// A running server, a client and the workspace admin token.
@@ -89,45 +90,6 @@ impl Api {
             })
             .collect()
     }
-}
-
-fn content_type(response: &Response) -> String {
-    response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Status and JSON body; the body must be JSON with a JSON content type.
-async fn json(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let kind = content_type(&response);
-    let text = response.text().await.unwrap();
-    assert!(
-        kind.starts_with("application/json"),
-        "{status} answered {kind:?}, not JSON: {text}"
-    );
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{status}: invalid JSON ({e}): {text}"));
-    (status, body)
-}
-
-async fn ok_json(response: Response) -> Value {
-    let (status, body) = json(response).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-/// Asserts a JSON error with this status and returns its message.
-async fn error(response: Response, expected: u16) -> String {
-    let (status, body) = json(response).await;
-    assert_eq!(status.as_u16(), expected, "{body}");
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no 'error' string in {body}"))
-        .to_string()
 }
 
 /// The `events` data source with five rows.

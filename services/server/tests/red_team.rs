@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use roost_testkit::RoostLocal;
+use roost_testkit::http::{content_type, json};
 use serde_json::{Value, json};
 
 /// What is in the workspace's data source `x`: a reader who gets these without naming `x` escaped
@@ -199,28 +199,6 @@ impl Api {
             ]
         );
     }
-}
-
-fn content_type(response: &Response) -> String {
-    response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-async fn json(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let kind = content_type(&response);
-    let text = response.text().await.unwrap();
-    assert!(
-        kind.starts_with("application/json"),
-        "{status} answered {kind:?}, not JSON: {text:.500}"
-    );
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{status}: invalid JSON ({e}): {text:.500}"));
-    (status, body)
 }
 
 /// Asserts a refusal: a 4xx JSON error that carries no rows and nothing read from anywhere.

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use roost_auth::jwt;
 use roost_testkit::RoostLocal;
+use roost_testkit::http::{error, ok_json};
 use serde_json::{Value, json};
 
 struct Api {
@@ -117,30 +118,6 @@ impl Api {
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
     }
-}
-
-async fn json(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
-    (status, body)
-}
-
-async fn ok_json(response: Response) -> Value {
-    let (status, body) = json(response).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-/// Asserts a JSON error with this status and returns its message.
-async fn error(response: Response, expected: u16) -> String {
-    let (status, body) = json(response).await;
-    assert_eq!(status.as_u16(), expected, "{body}");
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error in {body}"))
-        .to_string()
 }
 
 const EVENTS: &str = concat!(

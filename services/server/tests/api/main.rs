@@ -8,9 +8,9 @@ mod events;
 mod quarantine;
 mod sql;
 
-use reqwest::header::CONTENT_TYPE;
-use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use roost_testkit::RoostLocal;
+pub use roost_testkit::http::{content_type, error, json, ok_json};
 use serde_json::Value;
 
 /// A running server, a client and the workspace admin token.
@@ -111,48 +111,6 @@ impl Api {
     pub async fn alive(&self) -> bool {
         matches!(self.http.get(self.url("/health")).send().await, Ok(r) if r.status() == StatusCode::OK)
     }
-}
-
-/// The content type of a response.
-pub fn content_type(response: &Response) -> String {
-    response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Status and JSON body; the body must be JSON with a JSON content type.
-pub async fn json(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let kind = content_type(&response);
-    let text = response.text().await.unwrap();
-    assert!(
-        kind.starts_with("application/json"),
-        "{status} answered {kind:?}, not JSON: {text}"
-    );
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{status}: invalid JSON ({e}): {text}"));
-    (status, body)
-}
-
-/// A 200 JSON body.
-pub async fn ok_json(response: Response) -> Value {
-    let (status, body) = json(response).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-/// Asserts an error answer as Tinybird gives it: this status, a JSON content type and an `error`
-/// string. Returns the message.
-pub async fn error(response: Response, expected: u16) -> String {
-    let (status, body) = json(response).await;
-    assert_eq!(status.as_u16(), expected, "{body}");
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no 'error' string in {body}"))
-        .to_string()
 }
 
 /// A multipart body with one file field, as the `tb` CLI and `curl -F csv=@file` send it.
