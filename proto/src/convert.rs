@@ -71,6 +71,12 @@ pub fn parse_schema_to_proto(schema: &str) -> Result<Vec<catalog::Column>, Servi
     Ok(columns_to_proto(&columns))
 }
 
+/// The Tinybird schema string of wire columns (columns that do not parse are skipped).
+pub fn schema_string(columns: &[catalog::Column]) -> String {
+    let parsed: Vec<Column> = columns.iter().filter_map(|c| Column::try_from(c).ok()).collect();
+    roost_types::format_schema(&parsed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ mod convert;
 mod error;
 mod services;
 
-pub use convert::{columns_from_proto, columns_to_proto, parse_schema_to_proto};
+pub use convert::{columns_from_proto, columns_to_proto, parse_schema_to_proto, schema_string};
 pub use error::{ErrorCode, ServiceError};
 pub use services::*;
 

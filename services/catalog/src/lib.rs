@@ -422,16 +422,20 @@ impl CatalogService for Catalog {
                 .map_err(CatalogError::from)?;
         }
         let data_source = self.message(&record, &database, None).await;
-        // Tinybird reports only the user-visible operation, not the quarantine mirror.
+        // Tinybird reports only the user-visible operation, not the quarantine mirror, and names
+        // the data source, never the engine's table.
+        let shown_name = quote_ident(&record.name);
         let operations = operations
             .into_iter()
             .filter(|op| !op.contains("_quarantine`"))
+            .map(|op| op.replace(&current.table, &shown_name))
             .collect();
         Ok(proto::AlterDataSourceResponse {
             data_source: Some(data_source),
             operations,
         })
     }
+
     async fn drop_workspace_data(
         &self,
         request: proto::DropWorkspaceDataRequest,

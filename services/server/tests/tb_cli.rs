@@ -97,6 +97,41 @@ async fn the_tb_cli_works_unchanged() {
         "{listed}"
     );
 
+    // Re-pushing an unchanged definition is refused as Tinybird refuses it; a new column at the
+    // end is applied as an ALTER the CLI shows with the data source's name.
+    let again = tb_ok(
+        dir,
+        &["push", "datasources/orders.datasource", "--force", "--yes"],
+    );
+    assert!(again.contains("already exists"), "{again}");
+    let extended = DATASOURCE.replace(
+        "`tags` Array(String) `json:$.tags[:]`",
+        "`tags` Array(String) `json:$.tags[:]`,\n    `channel` Nullable(String) `json:$.channel`",
+    );
+    std::fs::write(dir.join("datasources/orders.datasource"), extended).unwrap();
+    let altered = tb_ok(
+        dir,
+        &["push", "datasources/orders.datasource", "--force", "--yes"],
+    );
+    assert!(
+        altered.contains("ALTER TABLE `orders` ADD COLUMN `channel` Nullable(String)")
+            && altered.contains("correctly updated"),
+        "{altered}"
+    );
+    let channel = tb_ok(
+        dir,
+        &[
+            "sql",
+            "SELECT count() AS c FROM orders WHERE channel IS NULL",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(
+        channel.contains("\n3\n") || channel.trim_end().ends_with('3'),
+        "{channel}"
+    );
+
     // A row that does not fit goes to quarantine and the CLI reports it, as with Tinybird.
     std::fs::write(dir.join("bad.ndjson"), "{\"timestamp\":\"2026-01-04 00:00:00\",\"id\":\"o4\",\"user\":{\"id\":\"u3\"},\"amount\":\"lots\"}\n").unwrap();
     let (ok, text) = tb(dir, &["datasource", "append", "orders", "bad.ndjson"]);

@@ -73,7 +73,10 @@ pub fn data_source_json(ds: &catalog::DataSource) -> Value {
             "settings": engine.settings,
         },
         "columns": columns,
-        "schema": { "columns": ds.columns.iter().map(|c| json!({"name": c.name, "type": c.r#type})).collect::<Vec<_>>() },
+        "schema": {
+            "columns": ds.columns.iter().map(|c| json!({"name": c.name, "type": c.r#type})).collect::<Vec<_>>(),
+            "sql_schema": roost_proto::schema_string(&ds.columns),
+        },
         "statistics": { "bytes": stats.bytes, "row_count": stats.row_count },
         "new_columns_detected": {},
         "quarantine_rows": 0,
