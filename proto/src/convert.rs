@@ -73,7 +73,10 @@ pub fn parse_schema_to_proto(schema: &str) -> Result<Vec<catalog::Column>, Servi
 
 /// The Tinybird schema string of wire columns (columns that do not parse are skipped).
 pub fn schema_string(columns: &[catalog::Column]) -> String {
-    let parsed: Vec<Column> = columns.iter().filter_map(|c| Column::try_from(c).ok()).collect();
+    let parsed: Vec<Column> = columns
+        .iter()
+        .filter_map(|c| Column::try_from(c).ok())
+        .collect();
     roost_types::format_schema(&parsed)
 }
 

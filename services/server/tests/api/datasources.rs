@@ -699,8 +699,7 @@ async fn rename_alter_truncate_and_delete() {
     let operations = dry["operations"].as_array().unwrap();
     assert_eq!(operations.len(), 1, "{dry}");
     assert_eq!(
-        operations[0],
-        "ALTER TABLE `t2` ADD COLUMN `c` Nullable(String)",
+        operations[0], "ALTER TABLE `t2` ADD COLUMN `c` Nullable(String)",
         "operations name the data source, not the engine's table"
     );
     let now = ok_json(api.get("/v0/datasources/t2").send().await.unwrap()).await;

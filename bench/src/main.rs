@@ -1,0 +1,665 @@
+//! `roost-bench`: Roost against its raw engine, side by side, in one run on the same data and the
+//! same machine (issue 8). The raw side is the embedded chDB opened in this process; Roost is a
+//! separate `roost local` process (one chDB data path per process).
+
+mod data;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use bytes::Bytes;
+use clap::Parser;
+use roost_engine::{Chdb, ChdbConfig, Engine, InsertBlock};
+use roost_testkit::RoostLocal;
+use serde_json::{Value, json};
+
+use crate::report::{ms, num, percentile, table};
+
+/// Environment variable that points the raw side at a ClickHouse server over HTTP.
+const CLICKHOUSE_URL_ENV: &str = "ROOST_BENCH_CLICKHOUSE_URL";
+/// Rows per insert / per Events API request.
+const BATCH_ROWS: u64 = 10_000;
+/// Concurrency levels of the endpoint benchmark.
+const LEVELS: [usize; 3] = [1, 8, 32];
+/// The raw table, in the bench process's own engine.
+const RAW_TABLE: &str = "`bench`.`events`";
+/// The data source and pipe names in Roost.
+const DATA_SOURCE: &str = "bench";
+const PIPE: &str = "bench_by_event";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roost-bench",
+    about = "Roost against its raw engine: ingest, endpoints, footprint"
+)]
+struct Args {
+    /// NDJSON rows to ingest on each side.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Concurrent ingest clients on each side.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Endpoint requests per concurrency level on each side.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// The `roost` binary (default: target/release/roost of this workspace).
+    #[arg(long)]
+    roost_bin: Option<PathBuf>,
+    /// Where results.json goes (default: target/bench of this workspace).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(url) = std::env::var_os(CLICKHOUSE_URL_ENV) {
+        eprintln!(
+            "{CLICKHOUSE_URL_ENV}={} is set, but Roost has no ClickHouse-over-HTTP engine yet: this \
+             mode needs the ClickHouse engine of the distributed-mode issue. Unset it to benchmark \
+             the embedded engine.",
+            url.to_string_lossy()
+        );
+        std::process::exit(2);
+    }
+    ensure!(args.rows > 0, "--rows must be positive");
+    ensure!(args.clients > 0, "--clients must be positive");
+    ensure!(args.requests > 0, "--requests must be positive");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+/// One side's ingest.
+struct Ingest {
+    seconds: f64,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Ingest {
+    fn rows_per_second(&self) -> f64 {
+        self.rows as f64 / self.seconds
+    }
+    fn mb_per_second(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds
+    }
+}
+
+/// One side's endpoint run at one concurrency level.
+struct Level {
+    p50: Duration,
+    p99: Duration,
+    rps: f64,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let roost_bin = args
+        .roost_bin
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/release/roost"));
+    ensure!(
+        roost_bin.is_file(),
+        "{} not found: build it with `cargo build --release -p roost-server` (make bench does)",
+        roost_bin.display()
+    );
+    println!(
+        "roost-bench: {} rows, batches of {BATCH_ROWS}, {} ingest clients, {} requests per level, {cores} cores",
+        args.rows, args.clients, args.requests
+    );
+
+    // Footprint: spawn to first answer, idle RSS.
+    let events_rps = "1000000";
+    let events_bytes = "100000000000";
+    let roost = RoostLocal::start_with_env(
+        &roost_bin,
+        &[
+            ("ROOST_EVENTS_RPS", events_rps),
+            ("ROOST_EVENTS_BYTES_PER_SECOND", events_bytes),
+        ],
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = rss_kib(roost.pid())?;
+    println!(
+        "roost local: started in {:.0} ms, idle RSS {} MiB",
+        ms(roost.startup),
+        rss_idle / 1024
+    );
+
+    // The raw engine in this process.
+    let raw_dir = tempfile::tempdir()?;
+    let engine = Arc::new(Chdb::open(&ChdbConfig::new(raw_dir.path().join("chdb")))?);
+    println!(
+        "raw engine: chDB {} embedded in the bench process (inserts parsed by chDB's own JSONEachRow parser)",
+        engine.version()
+    );
+    engine
+        .execute("CREATE DATABASE IF NOT EXISTS `bench`")
+        .await?;
+    engine
+        .execute(&format!(
+            "CREATE TABLE {RAW_TABLE} ({}) ENGINE = MergeTree ORDER BY {}",
+            data::RAW_COLUMNS,
+            data::SORTING_KEY
+        ))
+        .await?;
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let token = roost.tokens.workspace_admin.clone();
+    ensure!(
+        !token.is_empty(),
+        "roost local gave no workspace admin token"
+    );
+    let created = http
+        .post(roost.url("/v0/datasources"))
+        .bearer_auth(&token)
+        .form(&[
+            ("name", DATA_SOURCE),
+            ("schema", data::SCHEMA),
+            ("engine_sorting_key", data::SORTING_KEY),
+        ])
+        .send()
+        .await?;
+    expect_ok(created, "creating the data source").await?;
+
+    // 1. Ingest.
+    let generated = Instant::now();
+    let batches = Arc::new(data::batches(args.rows, BATCH_ROWS));
+    let total_bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    println!(
+        "data: {} rows, {:.1} MB of NDJSON, generated in {:.2} s",
+        args.rows,
+        total_bytes as f64 / 1e6,
+        generated.elapsed().as_secs_f64()
+    );
+    let raw_ingest = ingest_raw(&engine, &batches, args.clients, total_bytes).await?;
+    let raw_count = count_raw(&engine).await?;
+    ensure!(
+        raw_count == args.rows,
+        "the raw table holds {raw_count} rows, not {}",
+        args.rows
+    );
+    let roost_ingest = ingest_roost(&http, &roost, &token, &batches, args.clients, total_bytes)
+        .await
+        .with_context(|| format!("roost local log:\n{}", tail(&roost.log(), 40)))?;
+    let roost_count = count_roost(&http, &roost, &token).await?;
+    ensure!(
+        roost_count == args.rows,
+        "the Roost data source holds {roost_count} rows, not {}",
+        args.rows
+    );
+    drop(batches);
+    let rss_after_ingest = rss_kib(roost.pid())?;
+
+    // 2. Endpoints.
+    create_pipe(&http, &roost, &token).await?;
+    let engine_for_raw = engine.clone();
+    let raw_call = move |i: usize| {
+        let engine = engine_for_raw.clone();
+        async move {
+            let (country, min_qty) = params(i);
+            let sql = endpoint_sql(&format!("'{country}'"), &min_qty.to_string(), RAW_TABLE);
+            let answer = engine.query(&sql, "JSON").await?;
+            ensure!(!answer.data.is_empty(), "empty raw answer");
+            Ok(())
+        }
+    };
+    let endpoint_url = roost.url(&format!("/v0/pipes/{PIPE}.json"));
+    let roost_call = {
+        let http = http.clone();
+        let token = token.clone();
+        move |i: usize| {
+            let request = {
+                let (country, min_qty) = params(i);
+                http.get(&endpoint_url).bearer_auth(&token).query(&[
+                    ("country", country.to_string()),
+                    ("min_qty", min_qty.to_string()),
+                ])
+            };
+            async move {
+                let response = request.send().await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                ensure!(
+                    status.is_success(),
+                    "endpoint answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                Ok(())
+            }
+        }
+    };
+    check_same_answer(&engine, &http, &roost, &token).await?;
+    let mut levels = Vec::new();
+    for clients in LEVELS {
+        let raw = load(clients, args.requests, raw_call.clone()).await?;
+        let via_roost = load(clients, args.requests, roost_call.clone()).await?;
+        levels.push((clients, raw, via_roost));
+    }
+
+    // 3. Report.
+    let header = ["measure", "raw engine", "roost", "roost/raw", "roost-raw"];
+    let mut rows = vec![
+        vec![
+            "ingest rows/s".to_string(),
+            num(raw_ingest.rows_per_second(), 0),
+            num(roost_ingest.rows_per_second(), 0),
+            num(
+                roost_ingest.rows_per_second() / raw_ingest.rows_per_second(),
+                3,
+            ),
+            String::new(),
+        ],
+        vec![
+            "ingest MB/s".to_string(),
+            num(raw_ingest.mb_per_second(), 1),
+            num(roost_ingest.mb_per_second(), 1),
+            num(roost_ingest.mb_per_second() / raw_ingest.mb_per_second(), 3),
+            String::new(),
+        ],
+        vec![
+            "ingest seconds".to_string(),
+            num(raw_ingest.seconds, 2),
+            num(roost_ingest.seconds, 2),
+            num(roost_ingest.seconds / raw_ingest.seconds, 3),
+            String::new(),
+        ],
+    ];
+    for (clients, raw, via_roost) in &levels {
+        for (name, a, b) in [
+            ("p50 ms", ms(raw.p50), ms(via_roost.p50)),
+            ("p99 ms", ms(raw.p99), ms(via_roost.p99)),
+        ] {
+            rows.push(vec![
+                format!("endpoint c={clients} {name}"),
+                num(a, 2),
+                num(b, 2),
+                num(b / a, 2),
+                num(b - a, 2),
+            ]);
+        }
+        rows.push(vec![
+            format!("endpoint c={clients} req/s"),
+            num(raw.rps, 0),
+            num(via_roost.rps, 0),
+            num(via_roost.rps / raw.rps, 3),
+            String::new(),
+        ]);
+    }
+    rows.push(vec![
+        "roost startup ms".to_string(),
+        String::new(),
+        num(ms(roost.startup), 0),
+        String::new(),
+        String::new(),
+    ]);
+    rows.push(vec![
+        "roost RSS idle MiB".to_string(),
+        String::new(),
+        num(rss_idle as f64 / 1024.0, 0),
+        String::new(),
+        String::new(),
+    ]);
+    rows.push(vec![
+        "roost RSS after ingest MiB".to_string(),
+        String::new(),
+        num(rss_after_ingest as f64 / 1024.0, 0),
+        String::new(),
+        String::new(),
+    ]);
+    println!();
+    print!("{}", table(&header, &rows));
+    println!(
+        "raw ingest = Engine::insert FORMAT JSONEachRow (chDB's own JSON parser) in this process; \
+         roost ingest = POST /v0/events?wait=true over HTTP; latencies are client-side."
+    );
+
+    let ingest_ratio = roost_ingest.rows_per_second() / raw_ingest.rows_per_second();
+    let (_, raw32, roost32) = levels.last().context("no endpoint level ran")?;
+    let p50_overhead = ms(roost32.p50) - ms(raw32.p50);
+    let p99_overhead = ms(roost32.p99) - ms(raw32.p99);
+
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/bench"));
+    std::fs::create_dir_all(&out_dir)?;
+    let side = |i: &Ingest| {
+        json!({"seconds": i.seconds, "rows": i.rows, "bytes": i.bytes,
+               "rows_per_second": i.rows_per_second(), "mb_per_second": i.mb_per_second()})
+    };
+    let level =
+        |l: &Level| json!({"p50_ms": ms(l.p50), "p99_ms": ms(l.p99), "requests_per_second": l.rps});
+    let results = json!({
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "cores": cores,
+        "engine": format!("chdb {}", engine.version()),
+        "rows": args.rows,
+        "batch_rows": BATCH_ROWS,
+        "ingest_clients": args.clients,
+        "requests_per_level": args.requests,
+        "ingest": {"raw": side(&raw_ingest), "roost": side(&roost_ingest), "ratio": ingest_ratio},
+        "endpoints": levels.iter().map(|(clients, raw, via_roost)| json!({
+            "clients": clients, "raw": level(raw), "roost": level(via_roost),
+            "p50_overhead_ms": ms(via_roost.p50) - ms(raw.p50),
+            "p99_overhead_ms": ms(via_roost.p99) - ms(raw.p99),
+        })).collect::<Vec<_>>(),
+        "footprint": {
+            "startup_ms": ms(roost.startup),
+            "rss_idle_kib": rss_idle,
+            "rss_after_ingest_kib": rss_after_ingest,
+        },
+        "ingest_ratio": ingest_ratio,
+        "endpoint_p50_overhead_ms": p50_overhead,
+        "endpoint_p99_overhead_ms": p99_overhead,
+    });
+    let path = out_dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("results: {}", path.display());
+    println!("ingest_ratio={ingest_ratio:.3}");
+    println!("endpoint_p50_overhead_ms={p50_overhead:.3}");
+    println!("endpoint_p99_overhead_ms={p99_overhead:.3}");
+    Ok(())
+}
+
+/// The endpoint's parameters for request `i`: the same on both sides.
+fn params(i: usize) -> (&'static str, i32) {
+    (data::COUNTRIES[i % data::COUNTRIES.len()], (i % 5) as i32)
+}
+
+/// The endpoint query with already-quoted parameter values.
+fn endpoint_sql(country: &str, min_qty: &str, table: &str) -> String {
+    format!(
+        "SELECT event, count() AS events, round(sum(amount), 2) AS total FROM {table} \
+         WHERE country = {country} AND quantity > {min_qty} GROUP BY event ORDER BY event"
+    )
+}
+
+async fn ingest_raw(
+    engine: &Arc<Chdb>,
+    batches: &Arc<Vec<Bytes>>,
+    clients: usize,
+    bytes: u64,
+) -> anyhow::Result<Ingest> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (engine, batches, next) = (engine.clone(), batches.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(i) else {
+                    return anyhow::Ok(());
+                };
+                engine
+                    .insert(InsertBlock {
+                        table: RAW_TABLE,
+                        columns: "",
+                        format: "JSONEachRow",
+                        data: batch.clone(),
+                        settings: data::RAW_INSERT_SETTINGS,
+                    })
+                    .await
+                    .context("raw insert")?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(Ingest {
+        seconds: started.elapsed().as_secs_f64(),
+        rows: batches
+            .iter()
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+            .sum(),
+        bytes,
+    })
+}
+
+async fn ingest_roost(
+    http: &reqwest::Client,
+    roost: &RoostLocal,
+    token: &str,
+    batches: &Arc<Vec<Bytes>>,
+    clients: usize,
+    bytes: u64,
+) -> anyhow::Result<Ingest> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = roost.url("/v0/events");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, batches, next) = (http.clone(), batches.clone(), next.clone());
+        let (url, token) = (url.clone(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut rows = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(i) else {
+                    return anyhow::Ok(rows);
+                };
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .query(&[("name", DATA_SOURCE), ("wait", "true")])
+                    .body(batch.clone())
+                    .send()
+                    .await?;
+                let answer = expect_ok(response, "POST /v0/events").await?;
+                let quarantined = answer["quarantined_rows"].as_u64().unwrap_or(0);
+                ensure!(quarantined == 0, "rows were quarantined: {answer}");
+                rows += answer["successful_rows"]
+                    .as_u64()
+                    .with_context(|| format!("no successful_rows in {answer}"))?;
+            }
+        }));
+    }
+    let mut rows = 0;
+    for task in tasks {
+        rows += task.await??;
+    }
+    Ok(Ingest {
+        seconds: started.elapsed().as_secs_f64(),
+        rows,
+        bytes,
+    })
+}
+
+async fn count_raw(engine: &Chdb) -> anyhow::Result<u64> {
+    let answer = engine
+        .query(&format!("SELECT count() FROM {RAW_TABLE}"), "TSV")
+        .await?;
+    Ok(String::from_utf8_lossy(&answer.data).trim().parse()?)
+}
+
+async fn count_roost(
+    http: &reqwest::Client,
+    roost: &RoostLocal,
+    token: &str,
+) -> anyhow::Result<u64> {
+    let response = http
+        .get(roost.url("/v0/sql"))
+        .bearer_auth(token)
+        .query(&[(
+            "q",
+            format!("SELECT count() AS n FROM {DATA_SOURCE} FORMAT JSON"),
+        )])
+        .send()
+        .await?;
+    let answer = expect_ok(response, "counting through /v0/sql").await?;
+    let n = &answer["data"][0]["n"];
+    n.as_u64()
+        .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+        .with_context(|| format!("no count in {answer}"))
+}
+
+async fn create_pipe(
+    http: &reqwest::Client,
+    roost: &RoostLocal,
+    token: &str,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "%\n{}",
+        endpoint_sql(
+            "{{ String(country, 'ES', required=True) }}",
+            "{{ Int32(min_qty, 0) }}",
+            DATA_SOURCE
+        )
+    );
+    let response = http
+        .post(roost.url("/v0/pipes"))
+        .bearer_auth(token)
+        .json(&json!({
+            "name": PIPE,
+            "nodes": [{"name": "by_event", "sql": sql, "type": "endpoint"}],
+        }))
+        .send()
+        .await?;
+    expect_ok(response, "creating the pipe").await?;
+    Ok(())
+}
+
+/// Both sides must compute the same thing, or the comparison means nothing.
+async fn check_same_answer(
+    engine: &Chdb,
+    http: &reqwest::Client,
+    roost: &RoostLocal,
+    token: &str,
+) -> anyhow::Result<()> {
+    let (country, min_qty) = params(3);
+    let raw = engine
+        .query(
+            &endpoint_sql(&format!("'{country}'"), &min_qty.to_string(), RAW_TABLE),
+            "JSON",
+        )
+        .await?;
+    let raw: Value = serde_json::from_slice(&raw.data)?;
+    let response = http
+        .get(roost.url(&format!("/v0/pipes/{PIPE}.json")))
+        .bearer_auth(token)
+        .query(&[
+            ("country", country.to_string()),
+            ("min_qty", min_qty.to_string()),
+        ])
+        .send()
+        .await?;
+    let via_roost = expect_ok(response, "calling the endpoint").await?;
+    ensure!(
+        raw["data"] == via_roost["data"],
+        "the endpoint and the raw query disagree:\nraw: {}\nroost: {}",
+        raw["data"],
+        via_roost["data"]
+    );
+    Ok(())
+}
+
+/// Runs `requests` calls of `call` from `clients` concurrent tasks (after a short warm-up) and
+/// measures each call's latency.
+async fn load<F, Fut>(clients: usize, requests: usize, call: F) -> anyhow::Result<Level>
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    for i in 0..clients.min(8) {
+        call(i).await?;
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (call, next) = (call.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    return anyhow::Ok(latencies);
+                }
+                let sent = Instant::now();
+                call(i).await?;
+                latencies.push(sent.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Level {
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+        rps: latencies.len() as f64 / wall,
+    })
+}
+
+/// The JSON body of a successful answer, or an error naming `what` with the body.
+async fn expect_ok(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        bail!("{what}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    serde_json::from_slice(&body)
+        .with_context(|| format!("{what}: not JSON: {}", String::from_utf8_lossy(&body)))
+}
+
+/// VmRSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_parameters_cycle_deterministically() {
+        assert_eq!(params(0), ("ES", 0));
+        assert_eq!(params(9), ("FR", 4));
+        assert_eq!(params(8), params(48));
+    }
+
+    #[test]
+    fn rss_of_this_process_is_readable() {
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn tails_keep_the_last_lines() {
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+}
