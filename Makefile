@@ -5,7 +5,7 @@ PORT ?= 7181
 DATA_DIR ?= ./roost-data
 CLIENTS_DIR ?= $(HOME)/.cache/roost/clients
 
-.PHONY: help setup build run test test-unit clients gen gen-check lint fmt clean
+.PHONY: help setup build run test test-unit test-clients clients gen gen-check lint fmt clean bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,12 +20,21 @@ build: ## Build everything (debug)
 run: setup ## Set up, then run `roost local` on 127.0.0.1:$(PORT) with data in $(DATA_DIR)
 	ROOST_PORT=$(PORT) ROOST_DATA_DIR=$(DATA_DIR) ./target/release/roost local
 
-clients: ## Install the real Tinybird clients the tests drive (tinybird-cli and the Forward tinybird, venvs, cached)
+clients: ## Install the real Tinybird clients the tests drive (both tb CLIs, the Python SDK, verdin, @tinybirdco/sdk, mockingbird; cached)
 	@scripts/install-clients.sh "$(CLIENTS_DIR)"
 
 test: clients ## Every test: unit, integration against chDB, HTTP, and the real tb CLI
 	@scripts/fetch-libchdb.sh
-	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" ROOST_TB_FORWARD_BIN="$(CLIENTS_DIR)/forward/bin/tb" scripts/test.sh
+	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" ROOST_TB_FORWARD_BIN="$(CLIENTS_DIR)/forward/bin/tb" ROOST_CLIENTS_DIR="$(CLIENTS_DIR)" scripts/test.sh
+
+test-clients: clients ## Only the real-client suites (tb_*, sdk_*, mockingbird); ends with `N passed, N failed`
+	@scripts/fetch-libchdb.sh
+	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" ROOST_TB_FORWARD_BIN="$(CLIENTS_DIR)/forward/bin/tb" ROOST_CLIENTS_DIR="$(CLIENTS_DIR)" scripts/test-clients.sh
+
+bench: ## Build release and run roost-bench: Roost against its raw engine (BENCH_ARGS="--rows 200000 --requests 300")
+	@scripts/fetch-libchdb.sh
+	$(CARGO) build --release -p roost-server -p roost-bench
+	./target/release/roost-bench $(BENCH_ARGS)
 
 gen: ## Regenerate the prost code of proto/*.proto (committed; no protoc needed)
 	$(CARGO) run -q -p roost-proto-gen

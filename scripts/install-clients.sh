@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the released Tinybird CLIs into cached virtualenvs, so the end-to-end tests drive the
-# real clients as a user would: the classic `tb` (PyPI tinybird-cli, with lru-dict beside it) in
-# tb/, and the Forward `tb` (PyPI tinybird) in forward/.
+# Installs the released Tinybird clients into a cache, so the end-to-end tests drive them as a user
+# would: the classic `tb` (PyPI tinybird-cli, with lru-dict beside it) in tb/, the Forward `tb`
+# (PyPI tinybird) in forward/, tinybird-python-sdk and verdin in python-sdks/, and the npm
+# @tinybirdco/sdk and @tinybirdco/mockingbird in node/node_modules.
 set -euo pipefail
 prefix="${1:-$HOME/.cache/roost/clients}"
 mkdir -p "$prefix"
@@ -39,4 +40,21 @@ if [ ! -x "$prefix/forward/bin/tb" ]; then
     'python-dotenv==1.1.0' 'pyjwt[crypto]==2.9.0'
   finish forward
   echo "tinybird (Forward CLI) $FORWARD_VERSION installed in $prefix/forward"
+fi
+
+# The Python SDKs: tinybird-python-sdk (module `tb`) and verdin, in one venv.
+if [ ! -x "$prefix/python-sdks/bin/python" ] || ! "$prefix/python-sdks/bin/python" -c 'import verdin, tb.api' 2>/dev/null; then
+  rm -rf "$prefix/python-sdks.partial"
+  python3 -m venv "$prefix/python-sdks.partial"
+  "$prefix/python-sdks.partial/bin/pip" install --quiet --disable-pip-version-check tinybird-python-sdk verdin
+  finish python-sdks
+  echo "tinybird-python-sdk and verdin installed in $prefix/python-sdks"
+fi
+
+# The npm clients: the TypeScript SDK and mockingbird (a library; tests drive it from a script).
+if [ ! -d "$prefix/node/node_modules/@tinybirdco/sdk" ] || [ ! -d "$prefix/node/node_modules/@tinybirdco/mockingbird" ]; then
+  mkdir -p "$prefix/node"
+  [ -f "$prefix/node/package.json" ] || echo '{"name":"roost-clients","private":true}' > "$prefix/node/package.json"
+  npm install --prefix "$prefix/node" --silent --no-audit --no-fund @tinybirdco/sdk @tinybirdco/mockingbird
+  echo "@tinybirdco/sdk and @tinybirdco/mockingbird installed in $prefix/node"
 fi
