@@ -21,6 +21,11 @@ impl Params {
         Params(form_urlencoded::parse(text).into_owned().collect())
     }
 
+    /// The parameters of a request's query string (as axum's `RawQuery` gives it).
+    pub fn from_query(query: Option<String>) -> Self {
+        Self::from_urlencoded(query.unwrap_or_default().as_bytes())
+    }
+
     /// Adds the pairs of another source.
     pub fn extend(&mut self, other: Params) {
         self.0.extend(other.0);

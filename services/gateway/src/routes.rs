@@ -302,3 +302,19 @@ pub async fn caller(
     };
     Ok(Caller { principal, header })
 }
+
+/// A query's answer as an HTTP response: its content type, and the body streamed as it comes.
+pub fn answer_response(
+    answer: roost_proto::SqlAnswer,
+) -> Result<axum::response::Response, ApiError> {
+    use futures::TryStreamExt;
+    let body = axum::body::Body::from_stream(
+        answer
+            .body
+            .map_err(|error| std::io::Error::other(error.message)),
+    );
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, answer.content_type)
+        .body(body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}

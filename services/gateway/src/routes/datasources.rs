@@ -19,10 +19,6 @@ use super::{Need, caller};
 use crate::params::{Params, Payload, read_request};
 use crate::{ApiError, AppState};
 
-fn query_params(query: Option<String>) -> Params {
-    Params::from_urlencoded(query.unwrap_or_default().as_bytes())
-}
-
 /// The JSON of a data source as Tinybird shows it.
 pub fn data_source_json(ds: &catalog::DataSource) -> Value {
     let engine = ds.engine.clone().unwrap_or_default();
@@ -356,7 +352,7 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let listed = state
         .services
@@ -404,7 +400,7 @@ pub async fn get_one(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let data_source = fetch(&state, &caller, &name).await?;
     if !(caller.may(Need::Read(&data_source.name)) || caller.may(Need::Append(&data_source.name))) {
@@ -467,7 +463,7 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::Drop(&current.name))?;

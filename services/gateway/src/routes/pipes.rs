@@ -2,11 +2,9 @@
 //! (`/v0/pipes/<name>.json|.csv|.ndjson|.parquet`), their explain and OpenAPI description.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
 use roost_proto::catalog::v1::{
     CreateNodeRequest, CreatePipeRequest, DeleteNodeRequest, DeletePipeRequest, GetPipeRequest,
     ListPipesRequest, Node, Pipe, SetEndpointRequest, UpdateNodeRequest, UpdatePipeRequest,
@@ -57,10 +55,6 @@ fn body_sql(params: &Params, payload: &Payload) -> Option<String> {
         .all(|(key, _)| NODE_FIELDS.contains(&key.as_str()));
     let text = String::from_utf8_lossy(&payload.form).trim().to_string();
     (!is_fields && !text.is_empty()).then_some(text)
-}
-
-fn query_params(query: Option<String>) -> Params {
-    Params::from_urlencoded(query.unwrap_or_default().as_bytes())
 }
 
 /// A parameter's default as the template wrote it: the query service sends it as JSON, so
@@ -175,7 +169,7 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let pipes = state
         .services
@@ -361,15 +355,7 @@ async fn run_endpoint(
             filters: caller.row_filters(),
         })
         .await?;
-    let body = Body::from_stream(
-        answer
-            .body
-            .map_err(|error| std::io::Error::other(error.message)),
-    );
-    Response::builder()
-        .header(header::CONTENT_TYPE, answer.content_type)
-        .body(body)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    super::answer_response(answer)
 }
 
 /// The request's endpoint parameters with a JWT's fixed parameters for `pipe` in place of any the
@@ -405,7 +391,7 @@ pub async fn get_one(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     if let Some((pipe, format)) = endpoint_path(&name) {
         return run_endpoint(&state, &headers, &params, pipe, format).await;
     }
@@ -477,7 +463,7 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
@@ -567,7 +553,7 @@ pub async fn delete_node(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     caller.require(Need::DropPipe(&current.name))?;
@@ -629,7 +615,15 @@ pub async fn publish(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    set_endpoint(&state, &headers, &query_params(query), &name, &node, true).await
+    set_endpoint(
+        &state,
+        &headers,
+        &Params::from_query(query),
+        &name,
+        &node,
+        true,
+    )
+    .await
 }
 
 /// `DELETE /v0/pipes/{name}/nodes/{node}/endpoint`: unpublishes.
@@ -639,7 +633,15 @@ pub async fn unpublish(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    set_endpoint(&state, &headers, &query_params(query), &name, &node, false).await
+    set_endpoint(
+        &state,
+        &headers,
+        &Params::from_query(query),
+        &name,
+        &node,
+        false,
+    )
+    .await
 }
 
 /// `GET /v0/pipes/{name}/explain`: the rendered SQL and ClickHouse's plan.
@@ -649,7 +651,7 @@ pub async fn explain(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     caller.require(Need::ReadPipe(&name))?;
     let endpoint_params = with_fixed_params(
@@ -713,7 +715,7 @@ pub async fn openapi(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = query_params(query);
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let pipes = state
         .services

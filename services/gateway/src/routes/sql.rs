@@ -1,10 +1,7 @@
 //! `GET /v0/sql?q=` and `POST /v0/sql` (raw SQL body, form `q=`, or JSON `{"q": ...}`).
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::response::Response;
-use futures::TryStreamExt;
 use roost_proto::query::v1::ExecuteSqlRequest;
 
 use super::caller;
@@ -57,13 +54,5 @@ pub async fn run(State(state): State<AppState>, request: Request) -> Result<Resp
             filters: caller.row_filters(),
         })
         .await?;
-    let body = Body::from_stream(
-        answer
-            .body
-            .map_err(|error| std::io::Error::other(error.message)),
-    );
-    Response::builder()
-        .header(header::CONTENT_TYPE, answer.content_type)
-        .body(body)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    super::answer_response(answer)
 }

@@ -216,7 +216,7 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::from_urlencoded(query.unwrap_or_default().as_bytes());
+    let params = Params::from_query(query);
     let caller = manager(&state, &headers, &params).await?;
     let tokens = state
         .services
@@ -341,7 +341,7 @@ pub async fn get_one(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::from_urlencoded(query.unwrap_or_default().as_bytes());
+    let params = Params::from_query(query);
     let caller = manager(&state, &headers, &params).await?;
     Ok(Json(token_json(&fetch(&state, &caller, &name).await?)))
 }
@@ -391,7 +391,7 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    let params = Params::from_urlencoded(query.unwrap_or_default().as_bytes());
+    let params = Params::from_query(query);
     let caller = manager(&state, &headers, &params).await?;
     let current = fetch(&state, &caller, &name).await?;
     state

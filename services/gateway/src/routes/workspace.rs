@@ -31,7 +31,7 @@ pub async fn current(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::from_urlencoded(query.unwrap_or_default().as_bytes());
+    let params = Params::from_query(query);
     let caller = caller(&state, &headers, &params).await?;
     let workspace = caller.principal.workspace.clone().unwrap_or_default();
     Ok(Json(json!({

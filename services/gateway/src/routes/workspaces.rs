@@ -24,7 +24,7 @@ use crate::params::Params;
 use crate::{ApiError, AppState};
 
 fn params_of(query: Option<String>) -> Params {
-    Params::from_urlencoded(query.unwrap_or_default().as_bytes())
+    Params::from_query(query)
 }
 
 fn organization_json(organization: &Organization) -> Value {
