@@ -10,7 +10,7 @@ mod record;
 
 pub use error::CatalogError;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -25,7 +25,10 @@ pub struct Catalog {
     store: Store,
     engine: Arc<dyn Engine>,
     /// Databases known to exist, so DDL does not re-create them on every call.
-    databases: Mutex<HashSet<String>>,
+    /// Workspace id → its database, for workspaces whose database is known to exist: a
+    /// workspace's database never changes, so hot paths (every query and endpoint call lists
+    /// data sources) skip both the store read and the `CREATE DATABASE`.
+    databases: Mutex<HashMap<String, String>>,
 }
 
 impl Catalog {
@@ -34,7 +37,7 @@ impl Catalog {
         Catalog {
             store,
             engine,
-            databases: Mutex::new(HashSet::new()),
+            databases: Mutex::new(HashMap::new()),
         }
     }
 
@@ -43,25 +46,25 @@ impl Catalog {
         header: &Option<roost_proto::common::v1::RequestHeader>,
     ) -> Result<String, CatalogError> {
         let workspace_id = workspace_id(header)?;
-        let workspace = self.store.get_workspace(workspace_id).await?;
-        let database = workspace.database;
-        let known = self
+        if let Some(database) = self
             .databases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&database);
-        if !known {
-            self.engine
-                .execute(&format!(
-                    "CREATE DATABASE IF NOT EXISTS {}",
-                    quote_ident(&database)
-                ))
-                .await?;
-            self.databases
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(database.clone());
+            .get(workspace_id)
+        {
+            return Ok(database.clone());
         }
+        let database = self.store.get_workspace(workspace_id).await?.database;
+        self.engine
+            .execute(&format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                quote_ident(&database)
+            ))
+            .await?;
+        self.databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(workspace_id.to_string(), database.clone());
         Ok(database)
     }
 
@@ -460,7 +463,7 @@ impl CatalogService for Catalog {
         self.databases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&database);
+            .retain(|_, known| *known != database);
         Ok(proto::DropWorkspaceDataResponse {})
     }
 }
