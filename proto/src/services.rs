@@ -187,6 +187,36 @@ pub trait PipeCatalogService: Send + Sync + 'static {
         &self,
         request: catalog::SetEndpointRequest,
     ) -> Result<catalog::SetEndpointResponse, ServiceError>;
+    /// Makes a node materialized into a data source (a materialized view in the engine).
+    async fn set_materialization(
+        &self,
+        request: catalog::SetMaterializationRequest,
+    ) -> Result<catalog::SetMaterializationResponse, ServiceError>;
+    /// Drops a node's materialized view; the node becomes a standard node.
+    async fn drop_materialization(
+        &self,
+        request: catalog::DropMaterializationRequest,
+    ) -> Result<catalog::DropMaterializationResponse, ServiceError>;
+    /// Changes a node's type and merges settings into it (copy and sink settings).
+    async fn set_node_settings(
+        &self,
+        request: catalog::SetNodeSettingsRequest,
+    ) -> Result<catalog::SetNodeSettingsResponse, ServiceError>;
+    /// The workspace's environment variables.
+    async fn list_variables(
+        &self,
+        request: catalog::ListVariablesRequest,
+    ) -> Result<catalog::ListVariablesResponse, ServiceError>;
+    /// Creates or updates an environment variable.
+    async fn set_variable(
+        &self,
+        request: catalog::SetVariableRequest,
+    ) -> Result<catalog::SetVariableResponse, ServiceError>;
+    /// Removes an environment variable.
+    async fn delete_variable(
+        &self,
+        request: catalog::DeleteVariableRequest,
+    ) -> Result<catalog::DeleteVariableResponse, ServiceError>;
 }
 /// A handle on a [`PipeCatalogService`].
 pub type PipeCatalogClient = Arc<dyn PipeCatalogService>;
@@ -237,6 +267,16 @@ pub trait EndpointService: Send + Sync + 'static {
         &self,
         request: query::DescribeEndpointRequest,
     ) -> Result<query::DescribeEndpointResponse, ServiceError>;
+    /// A node compiled to one resolved statement, with its output columns.
+    async fn compile_node(
+        &self,
+        request: query::ExecuteEndpointRequest,
+    ) -> Result<query::CompileNodeResponse, ServiceError>;
+    /// A WHERE condition over a data source, validated and resolved.
+    async fn resolve_condition(
+        &self,
+        request: query::ResolveConditionRequest,
+    ) -> Result<query::ResolveConditionResponse, ServiceError>;
 }
 /// A handle on an [`EndpointService`].
 pub type EndpointClient = Arc<dyn EndpointService>;
@@ -261,6 +301,11 @@ pub type IngestClient = Arc<dyn IngestService>;
 /// `roost.jobs.v1.JobsService`.
 #[async_trait]
 pub trait JobsService: Send + Sync + 'static {
+    /// Stores a job; a worker runs it.
+    async fn submit_job(
+        &self,
+        request: jobs::SubmitJobRequest,
+    ) -> Result<jobs::SubmitJobResponse, ServiceError>;
     /// Recent jobs of the workspace.
     async fn list_jobs(
         &self,
@@ -293,6 +338,11 @@ pub trait SchedulerService: Send + Sync + 'static {
         &self,
         request: scheduler::SetScheduleRequest,
     ) -> Result<scheduler::SetScheduleResponse, ServiceError>;
+    /// Removes a pipe's schedule.
+    async fn delete_schedule(
+        &self,
+        request: scheduler::DeleteScheduleRequest,
+    ) -> Result<scheduler::DeleteScheduleResponse, ServiceError>;
 }
 /// A handle on a [`SchedulerService`].
 pub type SchedulerClient = Arc<dyn SchedulerService>;

@@ -386,3 +386,123 @@ pub struct DropWorkspaceDataRequest {
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DropWorkspaceDataResponse {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetMaterializationRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
+    /// The target data source (name or id).
+    #[prost(string, tag = "4")]
+    pub datasource: ::prost::alloc::string::String,
+    /// The node's SQL compiled to one statement with every table resolved.
+    #[prost(string, tag = "5")]
+    pub compiled_sql: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SetMaterializationResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+    #[prost(message, optional, tag = "2")]
+    pub data_source: ::core::option::Option<DataSource>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DropMaterializationRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DropMaterializationResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetNodeSettingsRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
+    /// The new node type (copy, sink, standard, ...); empty keeps it.
+    #[prost(string, tag = "4")]
+    pub node_type: ::prost::alloc::string::String,
+    /// Settings merged into the node's settings; a key with a JSON null is removed.
+    #[prost(string, tag = "5")]
+    pub settings_json: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SetNodeSettingsResponse {
+    #[prost(message, optional, tag = "1")]
+    pub pipe: ::core::option::Option<Pipe>,
+    #[prost(message, optional, tag = "2")]
+    pub node: ::core::option::Option<Node>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Variable {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// secret (the only kind Tinybird has).
+    #[prost(string, tag = "2")]
+    pub r#type: ::prost::alloc::string::String,
+    /// Only for the services that render templates; the API never returns it.
+    #[prost(string, tag = "3")]
+    pub value: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub created_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub updated_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub edited_by: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListVariablesRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(bool, tag = "2")]
+    pub with_values: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListVariablesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub variables: ::prost::alloc::vec::Vec<Variable>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetVariableRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub r#type: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub value: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub edited_by: ::prost::alloc::string::String,
+    /// create: fails when it exists; update: fails when it does not.
+    #[prost(bool, tag = "6")]
+    pub create: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SetVariableResponse {
+    #[prost(message, optional, tag = "1")]
+    pub variable: ::core::option::Option<Variable>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteVariableRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteVariableResponse {
+    #[prost(message, optional, tag = "1")]
+    pub variable: ::core::option::Option<Variable>,
+}

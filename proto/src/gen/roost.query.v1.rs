@@ -98,3 +98,34 @@ pub struct DescribeEndpointResponse {
     #[prost(message, repeated, tag = "1")]
     pub params: ::prost::alloc::vec::Vec<ParamSpec>,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CompileNodeResponse {
+    #[prost(string, tag = "1")]
+    pub sql: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "2")]
+    pub columns: ::prost::alloc::vec::Vec<OutputColumn>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct OutputColumn {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub r#type: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ResolveConditionRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub datasource: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub condition: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ResolveConditionResponse {
+    /// Quoted, qualified table of the data source.
+    #[prost(string, tag = "1")]
+    pub table: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub condition: ::prost::alloc::string::String,
+}

@@ -3,12 +3,24 @@
 pub struct Schedule {
     #[prost(string, tag = "1")]
     pub pipe_id: ::prost::alloc::string::String,
+    /// Cron expression in UTC (5 fields, or 6 with seconds), or "@on-demand".
     #[prost(string, tag = "2")]
     pub cron: ::prost::alloc::string::String,
+    /// running or paused.
     #[prost(string, tag = "3")]
     pub status: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
     pub next_run_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub pipe_name: ::prost::alloc::string::String,
+    /// copy or sink.
+    #[prost(string, tag = "6")]
+    pub kind: ::prost::alloc::string::String,
+    /// The job each tick submits: its spec as JSON (target, mode, node, ...).
+    #[prost(string, tag = "7")]
+    pub job_spec_json: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub last_run_at: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListSchedulesRequest {
@@ -32,3 +44,12 @@ pub struct SetScheduleResponse {
     #[prost(message, optional, tag = "1")]
     pub schedule: ::core::option::Option<Schedule>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteScheduleRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub pipe_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteScheduleResponse {}

@@ -5,6 +5,7 @@
 
 mod ddl;
 mod error;
+mod materialized;
 mod pipes;
 mod record;
 
@@ -229,6 +230,11 @@ impl CatalogService for Catalog {
         };
         let mut data_source = self.message(&record, &database, stats.as_ref()).await;
         data_source.used_by = self.readers_of(&record.workspace_id, &record.name).await?;
+        for writer in self.writers_of(&record.workspace_id, &record.id).await? {
+            if !data_source.used_by.contains(&writer) {
+                data_source.used_by.push(writer);
+            }
+        }
         Ok(proto::GetDataSourceResponse {
             data_source: Some(data_source),
         })
@@ -296,7 +302,12 @@ impl CatalogService for Catalog {
             .await?;
         let database = self.database_of(&request.header).await?;
         let data_source = self.message(&record, &database, None).await;
-        let dependent_pipes = self.readers_of(&record.workspace_id, &record.name).await?;
+        let mut dependent_pipes = self.readers_of(&record.workspace_id, &record.name).await?;
+        for writer in self.writers_of(&record.workspace_id, &record.id).await? {
+            if !dependent_pipes.contains(&writer) {
+                dependent_pipes.push(writer);
+            }
+        }
         if request.dry_run {
             return Ok(proto::DeleteDataSourceResponse {
                 data_source: Some(data_source),
@@ -310,6 +321,9 @@ impl CatalogService for Catalog {
                 dependent_pipes.join(", ")
             )));
         }
+        // Views writing into or reading from it would break every insert into their source.
+        self.unlink_views_of(&record.workspace_id, &database, &record.id, &record.name)
+            .await?;
         for table in [&data_source.table, &data_source.quarantine_table] {
             self.engine
                 .execute(&format!("DROP TABLE IF EXISTS {table} SYNC"))

@@ -60,7 +60,7 @@ fn node_record(node: &proto::Node, pipe_id: &str, at: &str) -> NodeRecord {
     }
 }
 
-fn node_message(node: &NodeRecord) -> proto::Node {
+pub(crate) fn node_message(node: &NodeRecord) -> proto::Node {
     proto::Node {
         id: node.id.clone(),
         name: node.name.clone(),
@@ -121,7 +121,7 @@ fn check_unique_names(nodes: &[NodeRecord]) -> Result<(), ServiceError> {
 /// Whether `sql` names `name` as a whole identifier (bare, back-quoted or double-quoted). A
 /// column of the same name also counts: when in doubt a pipe is reported as a reader, since the
 /// cost of a false alarm is a `force=true`, and of a miss a broken endpoint.
-fn mentions(sql: &str, name: &str) -> bool {
+pub(crate) fn mentions(sql: &str, name: &str) -> bool {
     sql.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .any(|word| word == name)
 }
@@ -145,7 +145,7 @@ impl Catalog {
             .collect())
     }
 
-    async fn load_pipe(
+    pub(crate) async fn load_pipe(
         &self,
         header: &Option<roost_proto::common::v1::RequestHeader>,
         name_or_id: &str,
@@ -157,7 +157,7 @@ impl Catalog {
             .map_err(|e| CatalogError::from(e).into())
     }
 
-    async fn save_pipe(
+    pub(crate) async fn save_pipe(
         &self,
         mut pipe: PipeRecord,
         nodes: Vec<NodeRecord>,
@@ -213,7 +213,12 @@ impl PipeCatalogService for Catalog {
         }
         let at = now();
         let existing = match self.store.get_pipe(&workspace, &request.name).await {
-            Ok((pipe, _)) if request.force => Some(pipe),
+            Ok((pipe, old_nodes)) if request.force => {
+                // The replaced nodes' views stop at once; the new nodes are materialized anew.
+                let database = self.database_of(&request.header).await?;
+                self.drop_views(&database, &old_nodes).await?;
+                Some(pipe)
+            }
             Ok(_) => {
                 return Err(ServiceError::conflict(format!(
                     "Pipe '{}' already exists",
@@ -311,6 +316,8 @@ impl PipeCatalogService for Catalog {
         request: proto::DeletePipeRequest,
     ) -> Result<proto::DeletePipeResponse, ServiceError> {
         let (pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
+        let database = self.database_of(&request.header).await?;
+        self.drop_views(&database, &nodes).await?;
         self.store
             .delete_pipe(&pipe.workspace_id, &pipe.id)
             .await
@@ -378,7 +385,11 @@ impl PipeCatalogService for Catalog {
         request: proto::DeleteNodeRequest,
     ) -> Result<proto::DeleteNodeResponse, ServiceError> {
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
-        let id = find_node(&mut nodes, &request.node)?.id.clone();
+        let node = find_node(&mut nodes, &request.node)?.clone();
+        let database = self.database_of(&request.header).await?;
+        self.drop_views(&database, std::slice::from_ref(&node))
+            .await?;
+        let id = node.id;
         nodes.retain(|n| n.id != id);
         if pipe.endpoint_node_id == id {
             pipe.endpoint_node_id = String::new();
@@ -412,6 +423,48 @@ impl PipeCatalogService for Catalog {
         Ok(proto::SetEndpointResponse {
             pipe: Some(self.save_pipe(pipe, nodes).await?),
         })
+    }
+
+    async fn set_materialization(
+        &self,
+        request: proto::SetMaterializationRequest,
+    ) -> Result<proto::SetMaterializationResponse, ServiceError> {
+        self.set_materialization_of(request).await
+    }
+
+    async fn drop_materialization(
+        &self,
+        request: proto::DropMaterializationRequest,
+    ) -> Result<proto::DropMaterializationResponse, ServiceError> {
+        self.drop_materialization_of(request).await
+    }
+
+    async fn set_node_settings(
+        &self,
+        request: proto::SetNodeSettingsRequest,
+    ) -> Result<proto::SetNodeSettingsResponse, ServiceError> {
+        self.set_node_settings_of(request).await
+    }
+
+    async fn list_variables(
+        &self,
+        request: proto::ListVariablesRequest,
+    ) -> Result<proto::ListVariablesResponse, ServiceError> {
+        self.list_variables_of(request).await
+    }
+
+    async fn set_variable(
+        &self,
+        request: proto::SetVariableRequest,
+    ) -> Result<proto::SetVariableResponse, ServiceError> {
+        self.set_variable_of(request).await
+    }
+
+    async fn delete_variable(
+        &self,
+        request: proto::DeleteVariableRequest,
+    ) -> Result<proto::DeleteVariableResponse, ServiceError> {
+        self.delete_variable_of(request).await
     }
 }
 

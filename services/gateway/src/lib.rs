@@ -15,7 +15,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use roost_proto::{
-    AuthClient, CatalogClient, EndpointClient, IngestClient, PipeCatalogClient, QueryClient,
+    AuthClient, CatalogClient, EndpointClient, IngestClient, JobsClient, PipeCatalogClient,
+    QueryClient, SchedulerClient,
 };
 
 /// The clients the gateway calls.
@@ -33,6 +34,10 @@ pub struct Services {
     pub pipes: PipeCatalogClient,
     /// Published endpoints.
     pub endpoints: EndpointClient,
+    /// Long work: deletes, populates, copies.
+    pub jobs: JobsClient,
+    /// Copy and sink schedules.
+    pub scheduler: SchedulerClient,
 }
 
 /// Gateway settings.

@@ -31,6 +31,11 @@ impl Params {
         self.0.extend(other.0);
     }
 
+    /// Adds one pair.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
     /// The last value of a parameter (later sources override earlier ones).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -2,9 +2,12 @@
 
 mod datasources;
 mod events;
+mod jobs;
+mod pipe_jobs;
 mod pipes;
 mod sql;
 mod tokens;
+mod variables;
 mod workspace;
 mod workspaces;
 
@@ -59,6 +62,46 @@ pub fn routes() -> Router<AppState> {
             post(datasources::truncate),
         )
         .route("/v0/datasources/{name}/alter", post(datasources::alter))
+        .route("/v0/datasources/{name}/delete", post(jobs::delete_rows))
+        .route("/v0/jobs", get(jobs::list))
+        .route("/v0/jobs/{id}", get(jobs::get_one))
+        .route("/v0/jobs/{id}/cancel", post(jobs::cancel))
+        .route(
+            "/v0/variables",
+            get(variables::list).post(variables::create),
+        )
+        .route(
+            "/v0/variables/{name}",
+            get(variables::get_one)
+                .put(variables::update)
+                .delete(variables::delete),
+        )
+        .route("/v0/env_vars", get(variables::list).post(variables::create))
+        .route(
+            "/v0/env_vars/{name}",
+            get(variables::get_one)
+                .put(variables::update)
+                .delete(variables::delete),
+        )
+        .route(
+            "/v0/pipes/{name}/nodes/{node}/materialization",
+            post(pipe_jobs::create_materialization).delete(pipe_jobs::delete_materialization),
+        )
+        .route(
+            "/v0/pipes/{name}/nodes/{node}/population",
+            post(pipe_jobs::populate),
+        )
+        .route(
+            "/v0/pipes/{name}/nodes/{node}/analysis",
+            get(pipe_jobs::analysis),
+        )
+        .route(
+            "/v0/pipes/{name}/nodes/{node}/copy",
+            axum::routing::put(pipe_jobs::set_copy).delete(pipe_jobs::remove_copy),
+        )
+        .route("/v0/pipes/{name}/copy", post(pipe_jobs::run_copy))
+        .route("/v0/pipes/{name}/copy/pause", post(pipe_jobs::pause_copy))
+        .route("/v0/pipes/{name}/copy/resume", post(pipe_jobs::resume_copy))
         .route("/v0/analyze", post(datasources::analyze))
         .route("/v0/events", post(events::append))
         .route("/v0/sql", get(sql::run).post(sql::run))

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::stream;
 use roost_engine::Engine;
-use roost_proto::catalog::v1::{ListDataSourcesRequest, ListPipesRequest, Node, Pipe};
+use roost_proto::catalog::v1::{
+    ListDataSourcesRequest, ListPipesRequest, ListVariablesRequest, Node, Pipe,
+};
 use roost_proto::common::v1::RequestHeader;
 use roost_proto::query::v1 as proto;
 use roost_proto::{CatalogClient, EndpointService, PipeCatalogClient, ServiceError, SqlAnswer};
@@ -98,9 +100,31 @@ impl Endpoints {
             .into_iter()
             .map(|pipe| (pipe.name.clone(), pipe))
             .collect();
+        let pipes: HashMap<String, Pipe> = pipes;
+        // Variables are read only when some template uses them: most endpoints never do.
+        let uses_variables = pipes.values().any(|pipe| {
+            pipe.nodes
+                .iter()
+                .any(|n| n.sql.contains("tb_secret") || n.sql.contains("tb_var"))
+        });
+        let variables = if uses_variables {
+            self.pipes
+                .list_variables(ListVariablesRequest {
+                    header: header.clone(),
+                    with_values: true,
+                })
+                .await?
+                .variables
+                .into_iter()
+                .map(|v| (v.name, v.value))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         Ok(Workspace {
             tables: WorkspaceTables(tables),
             pipes,
+            variables,
         })
     }
 
@@ -150,6 +174,8 @@ impl Endpoints {
 struct Workspace {
     tables: WorkspaceTables,
     pipes: HashMap<String, Pipe>,
+    /// Values for `tb_secret()` and `tb_var()`.
+    variables: HashMap<String, String>,
 }
 
 /// The node a request runs: the one it names, else the published one.
@@ -283,7 +309,7 @@ impl Compiler<'_> {
         let rendered = self
             .endpoints
             .template(node)?
-            .render(self.params, &())
+            .render(self.params, &self.workspace.variables)
             .map_err(|e| template_error(&node.name, e))?;
         let resolver = NodeResolver {
             compiler: self,
@@ -376,6 +402,11 @@ impl TableResolver for NodeResolver<'_, '_> {
     }
 }
 
+/// `SELECT * FROM <table> WHERE `: what a resolved condition is cut out of.
+fn condition_prefix(table: &str) -> String {
+    format!("SELECT * FROM {table} WHERE ")
+}
+
 #[async_trait]
 impl EndpointService for Endpoints {
     async fn execute_endpoint(
@@ -439,6 +470,82 @@ impl EndpointService for Endpoints {
             }
         }
         Ok(proto::DescribeEndpointResponse { params })
+    }
+
+    async fn compile_node(
+        &self,
+        request: proto::ExecuteEndpointRequest,
+    ) -> Result<proto::CompileNodeResponse, ServiceError> {
+        let request = proto::ExecuteEndpointRequest {
+            q: String::new(),
+            ..request
+        };
+        let (sql, _, tables) = self.compile(&request).await?;
+        let described = self
+            .engine
+            .query(&format!("DESCRIBE ({sql})"), "TSVRaw")
+            .await
+            .map_err(|e| query_failure(e, &tables))?;
+        let columns = String::from_utf8_lossy(&described.data)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                Some(proto::OutputColumn {
+                    name: fields.next()?.to_string(),
+                    r#type: fields.next()?.to_string(),
+                })
+            })
+            .collect();
+        Ok(proto::CompileNodeResponse { sql, columns })
+    }
+
+    async fn resolve_condition(
+        &self,
+        request: proto::ResolveConditionRequest,
+    ) -> Result<proto::ResolveConditionResponse, ServiceError> {
+        if request.condition.trim().is_empty() {
+            return Err(ServiceError::bad_request("The condition is empty"));
+        }
+        let workspace = self.workspace(&request.header).await?;
+        let data_source = self
+            .catalog
+            .get_data_source(roost_proto::catalog::v1::GetDataSourceRequest {
+                header: request.header.clone(),
+                name_or_id: request.datasource.clone(),
+                with_statistics: false,
+            })
+            .await?
+            .data_source
+            .ok_or_else(|| {
+                ServiceError::not_found(format!("Data Source '{}' not found", request.datasource))
+            })?;
+        // Validated as the condition of a SELECT over the data source, so it reads what any
+        // query may read and nothing else; the resolved condition is that SELECT's WHERE.
+        let sql = format!(
+            "SELECT * FROM {} WHERE {}",
+            quote_ident(&data_source.name),
+            request.condition
+        );
+        let validated = validate_and_rewrite(&sql, &workspace.tables)
+            .map_err(|e| ServiceError::bad_request(format!("[Error] Invalid condition: {e}")))?;
+        if validated.format.is_some() {
+            return Err(ServiceError::bad_request(
+                "[Error] Invalid condition: FORMAT is not allowed",
+            ));
+        }
+        let condition = validated
+            .sql
+            .strip_prefix(&condition_prefix(&data_source.table))
+            .filter(|rest| !rest.trim().is_empty())
+            .ok_or_else(|| {
+                ServiceError::bad_request(
+                    "[Error] Invalid condition: it must be a WHERE expression",
+                )
+            })?;
+        Ok(proto::ResolveConditionResponse {
+            table: data_source.table,
+            condition: format!("({condition})"),
+        })
     }
 }
 

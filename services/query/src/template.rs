@@ -104,6 +104,13 @@ impl Variables for () {
     }
 }
 
+/// A workspace's variables by name: Tinybird has one kind, read by both functions.
+impl Variables for HashMap<String, String> {
+    fn get(&self, name: &str, _secret: bool) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
 /// Why a template could not be parsed or rendered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TemplateError {

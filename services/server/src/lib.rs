@@ -11,8 +11,10 @@ use roost_config::LocalConfig;
 use roost_engine::{Chdb, ChdbConfig, Engine};
 use roost_gateway::{GatewayConfig, Services};
 use roost_ingest::Ingest;
-use roost_proto::{CatalogClient, PipeCatalogClient};
+use roost_jobs::{JobDependencies, Jobs, JobsConfig, WorkerHandle};
+use roost_proto::{CatalogClient, EndpointClient, JobsClient, PipeCatalogClient};
 use roost_query::{Endpoints, Query};
+use roost_scheduler::{Scheduler, SchedulerHandle};
 use roost_store::Store;
 
 /// Everything `roost local` runs.
@@ -23,6 +25,8 @@ pub struct Local {
     pub seeded: Seeded,
     /// The engine, for callers that need it directly (benchmarks, tests).
     pub engine: Arc<dyn Engine>,
+    /// The job worker and the scheduler loop: they run while these live.
+    pub background: (WorkerHandle, SchedulerHandle),
 }
 
 /// Session settings that make the engine answer as Tinybird does.
@@ -63,13 +67,37 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     let catalog_service = Arc::new(Catalog::new(store.clone(), engine.clone()));
     let catalog: CatalogClient = catalog_service.clone();
     let pipes: PipeCatalogClient = catalog_service;
+    let endpoints: EndpointClient = Arc::new(Endpoints::new(
+        query_engine.clone(),
+        catalog.clone(),
+        pipes.clone(),
+    ));
+    let jobs_service = Jobs::new(store.clone());
+    // One process runs every job locally: jobs it left working when it stopped are recovered at
+    // start-up rather than after a heartbeat timeout.
+    let worker = jobs_service.start_worker(
+        JobsConfig {
+            sole_worker: true,
+            ..JobsConfig::default()
+        },
+        JobDependencies {
+            engine: engine.clone(),
+            catalog: catalog.clone(),
+            endpoints: endpoints.clone(),
+        },
+    );
+    let jobs: JobsClient = Arc::new(jobs_service);
+    let scheduler = Scheduler::new(store.clone());
+    let scheduler_loop = scheduler.start(jobs.clone(), std::time::Duration::from_millis(250));
     let services = Services {
         auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
         catalog: catalog.clone(),
-        query: Arc::new(Query::new(query_engine.clone(), catalog.clone())),
-        ingest: Arc::new(Ingest::new(engine.clone(), catalog.clone())),
-        pipes: pipes.clone(),
-        endpoints: Arc::new(Endpoints::new(query_engine, catalog, pipes)),
+        query: Arc::new(Query::new(query_engine, catalog.clone())),
+        ingest: Arc::new(Ingest::new(engine.clone(), catalog)),
+        pipes,
+        endpoints,
+        jobs,
+        scheduler: Arc::new(scheduler),
     };
     let router = roost_gateway::router(
         services,
@@ -84,5 +112,6 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
         router,
         seeded,
         engine,
+        background: (worker, scheduler_loop),
     })
 }

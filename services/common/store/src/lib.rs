@@ -3,11 +3,17 @@
 //! local`) and PostgreSQL (distributed mode). Records are plain structs; JSON-shaped fields are
 //! kept as JSON text and interpreted by the owning service. No service logic lives here.
 
+mod jobs;
 mod records;
+mod schedules;
+mod variables;
 
+pub use jobs::{JobFilter, JobRecord, JobUpdate};
 pub use records::{
     DataSourceRecord, NodeRecord, Organization, PipeRecord, TokenRecord, User, WorkspaceRecord,
 };
+pub use schedules::ScheduleRecord;
+pub use variables::VariableRecord;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -235,7 +241,14 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        for table in ["pipes", "data_sources", "tokens"] {
+        for table in [
+            "jobs",
+            "schedules",
+            "variables",
+            "pipes",
+            "data_sources",
+            "tokens",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE workspace_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)

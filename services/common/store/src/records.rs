@@ -78,7 +78,7 @@ pub struct PipeRecord {
 }
 
 /// One SQL node of a pipe.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeRecord {
     pub id: String,
     pub pipe_id: String,

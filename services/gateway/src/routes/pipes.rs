@@ -84,7 +84,9 @@ fn node_json(node: &Node, pipe: &Pipe, params: &[ParamSpec]) -> Value {
         node.node_type.as_str()
     };
     let published = !pipe.endpoint_node_id.is_empty() && pipe.endpoint_node_id == node.id;
-    json!({
+    let settings: serde_json::Map<String, Value> =
+        serde_json::from_str(&node.settings_json).unwrap_or_default();
+    let mut answer = json!({
         "id": node.id,
         "name": node.name,
         "sql": node.sql,
@@ -102,11 +104,27 @@ fn node_json(node: &Node, pipe: &Pipe, params: &[ParamSpec]) -> Value {
         "ignore_sql_errors": false,
         "dependencies": [],
         "params": if published { params.iter().map(param_json).collect::<Vec<_>>() } else { Vec::new() },
-    })
+    });
+    // A node's type settings show as Tinybird shows them (`datasource`, `target_datasource`,
+    // `mode`, ...); the engine view's name is ours alone.
+    if let Value::Object(fields) = &mut answer {
+        for (key, value) in settings {
+            if key != "view" && !fields.contains_key(&key) {
+                fields.insert(key, value);
+            }
+        }
+        if node.node_type == "materialized" {
+            fields.insert(
+                "materialized".into(),
+                fields.get("datasource").cloned().unwrap_or(Value::Null),
+            );
+        }
+    }
+    answer
 }
 
 /// The JSON of a pipe as Tinybird shows it.
-fn pipe_json(pipe: &Pipe, params: &[ParamSpec]) -> Value {
+pub(crate) fn pipe_json(pipe: &Pipe, params: &[ParamSpec]) -> Value {
     let endpoint = (!pipe.endpoint_node_id.is_empty()).then(|| pipe.endpoint_node_id.clone());
     let kind = if endpoint.is_some() {
         "endpoint"
@@ -150,7 +168,7 @@ async fn describe(
         .params)
 }
 
-async fn fetch(state: &AppState, caller: &Caller, name: &str) -> Result<Pipe, ApiError> {
+pub(crate) async fn fetch(state: &AppState, caller: &Caller, name: &str) -> Result<Pipe, ApiError> {
     Ok(state
         .services
         .pipes
@@ -201,11 +219,29 @@ fn node_from_json(value: &Value) -> Node {
         kind if kind.is_empty() => text("node_type"),
         kind => kind,
     };
+    // Everything else a node carries (a materialized node's DATASOURCE and ENGINE settings, a
+    // copy node's TARGET_DATASOURCE, COPY_SCHEDULE and mode) is kept as its settings.
+    let settings: serde_json::Map<String, Value> = value
+        .as_object()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter(|(key, value)| {
+                    !matches!(
+                        key.as_str(),
+                        "name" | "sql" | "description" | "type" | "node_type"
+                    ) && !value.is_null()
+                })
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     Node {
         name: text("name"),
         sql: text("sql"),
         description: text("description"),
         node_type: kind,
+        settings_json: Value::Object(settings).to_string(),
         ..Default::default()
     }
 }
@@ -283,10 +319,18 @@ pub async fn create(
         .await?
         .pipe
         .unwrap_or_default();
-    // Fail the push on SQL that can never run (bad template syntax), as Tinybird does.
-    let described = describe(&state, &caller, &pipe).await;
-    let params = match described {
-        Ok(params) => params,
+    // Fail the push on SQL that can never run (bad template syntax), as Tinybird does, and on
+    // materialized or copy nodes that cannot be set up.
+    let described = match describe(&state, &caller, &pipe).await {
+        Ok(described) => {
+            super::pipe_jobs::apply_node_types(&state, &caller, &headers, &pipe, &params)
+                .await
+                .map(|extra| (described, extra))
+        }
+        Err(error) => Err(error),
+    };
+    let (described, extra) = match described {
+        Ok(described) => described,
         Err(error) => {
             let header = Some(caller.header.clone());
             let _ = match replaced {
@@ -315,7 +359,14 @@ pub async fn create(
             return Err(error);
         }
     };
-    Ok(Json(pipe_json(&pipe, &params)))
+    // Materializing and copy settings changed the nodes: answer with the pipe as stored now.
+    let pipe = fetch(&state, &caller, &pipe.id).await?;
+    let mut answer = pipe_json(&pipe, &described);
+    if let Value::Object(fields) = &mut answer {
+        fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);
+        fields.extend(extra);
+    }
+    Ok(Json(answer))
 }
 
 /// The endpoint call of `GET|POST /v0/pipes/<name>.<format>`.
@@ -404,7 +455,11 @@ pub async fn get_one(
         )));
     }
     let params = describe(&state, &caller, &pipe).await?;
-    Ok(Json(pipe_json(&pipe, &params)).into_response())
+    let mut answer = pipe_json(&pipe, &params);
+    if let Value::Object(fields) = &mut answer {
+        fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// `POST /v0/pipes/{name}.<format>`: an endpoint call with form parameters.

@@ -1,0 +1,402 @@
+//! What each job kind does. Every kind writes through the engine with SQL built from names the
+//! catalog resolved and SQL the query service validated; nothing from the request is pasted raw.
+
+use roost_engine::{Engine, EngineError};
+use roost_proto::ServiceError;
+use roost_proto::catalog::v1::GetDataSourceRequest;
+use roost_proto::query::v1::{EndpointParam, ExecuteEndpointRequest, ResolveConditionRequest};
+use roost_types::{quote_ident, quote_string};
+use serde_json::{Value, json};
+
+use crate::kind;
+pub(crate) use crate::worker::JobContext;
+
+/// How a job ended when it did not succeed.
+#[derive(Debug)]
+pub(crate) enum JobFailure {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<ServiceError> for JobFailure {
+    fn from(error: ServiceError) -> Self {
+        JobFailure::Failed(error.message)
+    }
+}
+
+impl From<EngineError> for JobFailure {
+    fn from(error: EngineError) -> Self {
+        JobFailure::Failed(error.user_message())
+    }
+}
+
+pub(crate) fn is_known(kind: &str) -> bool {
+    matches!(kind, kind::DELETE_DATA | kind::POPULATE | kind::COPY)
+}
+
+/// Kinds that look for a cancellation between their steps.
+pub(crate) fn stops_between_steps(kind: &str) -> bool {
+    matches!(kind, kind::DELETE_DATA | kind::COPY)
+}
+
+/// Whether a job interrupted half-way may simply run again: a delete finds nothing left to
+/// delete, a replacing copy builds its result aside and swaps it in at the end.
+pub(crate) fn safe_to_rerun(kind: &str, spec: &str) -> bool {
+    match kind {
+        kind::DELETE_DATA => true,
+        kind::COPY => serde_json::from_str::<Value>(spec)
+            .ok()
+            .and_then(|spec| spec.get("mode").and_then(Value::as_str).map(str::to_owned))
+            .is_some_and(|mode| mode == "replace"),
+        _ => false,
+    }
+}
+
+pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
+    match context.job.kind.as_str() {
+        kind::DELETE_DATA => delete_data(context).await,
+        kind::POPULATE => populate(context).await,
+        kind::COPY => copy(context).await,
+        other => Err(JobFailure::Failed(format!("Unknown job kind '{other}'"))),
+    }
+}
+
+/// Deletes the rows matching `delete_condition`, one partition at a time, so progress shows and a
+/// cancellation stops it between partitions.
+async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
+    let engine = &context.dependencies.engine;
+    let condition = context.spec_text("delete_condition");
+    let resolved = context
+        .dependencies
+        .endpoints
+        .resolve_condition(ResolveConditionRequest {
+            header: context.header(),
+            datasource: data_source_of(context),
+            condition: condition.to_string(),
+        })
+        .await?;
+    let (table, condition_sql) = (&resolved.table, &resolved.condition);
+    let matching = count(
+        engine.as_ref(),
+        &format!("SELECT count() FROM {table} WHERE {condition_sql}"),
+    )
+    .await?;
+    context.checkpoint(0.0).await?;
+    let partitions = match engine
+        .query(
+            &format!(
+                "SELECT DISTINCT _partition_id FROM {table} WHERE {condition_sql} ORDER BY _partition_id"
+            ),
+            "TSVRaw",
+        )
+        .await
+    {
+        Ok(answer) => String::from_utf8_lossy(&answer.data)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        // A server without the virtual column deletes in one step.
+        Err(_) => Vec::new(),
+    };
+    if partitions.is_empty() {
+        delete_rows(engine.as_ref(), table, "", condition_sql).await?;
+    }
+    for (done, partition) in partitions.iter().enumerate() {
+        let scope = format!("IN PARTITION ID {}", quote_string(partition));
+        delete_rows(engine.as_ref(), table, &scope, condition_sql).await?;
+        context
+            .checkpoint((done + 1) as f64 / partitions.len() as f64)
+            .await?;
+    }
+    Ok(json!({
+        "delete_condition": condition,
+        "rows_affected": matching,
+    }))
+}
+
+/// A lightweight delete where the engine has it, else a mutation waited for.
+async fn delete_rows(
+    engine: &dyn Engine,
+    table: &str,
+    partition: &str,
+    condition: &str,
+) -> Result<(), JobFailure> {
+    let lightweight = format!("DELETE FROM {table} {partition} WHERE {condition}");
+    match engine.execute(&lightweight).await {
+        Ok(()) => Ok(()),
+        Err(error)
+            if error.code() == Some(SYNTAX_ERROR) || error.code() == Some(NOT_IMPLEMENTED) =>
+        {
+            engine
+                .execute(&format!("ALTER TABLE {table} DELETE WHERE {condition}"))
+                .await?;
+            wait_for_mutations(engine, table).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+const SYNTAX_ERROR: u32 = 62;
+const NOT_IMPLEMENTED: u32 = 48;
+
+async fn wait_for_mutations(engine: &dyn Engine, table: &str) -> Result<(), JobFailure> {
+    let (database, name) = split_table(table)
+        .ok_or_else(|| JobFailure::Failed(format!("unexpected table name {table}")))?;
+    let pending = format!(
+        "SELECT count(), any(latest_fail_reason) FROM system.mutations WHERE database = {} AND table = {} AND NOT is_done",
+        quote_string(&database),
+        quote_string(&name)
+    );
+    loop {
+        let answer = engine.query(&pending, "TSVRaw").await?;
+        let text = String::from_utf8_lossy(&answer.data);
+        let mut fields = text.trim_end().splitn(2, '\t');
+        let left: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        if left == 0 {
+            return Ok(());
+        }
+        if let Some(reason) = fields.next().filter(|r| !r.is_empty()) {
+            return Err(JobFailure::Failed(reason.to_string()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// "`db`.`t`" into ("db", "t").
+fn split_table(quoted: &str) -> Option<(String, String)> {
+    let mut parts = Vec::new();
+    let mut rest = quoted;
+    while let Some(body) = rest.strip_prefix('`') {
+        let mut name = String::new();
+        let mut chars = body.char_indices();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '\\' => name.push(chars.next()?.1),
+                '`' => break i,
+                _ => name.push(c),
+            }
+        };
+        parts.push(name);
+        rest = &body[end + 1..];
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    match (parts.len(), rest.is_empty()) {
+        (2, true) => Some((parts.remove(0), parts.remove(0))),
+        _ => None,
+    }
+}
+
+fn data_source_of(context: &JobContext) -> String {
+    if context.job.datasource_id.is_empty() {
+        context.job.datasource_name.clone()
+    } else {
+        context.job.datasource_id.clone()
+    }
+}
+
+async fn count(engine: &dyn Engine, sql: &str) -> Result<u64, JobFailure> {
+    let answer = engine.query(sql, "TSVRaw").await?;
+    String::from_utf8_lossy(&answer.data)
+        .trim()
+        .parse()
+        .map_err(|_| JobFailure::Failed(format!("unexpected count from: {sql}")))
+}
+
+/// A node's result as an `INSERT ... SELECT` into a data source: the statement's parts.
+struct NodeInsert {
+    table: String,
+    columns: String,
+    select: String,
+}
+
+/// Compiles the job's node with its parameters and matches its output to the target's columns.
+async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, JobFailure> {
+    let params = match context.spec.get("params") {
+        Some(Value::Object(params)) => params
+            .iter()
+            .flat_map(|(name, value)| {
+                let values = match value {
+                    Value::Array(items) => items.clone(),
+                    other => vec![other.clone()],
+                };
+                values.into_iter().map(move |value| EndpointParam {
+                    name: name.clone(),
+                    value: match value {
+                        Value::String(text) => text,
+                        other => other.to_string(),
+                    },
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let compiled = context
+        .dependencies
+        .endpoints
+        .compile_node(ExecuteEndpointRequest {
+            header: context.header(),
+            pipe: context.job.pipe_name.clone(),
+            node: context.spec_text("node").to_string(),
+            params,
+            read_all: true,
+            ..ExecuteEndpointRequest::default()
+        })
+        .await?;
+    let data_source = context
+        .dependencies
+        .catalog
+        .get_data_source(GetDataSourceRequest {
+            header: context.header(),
+            name_or_id: target.to_string(),
+            with_statistics: false,
+        })
+        .await?
+        .data_source
+        .ok_or_else(|| JobFailure::Failed(format!("Data Source '{target}' not found")))?;
+    let target_columns: Vec<&str> = data_source
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if let Some(extra) = compiled
+        .columns
+        .iter()
+        .find(|c| !target_columns.contains(&c.name.as_str()))
+    {
+        return Err(JobFailure::Failed(format!(
+            "The result has a column '{}' that the Data Source '{}' does not have",
+            extra.name, data_source.name
+        )));
+    }
+    let columns = compiled
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(NodeInsert {
+        table: data_source.table,
+        select: format!("SELECT {columns} FROM ({})", compiled.sql),
+        columns,
+    })
+}
+
+/// Backfills a materialized view's target with what the node gives over the existing data.
+async fn populate(context: &JobContext) -> Result<Value, JobFailure> {
+    let engine = &context.dependencies.engine;
+    let insert = node_insert(context, &data_source_of(context)).await?;
+    context.checkpoint(0.0).await?;
+    if context.spec.get("truncate").and_then(Value::as_bool) == Some(true) {
+        engine
+            .execute(&format!("TRUNCATE TABLE {}", insert.table))
+            .await?;
+    }
+    let before = count(
+        engine.as_ref(),
+        &format!("SELECT count() FROM {}", insert.table),
+    )
+    .await?;
+    engine
+        .execute(&format!(
+            "INSERT INTO {} ({}) {}",
+            insert.table, insert.columns, insert.select
+        ))
+        .await?;
+    let after = count(
+        engine.as_ref(),
+        &format!("SELECT count() FROM {}", insert.table),
+    )
+    .await?;
+    Ok(json!({ "rows": after.saturating_sub(before) }))
+}
+
+/// Runs a copy pipe's node into its target: appended, or replacing the target atomically (built
+/// aside, then swapped in, so readers see the old rows or the new ones, never a mix).
+async fn copy(context: &JobContext) -> Result<Value, JobFailure> {
+    let engine = &context.dependencies.engine;
+    let insert = node_insert(context, &data_source_of(context)).await?;
+    context.checkpoint(0.0).await?;
+    let mode = context.spec_text("mode");
+    if mode != "replace" {
+        let before = count(
+            engine.as_ref(),
+            &format!("SELECT count() FROM {}", insert.table),
+        )
+        .await?;
+        engine
+            .execute(&format!(
+                "INSERT INTO {} ({}) {}",
+                insert.table, insert.columns, insert.select
+            ))
+            .await?;
+        let after = count(
+            engine.as_ref(),
+            &format!("SELECT count() FROM {}", insert.table),
+        )
+        .await?;
+        return Ok(json!({ "mode": "append", "rows": after.saturating_sub(before) }));
+    }
+    let (database, name) = split_table(&insert.table)
+        .ok_or_else(|| JobFailure::Failed(format!("unexpected table name {}", insert.table)))?;
+    let staging = format!(
+        "{}.{}",
+        quote_ident(&database),
+        quote_ident(&format!("{name}__copy_{}", context.job.id.replace('-', "")))
+    );
+    engine
+        .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+        .await?;
+    engine
+        .execute(&format!("CREATE TABLE {staging} AS {}", insert.table))
+        .await?;
+    let filled = async {
+        engine
+            .execute(&format!(
+                "INSERT INTO {staging} ({}) {}",
+                insert.columns, insert.select
+            ))
+            .await?;
+        context.checkpoint(0.9).await?;
+        let rows = count(engine.as_ref(), &format!("SELECT count() FROM {staging}")).await?;
+        engine
+            .execute(&format!("EXCHANGE TABLES {} AND {staging}", insert.table))
+            .await?;
+        Ok::<_, JobFailure>(rows)
+    }
+    .await;
+    let dropped = engine
+        .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+        .await;
+    let rows = filled?;
+    dropped?;
+    Ok(json!({ "mode": "replace", "rows": rows }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualified_names_split_back_into_database_and_table() {
+        assert_eq!(
+            split_table("`w_1`.`t_2`"),
+            Some(("w_1".to_string(), "t_2".to_string()))
+        );
+        assert_eq!(
+            split_table("`a\\`b`.`c`"),
+            Some(("a`b".to_string(), "c".to_string()))
+        );
+        assert_eq!(split_table("`only`"), None);
+        assert_eq!(split_table("db.t"), None);
+        assert_eq!(split_table("`a`.`b`x"), None);
+    }
+
+    #[test]
+    fn only_idempotent_jobs_run_again_after_a_crash() {
+        assert!(safe_to_rerun(kind::DELETE_DATA, "{}"));
+        assert!(safe_to_rerun(kind::COPY, r#"{"mode": "replace"}"#));
+        assert!(!safe_to_rerun(kind::COPY, r#"{"mode": "append"}"#));
+        assert!(!safe_to_rerun(kind::POPULATE, "{}"));
+    }
+}
