@@ -1,5 +1,6 @@
 //! The ingest service: the decoders of [`crate::decode`] wired to the engine and the catalog.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,14 +15,18 @@ use roost_proto::{
 };
 use roost_types::{ChType, Column, format_schema, guess_csv_columns, guess_json_columns};
 
+use crate::coalesce::InsertQueues;
 use crate::decode::{
-    self, CsvDialect, DecodedBatch, encode_quarantine, insert_column_list, quarantine_columns,
-    sample_csv, sample_ndjson, sniff_csv,
+    self, BlockFormat, CsvDialect, DecodedBatch, encode_quarantine, insert_column_list,
+    quarantine_columns, sample_csv, sample_ndjson, sniff_csv,
 };
 
-/// NDJSON bodies are decoded and inserted in slices of about this size, so memory stays bounded
-/// and the engine parses one slice while the next is decoded.
+/// NDJSON bodies are inserted in parts of about this size, so memory stays bounded and the
+/// engine stores one part while the next is decoded.
 const NDJSON_SLICE_BYTES: usize = 16 << 20;
+/// A body is decoded on several cores at once, in slices of at least this size (smaller bodies
+/// are decoded in one go: Events API traffic keeps the cores busy with concurrent requests).
+const NDJSON_PARALLEL_SLICE_BYTES: usize = 4 << 20;
 /// Rows sampled to guess a schema.
 const SAMPLE_ROWS: usize = 1000;
 /// Distinct quarantine reasons reported back.
@@ -31,12 +36,22 @@ const REPORTED_ERRORS: usize = 5;
 pub struct Ingest {
     engine: Arc<dyn Engine>,
     catalog: CatalogClient,
+    /// Good rows go through here, so concurrent batches for one table become one insert.
+    inserts: InsertQueues,
+    /// Slices of one body decoded at once.
+    cores: usize,
 }
 
 impl Ingest {
     /// An ingest service writing to `engine`, finding data sources through `catalog`.
     pub fn new(engine: Arc<dyn Engine>, catalog: CatalogClient) -> Self {
-        Ingest { engine, catalog }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ingest {
+            inserts: InsertQueues::new(engine.clone(), cores),
+            engine,
+            catalog,
+            cores,
+        }
     }
 
     async fn data_source(
@@ -90,6 +105,64 @@ impl Ingest {
         }
     }
 
+    /// Decodes an NDJSON body, big ones in slices on several cores at once, and inserts the
+    /// rows in parts of about [`NDJSON_SLICE_BYTES`] as the slices come out, in order.
+    async fn ingest_ndjson(
+        &self,
+        data: &Bytes,
+        data_source: &catalog::DataSource,
+        columns: &Arc<Vec<Column>>,
+        tally: &mut Tally,
+    ) -> Result<(), ServiceError> {
+        let slice_bytes =
+            (data.len() / self.cores).clamp(NDJSON_PARALLEL_SLICE_BYTES, NDJSON_SLICE_BYTES);
+        let mut slices = ndjson_slices(data, slice_bytes).into_iter();
+        let mut decoding = VecDeque::new();
+        let mut pending: Option<DecodedBatch> = None;
+        loop {
+            while decoding.len() < self.cores {
+                let Some(slice) = slices.next() else { break };
+                let columns = columns.clone();
+                decoding.push_back(tokio::task::spawn_blocking(move || {
+                    decode::decode_ndjson_as(&columns, &slice, BlockFormat::Native)
+                }));
+            }
+            let Some(decoded) = decoding.pop_front() else {
+                break;
+            };
+            let batch = decoded
+                .await
+                .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
+                .map_err(decode_error)?;
+            pending = match pending.take() {
+                Some(mut joined) if joined.format == batch.format => {
+                    // Blocks (and rows) of one format laid end to end are one valid insert.
+                    joined.rows += batch.rows;
+                    joined.data.extend_from_slice(&batch.data);
+                    joined.quarantined.extend(batch.quarantined);
+                    Some(joined)
+                }
+                Some(earlier) => {
+                    self.insert_batch(data_source, columns, earlier, tally)
+                        .await?;
+                    Some(batch)
+                }
+                None => Some(batch),
+            };
+            if pending
+                .as_ref()
+                .is_some_and(|p| p.data.len() >= NDJSON_SLICE_BYTES)
+                && let Some(full) = pending.take()
+            {
+                self.insert_batch(data_source, columns, full, tally).await?;
+            }
+        }
+        if let Some(last) = pending {
+            self.insert_batch(data_source, columns, last, tally).await?;
+        }
+        Ok(())
+    }
+
     async fn insert_batch(
         &self,
         data_source: &catalog::DataSource,
@@ -99,14 +172,13 @@ impl Ingest {
     ) -> Result<(), ServiceError> {
         if batch.rows > 0 {
             let column_list = insert_column_list(columns);
-            self.engine
-                .insert(InsertBlock {
-                    table: &data_source.table,
-                    columns: &column_list,
-                    format: "RowBinaryWithDefaults",
-                    data: Bytes::from(batch.data),
-                    settings: "",
-                })
+            self.inserts
+                .insert(
+                    &data_source.table,
+                    &column_list,
+                    batch.format.name(),
+                    Bytes::from(batch.data),
+                )
                 .await
                 .map_err(engine_error)?;
             tally.successful += batch.rows;
@@ -319,17 +391,8 @@ impl IngestService for Ingest {
                     .await?;
             }
             DataFormat::Ndjson | DataFormat::Unspecified => {
-                for slice in ndjson_slices(&request.data, NDJSON_SLICE_BYTES) {
-                    let decode_columns = columns.clone();
-                    let batch = tokio::task::spawn_blocking(move || {
-                        decode::decode_ndjson(&decode_columns, &slice)
-                    })
-                    .await
-                    .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
-                    .map_err(decode_error)?;
-                    self.insert_batch(&data_source, &columns, batch, &mut tally)
-                        .await?;
-                }
+                self.ingest_ndjson(&request.data, &data_source, &columns, &mut tally)
+                    .await?;
             }
         }
         Ok(proto::IngestDataResponse {

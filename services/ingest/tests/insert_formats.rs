@@ -193,6 +193,22 @@ async fn engine_cost_per_input_format() {
         .await;
         report(&format!("Native -> {label}"), seconds);
     }
+    // Fewer, larger inserts of the same rows: Native blocks back to back form one stream.
+    for per_insert in [2, 4] {
+        engine.execute("TRUNCATE TABLE f.native").await.unwrap();
+        let merged: Vec<Bytes> = native
+            .chunks(per_insert)
+            .map(|blocks| Bytes::from(blocks.concat()))
+            .collect();
+        let seconds = time_inserts(engine, "f.native", &list, "Native", "", &merged).await;
+        report(
+            &format!(
+                "Native -> MergeTree, {}k rows/insert",
+                per_insert * ROWS / 1000
+            ),
+            seconds,
+        );
+    }
     // The fixed cost of one insert: one-row blocks.
     let one_row: Vec<Bytes> = (0..INSERTS)
         .map(|i| {

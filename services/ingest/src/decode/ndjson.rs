@@ -20,39 +20,59 @@ use roost_types::{Column, JsonPath, Segment};
 use serde_json::Value;
 
 use self::plan::{Plan, Rest};
-use self::raw::{encode_raw, to_value};
+use self::raw::{Leaf, encode_raw, to_value};
 use self::scan::{Bail, Raw, Scanner};
+use super::native::{split_rows, write_block};
 use super::value::encode_json;
 use super::{
-    Absence, DecodeError, DecodedBatch, RowErrors, checked_columns, encode_absent, invalid_value,
-    whole_row_error,
+    Absence, BlockFormat, DecodeError, DecodedBatch, QuarantinedRow, RowErrors, checked_columns,
+    encode_absent, encode_absent_value, invalid_value, whole_row_error,
 };
 
 /// Decodes an NDJSON body into `RowBinaryWithDefaults` for the insertable `columns`; lines that are not
 /// JSON objects or whose values do not fit go to quarantine.
 pub fn decode_ndjson(columns: &[Column], data: &[u8]) -> Result<DecodedBatch, DecodeError> {
+    decode_ndjson_as(columns, data, BlockFormat::RowBinaryWithDefaults)
+}
+
+/// [`decode_ndjson`] into `format` when the columns allow it (see [`BlockFormat::for_columns`]),
+/// else into `RowBinaryWithDefaults`; [`DecodedBatch::format`] says which.
+pub fn decode_ndjson_as(
+    columns: &[Column],
+    data: &[u8],
+    format: BlockFormat,
+) -> Result<DecodedBatch, DecodeError> {
+    let format = match format {
+        BlockFormat::Native => BlockFormat::for_columns(columns),
+        other => other,
+    };
     let columns = checked_columns(columns)?;
     let plan = Plan::new(&columns);
     let accessors: Vec<Accessor<'_>> = columns.iter().map(|c| Accessor::new(c)).collect();
     let mut fast = FastRows {
         slots: vec![Raw::Missing; plan.slots()],
         hints: vec![0; plan.nodes()],
+        leaves: columns.iter().map(|c| Leaf::of(&c.ty)).collect(),
         plan,
     };
-    let mut batch = DecodedBatch {
-        data: Vec::with_capacity(data.len() / 2),
-        ..DecodedBatch::default()
-    };
+    let mut sink = Sink::new(format, columns.len(), data.len() / 2);
+    let mut batch = DecodedBatch::default();
     let mut errors = RowErrors::default();
     for line in lines(data) {
-        let start = batch.data.len();
-        if fast.encode(&columns, line, &mut batch.data).is_ok() {
+        sink.begin_row();
+        if fast.encode(&columns, line, &mut sink).is_ok() {
             batch.rows += 1;
-        } else {
-            batch.data.truncate(start);
-            decode_line(&columns, &accessors, line, &mut batch, &mut errors);
+            continue;
+        }
+        sink.abandon_row();
+        match sink.slow_row(&columns, |out| {
+            decode_line(&columns, &accessors, line, out, &mut errors)
+        })? {
+            Ok(()) => batch.rows += 1,
+            Err(quarantined) => batch.quarantined.push(quarantined),
         }
     }
+    (batch.data, batch.format) = sink.finish(&columns, batch.rows)?;
     Ok(batch)
 }
 
@@ -65,7 +85,10 @@ fn decode_ndjson_serde(columns: &[Column], data: &[u8]) -> Result<DecodedBatch, 
     let mut batch = DecodedBatch::default();
     let mut errors = RowErrors::default();
     for line in lines(data) {
-        decode_line(&columns, &accessors, line, &mut batch, &mut errors);
+        match decode_line(&columns, &accessors, line, &mut batch.data, &mut errors) {
+            Ok(()) => batch.rows += 1,
+            Err(quarantined) => batch.quarantined.push(quarantined),
+        }
     }
     Ok(batch)
 }
@@ -78,101 +101,235 @@ pub fn sample_ndjson(data: &[u8], limit: usize) -> Vec<Value> {
         .collect()
 }
 
+/// Where good rows go while a body is decoded.
+enum Sink {
+    /// `RowBinaryWithDefaults`: one buffer, a defaults flag before every value.
+    Rows { data: Vec<u8>, row_start: usize },
+    /// RowBinary values without flags, one buffer per column, for a Native block.
+    Columns {
+        values: Vec<Vec<u8>>,
+        row_starts: Vec<usize>,
+        /// A row from the serde_json path, which writes `RowBinaryWithDefaults`.
+        scratch: Vec<u8>,
+    },
+}
+
+impl Sink {
+    fn new(format: BlockFormat, columns: usize, capacity: usize) -> Sink {
+        match format {
+            BlockFormat::RowBinaryWithDefaults => Sink::Rows {
+                data: Vec::with_capacity(capacity),
+                row_start: 0,
+            },
+            BlockFormat::Native => Sink::Columns {
+                values: (0..columns)
+                    .map(|_| Vec::with_capacity(capacity / columns.max(1)))
+                    .collect(),
+                row_starts: vec![0; columns],
+                scratch: Vec::new(),
+            },
+        }
+    }
+
+    #[inline]
+    fn begin_row(&mut self) {
+        match self {
+            Sink::Rows { data, row_start } => *row_start = data.len(),
+            Sink::Columns {
+                values, row_starts, ..
+            } => {
+                for (start, column) in row_starts.iter_mut().zip(values) {
+                    *start = column.len();
+                }
+            }
+        }
+    }
+
+    /// Drops what the current row wrote.
+    fn abandon_row(&mut self) {
+        match self {
+            Sink::Rows { data, row_start } => data.truncate(*row_start),
+            Sink::Columns {
+                values, row_starts, ..
+            } => {
+                for (start, column) in row_starts.iter().zip(values) {
+                    column.truncate(*start);
+                }
+            }
+        }
+    }
+
+    /// Column `index`'s buffer, and whether values there take a defaults flag.
+    #[inline]
+    fn column(&mut self, index: usize) -> (&mut Vec<u8>, bool) {
+        match self {
+            Sink::Rows { data, .. } => (data, true),
+            Sink::Columns { values, .. } => (&mut values[index], false),
+        }
+    }
+
+    /// Runs `decode` (the serde_json path, which writes one `RowBinaryWithDefaults` row and cuts
+    /// it off again when the row goes to quarantine) and keeps its row.
+    fn slow_row<T>(
+        &mut self,
+        columns: &[&Column],
+        decode: impl FnOnce(&mut Vec<u8>) -> Result<(), T>,
+    ) -> Result<Result<(), T>, DecodeError> {
+        match self {
+            Sink::Rows { data, .. } => Ok(decode(data)),
+            Sink::Columns {
+                values, scratch, ..
+            } => {
+                scratch.clear();
+                if let Err(quarantined) = decode(scratch) {
+                    return Ok(Err(quarantined));
+                }
+                split_rows(columns, scratch, values).map_err(|_| {
+                    DecodeError::Internal("a decoded row does not split into its columns".into())
+                })?;
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    fn finish(self, columns: &[&Column], rows: u64) -> Result<(Vec<u8>, BlockFormat), DecodeError> {
+        match self {
+            Sink::Rows { data, .. } => Ok((data, BlockFormat::RowBinaryWithDefaults)),
+            Sink::Columns { values, .. } => {
+                let mut data = Vec::new();
+                if rows > 0 {
+                    write_block(columns, &values, rows, &mut data).map_err(|_| {
+                        DecodeError::Internal("decoded values do not form a Native block".into())
+                    })?;
+                }
+                Ok((data, BlockFormat::Native))
+            }
+        }
+    }
+}
+
 /// The fast path's state, reused across lines.
 struct FastRows {
     plan: Plan,
     slots: Vec<Raw>,
     hints: Vec<usize>,
+    /// Per column, the shortcut for its type.
+    leaves: Vec<Leaf>,
 }
 
 impl FastRows {
-    /// Encodes a line whose every column fits; any doubt bails, leaving a partial row in `out`
+    /// Encodes a line whose every column fits; any doubt bails, leaving a partial row in `sink`
     /// for the caller to cut off.
-    fn encode(&mut self, columns: &[&Column], line: &[u8], out: &mut Vec<u8>) -> Result<(), Bail> {
+    fn encode(&mut self, columns: &[&Column], line: &[u8], sink: &mut Sink) -> Result<(), Bail> {
         // Non-ASCII bytes are only valid inside strings, so checking the whole line once covers
         // every string in it.
         let line = std::str::from_utf8(line).map_err(|_| Bail)?;
         Scanner::new(line, 0).scan_line(&self.plan, &mut self.slots, &mut self.hints)?;
-        for (column, source) in columns.iter().zip(self.plan.sources()) {
+        for (i, (column, source)) in columns.iter().zip(self.plan.sources()).enumerate() {
             let raw = self.slots[source.slot];
-            match &source.rest {
-                Rest::Whole => encode_slot(column, raw, line, out)?,
-                Rest::ArrayOnly => {
-                    let raw = match raw {
-                        Raw::Array { .. } => raw,
-                        _ => Raw::Missing,
-                    };
-                    encode_slot(column, raw, line, out)?;
-                }
+            let (out, flagged) = sink.column(i);
+            let raw = match &source.rest {
+                Rest::Whole => raw,
+                Rest::ArrayOnly => match raw {
+                    Raw::Array { .. } => raw,
+                    _ => Raw::Missing,
+                },
                 Rest::Path(path) => {
                     let value = match raw {
                         Raw::Missing => None,
                         raw => Some(to_value(raw, line)?),
                     };
                     let found = value.as_ref().and_then(|v| path.extract(v));
-                    encode_column(column, found.as_deref(), out).map_err(|_| Bail)?;
+                    encode_column(column, found.as_deref(), out, flagged).map_err(|_| Bail)?;
+                    continue;
                 }
+            };
+            if flagged {
+                out.push(0);
+                if self.leaves[i].encode(raw, line, out) {
+                    continue;
+                }
+                out.pop();
+            } else if self.leaves[i].encode(raw, line, out) {
+                continue;
             }
+            encode_slot(column, raw, line, out, flagged)?;
         }
         Ok(())
     }
 }
 
-/// One column of a row from the fast path, with its defaults flag.
+/// One column of a row from the fast path, with its defaults flag when `flagged`.
 #[inline]
-fn encode_slot(column: &Column, raw: Raw, line: &str, out: &mut Vec<u8>) -> Result<(), Bail> {
+fn encode_slot(
+    column: &Column,
+    raw: Raw,
+    line: &str,
+    out: &mut Vec<u8>,
+    flagged: bool,
+) -> Result<(), Bail> {
     match raw {
-        Raw::Missing => encode_absent(column, Absence::Missing, out).map_err(|_| Bail),
-        Raw::Null => encode_absent(column, Absence::Null, out).map_err(|_| Bail),
+        Raw::Missing => absent(column, Absence::Missing, out, flagged).map_err(|_| Bail),
+        Raw::Null => absent(column, Absence::Null, out, flagged).map_err(|_| Bail),
         raw => {
-            out.push(0);
+            if flagged {
+                out.push(0);
+            }
             encode_raw(&column.ty, raw, line, out).map_err(|_| Bail)
         }
     }
 }
 
-/// Decodes one line with serde_json: the row into `batch.data`, or a quarantine row.
+fn absent(
+    column: &Column,
+    absence: Absence,
+    out: &mut Vec<u8>,
+    flagged: bool,
+) -> Result<(), String> {
+    if flagged {
+        encode_absent(column, absence, out)
+    } else {
+        encode_absent_value(column, absence, out)
+    }
+}
+
+/// Decodes one line with serde_json into `out` (`RowBinaryWithDefaults`); the quarantine row when
+/// it does not fit, with `out` as it was.
 fn decode_line(
     columns: &[&Column],
     accessors: &[Accessor<'_>],
     line: &[u8],
-    batch: &mut DecodedBatch,
+    out: &mut Vec<u8>,
     errors: &mut RowErrors,
-) {
+) -> Result<(), QuarantinedRow> {
     let row = match parse_line(line) {
         Ok(row @ Value::Object(_)) => row,
         Ok(_) => {
             let raw = String::from_utf8_lossy(line).into_owned();
             let error = "invalid JSON: the row is not an object".to_owned();
-            batch
-                .quarantined
-                .push(whole_row_error(columns.len(), raw, error));
-            return;
+            return Err(whole_row_error(columns.len(), raw, error));
         }
         Err(error) => {
             let raw = String::from_utf8_lossy(line).into_owned();
             let error = format!("invalid JSON: {error}");
-            batch
-                .quarantined
-                .push(whole_row_error(columns.len(), raw, error));
-            return;
+            return Err(whole_row_error(columns.len(), raw, error));
         }
     };
-    let start = batch.data.len();
+    let start = out.len();
     errors.clear();
     for (i, (column, accessor)) in columns.iter().zip(accessors).enumerate() {
         let value = accessor.get(&row);
-        errors.record(i, encode_column(column, value.as_deref(), &mut batch.data));
+        errors.record(i, encode_column(column, value.as_deref(), out, true));
     }
     if errors.is_empty() {
-        batch.rows += 1;
+        Ok(())
     } else {
-        batch.data.truncate(start);
+        out.truncate(start);
         let values = accessors
             .iter()
             .map(|a| a.get(&row).as_deref().and_then(raw_text))
             .collect();
-        batch.quarantined.push(errors.take(columns, values));
+        Err(errors.take(columns, values))
     }
 }
 
@@ -202,13 +359,20 @@ impl<'a> Accessor<'a> {
     }
 }
 
-/// One column of a row with its defaults flag; the quarantine message on failure.
-fn encode_column(column: &Column, value: Option<&Value>, out: &mut Vec<u8>) -> Result<(), String> {
+/// One column of a row, with its defaults flag when `flagged`; the quarantine message on failure.
+fn encode_column(
+    column: &Column,
+    value: Option<&Value>,
+    out: &mut Vec<u8>,
+    flagged: bool,
+) -> Result<(), String> {
     match value {
-        None => encode_absent(column, Absence::Missing, out),
-        Some(Value::Null) => encode_absent(column, Absence::Null, out),
+        None => absent(column, Absence::Missing, out, flagged),
+        Some(Value::Null) => absent(column, Absence::Null, out, flagged),
         Some(value) => {
-            out.push(0);
+            if flagged {
+                out.push(0);
+            }
             encode_json(&column.ty, value, out).map_err(|reason| {
                 let raw = raw_text(value).unwrap_or_default();
                 invalid_value(column, &raw, &reason)
@@ -478,8 +642,9 @@ mod throughput {
 
     /// The rows of `make bench` (the same shape and schema: a timestamp, ids, strings, a nested
     /// object, numbers and a tag array). `ROOST_DECODE_ROWS` sets how many (default 200000) and
-    /// `ROOST_DECODE_PATHS` which paths run (`fast`, `serde`; default both), so that
-    /// `valgrind --tool=callgrind --toggle-collect='*decode_ndjson*'` can count one path alone.
+    /// `ROOST_DECODE_PATHS` which paths run (`fast` into RowBinaryWithDefaults, `native`, `serde`;
+    /// default all), so that `valgrind --tool=callgrind --toggle-collect='*decode_ndjson_as*'`
+    /// (or `'*decode_ndjson_serde*'`) can count one path alone.
     #[test]
     #[ignore = "a measurement, not a check"]
     fn bench_rows_throughput() {
@@ -487,7 +652,8 @@ mod throughput {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(200_000);
-        let paths = std::env::var("ROOST_DECODE_PATHS").unwrap_or_else(|_| "fast,serde".into());
+        let paths =
+            std::env::var("ROOST_DECODE_PATHS").unwrap_or_else(|_| "fast,native,serde".into());
         let columns = parse_schema(
             "`ts` DateTime64(3) `json:$.ts`, `event_id` UInt64 `json:$.event_id`, \
              `user_id` UInt64 `json:$.user_id`, `session_id` String `json:$.session_id`, \
@@ -537,11 +703,14 @@ mod throughput {
                 )
             })
             .collect();
+        let native =
+            |columns: &[Column], data: &[u8]| decode_ndjson_as(columns, data, BlockFormat::Native);
         for (name, decode) in [
             ("fast", decode_ndjson as fn(&[Column], &[u8]) -> _),
+            ("native", native),
             ("serde", decode_ndjson_serde),
         ] {
-            if !paths.contains(name) {
+            if !paths.split(',').any(|p| p == name) {
                 continue;
             }
             let start = std::time::Instant::now();

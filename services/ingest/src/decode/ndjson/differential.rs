@@ -7,7 +7,9 @@
 
 use roost_types::{Column, Segment, parse_schema};
 
-use super::{decode_ndjson, decode_ndjson_serde};
+use super::super::native::{split_rows, write_block};
+use super::super::{BlockFormat, checked_columns};
+use super::{decode_ndjson, decode_ndjson_as, decode_ndjson_serde};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -534,10 +536,23 @@ fn line(rng: &mut Rng, columns: &[Column]) -> String {
     text
 }
 
+/// The Native block of `RowBinaryWithDefaults` rows.
+fn native_block(columns: &[Column], rows: &[u8], count: u64) -> Vec<u8> {
+    let columns = checked_columns(columns).unwrap();
+    let mut values = vec![Vec::new(); columns.len()];
+    split_rows(&columns, rows, &mut values).unwrap();
+    let mut out = Vec::new();
+    if count > 0 {
+        write_block(&columns, &values, count, &mut out).unwrap();
+    }
+    out
+}
+
 #[test]
 fn fast_path_matches_serde_json_path() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let mut fast_rows = 0;
+    let mut native_blocks = 0;
     let mut compared = 0;
     for round in 0..600 {
         let schema = random_schema(&mut rng);
@@ -563,9 +578,25 @@ fn fast_path_matches_serde_json_path() {
             }
         }
         assert_eq!(fast.rows, reference.rows, "round {round}, schema {schema}");
+        if BlockFormat::for_columns(&columns) == BlockFormat::Native {
+            let native = decode_ndjson_as(&columns, body.as_bytes(), BlockFormat::Native).unwrap();
+            assert_eq!(native.format, BlockFormat::Native);
+            assert_eq!(
+                native.rows, reference.rows,
+                "round {round}, schema {schema}"
+            );
+            assert_eq!(native.quarantined, reference.quarantined, "round {round}");
+            assert_eq!(
+                native.data,
+                native_block(&columns, &reference.data, reference.rows),
+                "round {round}, schema {schema}\n{body}"
+            );
+            native_blocks += 1;
+        }
         fast_rows += fast.rows;
         compared += 40;
     }
+    assert!(native_blocks > 100, "only {native_blocks} Native blocks");
     // The generator must exercise good rows, not only quarantine.
     assert!(
         fast_rows > compared / 5,

@@ -34,6 +34,9 @@ pub(super) struct Source {
 #[derive(Debug)]
 pub(super) struct Child {
     key: Box<[u8]>,
+    /// The key needs no escape in JSON (no quote, backslash or control character), so its JSON
+    /// string is the key between quotes and can be compared byte for byte with the line.
+    plain: bool,
     /// The slot that captures this key's value.
     pub slot: Option<usize>,
     /// The node matching keys inside this key's value, when it is an object.
@@ -173,6 +176,7 @@ impl Plan {
             };
             let child = Child {
                 key: key.as_bytes().into(),
+                plain: !key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20),
                 slot,
                 node: inner,
                 reset: first_slot..self.slots,
@@ -199,6 +203,28 @@ impl Plan {
     /// Where each column's value comes from, in column order.
     pub(super) fn sources(&self) -> &[Source] {
         &self.sources
+    }
+
+    /// The child of `node` expected next (after the one that matched last), when `rest` (the
+    /// line from a key's opening quote) starts with its JSON string; with the length of that
+    /// string. Rows of one body tend to list their keys in the same order, so this usually
+    /// matches a key without scanning it.
+    #[inline]
+    pub(super) fn match_expected(
+        &self,
+        node: usize,
+        rest: &[u8],
+        hint: &mut usize,
+    ) -> Option<(&Child, usize)> {
+        let child = self.nodes[node].children.get(*hint)?;
+        let key = &*child.key;
+        let quoted = rest.get(1..key.len() + 2)?;
+        if child.plain && quoted[key.len()] == b'"' && quoted[..key.len()] == *key {
+            *hint += 1;
+            Some((child, key.len() + 2))
+        } else {
+            None
+        }
     }
 
     /// The child of `node` named `key`. `hint` is where to look first: just after the key that
@@ -249,6 +275,18 @@ mod tests {
         assert_eq!(user.reset, 2..5);
         assert_eq!(hint, 2);
         assert!(plan.find(ROOT, b"nope", &mut hint).is_none());
+        let mut hint = 1;
+        let (child, length) = plan
+            .match_expected(ROOT, b"\"user\": 1", &mut hint)
+            .unwrap();
+        assert_eq!((child.slot, length, hint), (Some(2), 6, 2));
+        let mut hint = 1;
+        assert!(
+            plan.match_expected(ROOT, b"\"users\": 1", &mut hint)
+                .is_none()
+        );
+        assert!(plan.match_expected(ROOT, b"\"use", &mut hint).is_none());
+        assert_eq!(hint, 1);
         assert_eq!(plan.nodes(), 3);
     }
 }

@@ -30,6 +30,16 @@ pub(super) enum Num {
 }
 
 impl Num {
+    /// The value as serde_json's `Number::as_f64` gives it.
+    #[inline]
+    pub(super) fn as_f64(self) -> f64 {
+        match self {
+            Num::U64(v) => v as f64,
+            Num::I64(v) => v as f64,
+            Num::F64(v) => v,
+        }
+    }
+
     /// The `serde_json::Number` serde_json would have built.
     pub(super) fn to_number(self) -> serde_json::Number {
         match self {
@@ -100,7 +110,7 @@ impl<'a> Scanner<'a> {
         if self.peek() != Some(b'{') {
             return Err(Bail);
         }
-        self.object(plan, Some(ROOT), 1, slots, hints)?;
+        self.object(plan, ROOT, 1, slots, hints)?;
         self.skip_ws();
         if self.pos != self.bytes.len() {
             return Err(Bail);
@@ -136,11 +146,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// An object at `pos`; with a plan node, its keys are matched and captured.
+    /// An object at `pos` whose keys are matched against the plan's `node`, and captured.
     fn object(
         &mut self,
         plan: &Plan,
-        node: Option<usize>,
+        node: usize,
         depth: usize,
         slots: &mut [Raw],
         hints: &mut [usize],
@@ -158,16 +168,23 @@ impl<'a> Scanner<'a> {
             if self.peek() != Some(b'"') {
                 return Err(Bail);
             }
-            let (start, end, escaped) = self.string()?;
+            let child = match plan.match_expected(node, &self.bytes[self.pos..], &mut hints[node]) {
+                Some((child, length)) => {
+                    self.pos += length;
+                    Some(child)
+                }
+                None => {
+                    let (start, end, escaped) = self.string()?;
+                    if escaped {
+                        // It may spell a key a column reads: serde_json compares it unescaped.
+                        return Err(Bail);
+                    }
+                    plan.find(node, &self.bytes[start..end], &mut hints[node])
+                }
+            };
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
-            let child = match node {
-                // An escaped key may spell a key a column reads: serde_json compares it unescaped.
-                Some(_) if escaped => return Err(Bail),
-                Some(node) => plan.find(node, &self.bytes[start..end], &mut hints[node]),
-                None => None,
-            };
             match child {
                 None => {
                     self.value(depth)?;
@@ -177,7 +194,7 @@ impl<'a> Scanner<'a> {
                     let raw = match child.node {
                         Some(inner) if self.peek() == Some(b'{') => {
                             let start = self.pos;
-                            self.object(plan, Some(inner), depth + 1, slots, hints)?;
+                            self.object(plan, inner, depth + 1, slots, hints)?;
                             Raw::Object {
                                 start,
                                 end: self.pos,
@@ -317,7 +334,7 @@ impl<'a> Scanner<'a> {
 
     /// A string at `pos`: the span of its content and whether it has escapes. Control characters
     /// and malformed escapes (including unpaired surrogates) bail, as serde_json refuses them.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<(usize, usize, bool), Bail> {
         self.pos += 1;
         let start = self.pos;
