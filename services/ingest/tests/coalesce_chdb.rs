@@ -131,3 +131,42 @@ async fn a_bad_batch_fails_alone() {
         50_020
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_turn_waits_for_announced_batches() {
+    let engine = engine();
+    let columns = parse_schema(SCHEMA).unwrap();
+    let table = create_table(&engine, "coalesce_gather", &columns).await;
+    let queues = Arc::new(InsertQueues::new(engine.clone(), 1));
+    let list = insert_column_list(&columns);
+    // Announced, then withdrawn (a request whose body failed to decode): nobody waits for it.
+    drop(queues.announce(&table));
+    let first = queues.announce(&table);
+    let second = queues.announce(&table);
+    let first_data = block(&columns, 0..100);
+    let second_data = block(&columns, 100..200);
+    let (first_list, second_list) = (list.clone(), list.clone());
+    let (first, second) = tokio::join!(
+        async move { first.insert(&first_list, "Native", first_data).await },
+        async move {
+            // Still "decoding" when the first batch's turn starts.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            second.insert(&second_list, "Native", second_data).await
+        }
+    );
+    first.unwrap();
+    second.unwrap();
+    assert_eq!(
+        count(&engine, &format!("SELECT count() FROM {table}")).await,
+        200
+    );
+    let parts = count(
+        &engine,
+        "SELECT count() FROM system.parts WHERE database = 'coalesce_gather' AND table = 't' AND active",
+    )
+    .await;
+    assert_eq!(
+        parts, 1,
+        "the second batch should have joined the first's insert"
+    );
+}

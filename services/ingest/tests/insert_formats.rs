@@ -91,11 +91,8 @@ async fn time_inserts(
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, not a check"]
 async fn engine_cost_per_input_format() {
-    let dir = tempfile_dir();
-    // Never dropped: chDB cannot shut an engine with MergeTree tables down cleanly.
-    let engine: &'static Chdb = Box::leak(Box::new(
-        Chdb::open(&ChdbConfig::new(&dir)).expect("libchdb.so is installed (make setup)"),
-    ));
+    let engine = shared_engine();
+    let engine: &Chdb = &engine;
     engine
         .execute("CREATE DATABASE IF NOT EXISTS f")
         .await
@@ -194,7 +191,7 @@ async fn engine_cost_per_input_format() {
         report(&format!("Native -> {label}"), seconds);
     }
     // Fewer, larger inserts of the same rows: Native blocks back to back form one stream.
-    for per_insert in [2, 4] {
+    for per_insert in [1, 2, 4] {
         engine.execute("TRUNCATE TABLE f.native").await.unwrap();
         let merged: Vec<Bytes> = native
             .chunks(per_insert)
@@ -204,6 +201,50 @@ async fn engine_cost_per_input_format() {
         report(
             &format!(
                 "Native -> MergeTree, {}k rows/insert",
+                per_insert * ROWS / 1000
+            ),
+            seconds,
+        );
+    }
+    // The same with merges off: what an insert itself costs, without the merges its part causes.
+    engine
+        .execute(&format!(
+            "CREATE TABLE f.unmerged ({}) ENGINE = MergeTree ORDER BY ts \
+             SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1",
+            ddl.join(", ")
+        ))
+        .await
+        .unwrap();
+    let decoded_native: Vec<Bytes> = bodies
+        .iter()
+        .map(|b| {
+            let batch = roost_ingest::decode::decode_ndjson_as(
+                &columns,
+                b,
+                roost_ingest::decode::BlockFormat::Native,
+            )
+            .unwrap();
+            Bytes::from(batch.data)
+        })
+        .collect();
+    for (label, blocks) in [
+        ("engine's Native", &native),
+        ("decoder's Native", &decoded_native),
+        ("engine's Native", &native),
+        ("decoder's Native", &decoded_native),
+    ] {
+        let seconds = time_inserts(engine, "f.unmerged", &list, "Native", "", blocks).await;
+        report(&format!("{label} -> unmerged, 10k rows/insert"), seconds);
+    }
+    for per_insert in [1, 4, 1, 4] {
+        let merged: Vec<Bytes> = native
+            .chunks(per_insert)
+            .map(|blocks| Bytes::from(blocks.concat()))
+            .collect();
+        let seconds = time_inserts(engine, "f.unmerged", &list, "Native", "", &merged).await;
+        report(
+            &format!(
+                "Native -> unmerged, {}k rows/insert",
                 per_insert * ROWS / 1000
             ),
             seconds,
@@ -237,6 +278,143 @@ async fn engine_cost_per_input_format() {
     }
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("roost-ingest-formats-{}", std::process::id()))
+/// The process's one engine (one chDB data path per process), never dropped: chDB cannot shut
+/// an engine with MergeTree tables down cleanly.
+fn shared_engine() -> std::sync::Arc<Chdb> {
+    static ENGINE: std::sync::OnceLock<std::sync::Arc<Chdb>> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("roost-ingest-formats-{}", std::process::id()));
+            std::sync::Arc::new(
+                Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"),
+            )
+        })
+        .clone()
+}
+
+/// Four concurrent writers of 10k-row Native blocks, as `make bench` sends them: straight to the
+/// engine, or through [`InsertQueues`] with one or two inserts per table at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, not a check"]
+async fn coalescing_under_concurrent_writers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use roost_ingest::coalesce::InsertQueues;
+    use roost_ingest::decode::{BlockFormat, decode_ndjson_as};
+
+    let engine = shared_engine();
+    engine
+        .execute("CREATE DATABASE IF NOT EXISTS c")
+        .await
+        .unwrap();
+    let columns = parse_schema(SCHEMA).unwrap();
+    let ddl: Vec<String> = columns.iter().map(|c| c.ddl()).collect();
+    let list = insert_column_list(&columns);
+    let blocks: Arc<Vec<Bytes>> = Arc::new(
+        (0..50)
+            .map(|i| {
+                let batch =
+                    decode_ndjson_as(&columns, body(i).as_bytes(), BlockFormat::Native).unwrap();
+                Bytes::from(batch.data)
+            })
+            .collect(),
+    );
+    let bodies: Arc<Vec<Bytes>> = Arc::new((0..50).map(|i| Bytes::from(body(i))).collect());
+    let rows = (50 * ROWS) as f64;
+    // turns 0: straight to the engine; 1, 2: through the queues; 11: decoding each body first,
+    // then through the queues with one turn, as the ingest service does.
+    for (round, turns) in [99usize, 1, 11, 99, 1, 11].into_iter().enumerate() {
+        let table = format!("c.t{round}");
+        engine
+            .execute(&format!(
+                "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY ts",
+                ddl.join(", ")
+            ))
+            .await
+            .unwrap();
+        let queues = Arc::new(InsertQueues::new(engine.clone(), turns.clamp(1, 2)));
+        let next = Arc::new(AtomicUsize::new(0));
+        let cpu = cpu_seconds();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (engine, queues, blocks, next, table, list) = (
+                engine.clone(),
+                queues.clone(),
+                blocks.clone(),
+                next.clone(),
+                table.clone(),
+                list.clone(),
+            );
+            let (bodies, columns) = (bodies.clone(), columns.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Some(block) = blocks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if turns == 99 {
+                        let body = bodies[block.len() % bodies.len()].clone();
+                        let columns = columns.clone();
+                        tokio::task::spawn_blocking(move || {
+                            decode_ndjson_as(&columns, &body, BlockFormat::Native).unwrap()
+                        })
+                        .await
+                        .unwrap();
+                    } else if turns == 11 {
+                        let incoming = queues.announce(&table);
+                        let body = bodies[block.len() % bodies.len()].clone();
+                        let columns = columns.clone();
+                        let decoded = tokio::task::spawn_blocking(move || {
+                            decode_ndjson_as(&columns, &body, BlockFormat::Native).unwrap()
+                        })
+                        .await
+                        .unwrap();
+                        incoming
+                            .insert(&list, "Native", Bytes::from(decoded.data))
+                            .await
+                            .unwrap();
+                    } else if turns == 0 {
+                        engine
+                            .insert(InsertBlock {
+                                table: &table,
+                                columns: &list,
+                                format: "Native",
+                                data: block.clone(),
+                                settings: "",
+                            })
+                            .await
+                            .unwrap();
+                    } else {
+                        queues
+                            .insert(&table, &list, "Native", block.clone())
+                            .await
+                            .unwrap();
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        let parts = engine
+            .query(
+                &format!(
+                    "SELECT count() FROM system.parts WHERE database = 'c' AND table = 't{round}' AND level = 0"
+                ),
+                "TSV",
+            )
+            .await
+            .unwrap();
+        println!(
+            "{:<28} wall {wall:6.3} s {:6.0} ns/row   cpu {cpu:6.3} s {:6.0} ns/row   {} inserts",
+            if turns == 0 {
+                "direct".to_owned()
+            } else {
+                format!("coalesced, {turns} turn(s)")
+            },
+            wall * 1e9 / rows,
+            cpu * 1e9 / rows,
+            String::from_utf8_lossy(&parts.data).trim()
+        );
+    }
 }

@@ -186,24 +186,27 @@ impl<'a> Scanner<'a> {
             self.expect(b':')?;
             self.skip_ws();
             match child {
-                None => {
-                    self.value(depth)?;
-                }
+                None => self.skip_value(depth)?,
                 Some(child) => {
-                    slots[child.reset.clone()].fill(Raw::Missing);
-                    let raw = match child.node {
-                        Some(inner) if self.peek() == Some(b'{') => {
+                    if child.node.is_some() {
+                        // A repeated key replaces the whole earlier value, nested keys included.
+                        slots[child.reset.clone()].fill(Raw::Missing);
+                    }
+                    match (child.node, self.peek()) {
+                        (Some(inner), Some(b'{')) => {
                             let start = self.pos;
                             self.object(plan, inner, depth + 1, slots, hints)?;
-                            Raw::Object {
-                                start,
-                                end: self.pos,
+                            if let Some(slot) = child.slot {
+                                slots[slot] = Raw::Object {
+                                    start,
+                                    end: self.pos,
+                                };
                             }
                         }
-                        _ => self.value(depth)?,
-                    };
-                    if let Some(slot) = child.slot {
-                        slots[slot] = raw;
+                        _ => match child.slot {
+                            Some(slot) => self.value_into(depth, &mut slots[slot])?,
+                            None => self.skip_value(depth)?,
+                        },
                     }
                 }
             }
@@ -224,36 +227,60 @@ impl<'a> Scanner<'a> {
 
     /// Any value at `pos` inside a container at `depth`.
     pub(super) fn value(&mut self, depth: usize) -> Result<Raw, Bail> {
-        match self.peek() {
+        let mut raw = Raw::Missing;
+        self.value_into(depth, &mut raw)?;
+        Ok(raw)
+    }
+
+    /// [`Scanner::value`] written straight into `out` (returning a `Raw` through a `Result`
+    /// costs a round trip through memory, measurable at this rate).
+    #[inline]
+    fn value_into(&mut self, depth: usize, out: &mut Raw) -> Result<(), Bail> {
+        *out = match self.peek() {
             Some(b'"') => {
                 let (start, end, escaped) = self.string()?;
-                Ok(Raw::Str {
+                Raw::Str {
                     start,
                     end,
                     escaped,
-                })
+                }
             }
             Some(b'{') => {
                 let start = self.pos;
                 self.skip_object(depth + 1)?;
-                Ok(Raw::Object {
+                Raw::Object {
                     start,
                     end: self.pos,
-                })
+                }
             }
             Some(b'[') => {
                 let start = self.pos;
                 let len = self.array(depth + 1)?;
-                Ok(Raw::Array {
+                Raw::Array {
                     start,
                     end: self.pos,
                     len,
-                })
+                }
             }
-            Some(b't') => self.literal(b"true", Raw::Bool(true)),
-            Some(b'f') => self.literal(b"false", Raw::Bool(false)),
-            Some(b'n') => self.literal(b"null", Raw::Null),
-            Some(b'-' | b'0'..=b'9') => self.number().map(Raw::Number),
+            Some(b't') => self.literal(b"true", Raw::Bool(true))?,
+            Some(b'f') => self.literal(b"false", Raw::Bool(false))?,
+            Some(b'n') => self.literal(b"null", Raw::Null)?,
+            Some(b'-' | b'0'..=b'9') => Raw::Number(self.number()?),
+            _ => return Err(Bail),
+        };
+        Ok(())
+    }
+
+    /// Checks the value at `pos` and moves past it, recording nothing.
+    fn skip_value(&mut self, depth: usize) -> Result<(), Bail> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => self.skip_object(depth + 1),
+            Some(b'[') => self.array(depth + 1).map(|_| ()),
+            Some(b't') => self.literal(b"true", Raw::Null).map(|_| ()),
+            Some(b'f') => self.literal(b"false", Raw::Null).map(|_| ()),
+            Some(b'n') => self.literal(b"null", Raw::Null).map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             _ => Err(Bail),
         }
     }
@@ -286,7 +313,7 @@ impl<'a> Scanner<'a> {
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
-            self.value(depth)?;
+            self.skip_value(depth)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => {
@@ -315,7 +342,7 @@ impl<'a> Scanner<'a> {
         }
         let mut len = 0;
         loop {
-            self.value(depth)?;
+            self.skip_value(depth)?;
             len += 1;
             self.skip_ws();
             match self.peek() {
