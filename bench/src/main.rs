@@ -205,11 +205,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "the raw table holds {raw_count} rows, not {}",
         args.rows
     );
-    // The raw side's background merges would otherwise run during Roost's ingest.
+    // The raw side's background merges would otherwise run during Roost's ingest and take CPU
+    // from it: they are paused (running ones finish first) until Roost's ingest is done. Each
+    // side's own merges during its own ingest count, on both sides.
+    engine
+        .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
+        .await?;
     settle_merges(&engine).await?;
     let roost_ingest = ingest_roost(&http, &roost, &token, &batches, args.clients, total_bytes)
         .await
         .with_context(|| format!("roost local log:\n{}", tail(&roost.log(), 40)))?;
+    engine
+        .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
+        .await?;
     let roost_count = count_roost(&http, &roost, &token).await?;
     ensure!(
         roost_count == args.rows,
@@ -664,7 +672,7 @@ async fn expect_ok(response: reqwest::Response, what: &str) -> anyhow::Result<Va
 }
 
 /// Waits, untimed and for at most a minute, until the raw engine runs no merge (three quiet
-/// looks in a row), so the parts it merges after its ingest do not take CPU from Roost's.
+/// looks in a row).
 async fn settle_merges(engine: &Chdb) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut quiet = 0;

@@ -24,9 +24,12 @@ use crate::decode::{
 /// NDJSON bodies are inserted in parts of about this size, so memory stays bounded and the
 /// engine stores one part while the next is decoded.
 const NDJSON_SLICE_BYTES: usize = 16 << 20;
-/// A body is decoded on several cores at once, in slices of at least this size (smaller bodies
-/// are decoded in one go: Events API traffic keeps the cores busy with concurrent requests).
-const NDJSON_PARALLEL_SLICE_BYTES: usize = 4 << 20;
+/// A body is decoded on several cores at once, in slices of at least this size (one core decodes
+/// about 200 MB/s, so smaller slices would gain less than the hand-over costs). A request waits
+/// for its decode and its insert, so a shorter decode is a shorter wait for its client and for
+/// the insert that gathers it; in alternating `make bench` runs (2.2 MB bodies, four clients)
+/// 1 MB slices did as well as or better than 4 MB ones, within this machine's noise.
+const NDJSON_PARALLEL_SLICE_BYTES: usize = 1 << 20;
 /// Inserts into one table that run at once; batches arriving meanwhile wait and go together.
 /// One is best: with four writers of 10k-row Native blocks on two cores, one turn made 14 inserts
 /// of 50 blocks at 1.4-1.8 us of CPU per row, two turns 31-34 inserts at 2.5-3.9 us, direct
