@@ -86,6 +86,11 @@ struct Ingest {
     seconds: f64,
     rows: u64,
     bytes: u64,
+    /// CPU seconds of the process doing the work (the engine's, or Roost's), all threads. On a
+    /// shared machine wall time swings with other load; this swings much less.
+    cpu_seconds: f64,
+    /// CPU seconds the bench itself spent sending Roost's requests (zero for the raw side).
+    client_cpu_seconds: f64,
 }
 
 impl Ingest {
@@ -94,6 +99,9 @@ impl Ingest {
     }
     fn mb_per_second(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.seconds
+    }
+    fn cpu_us_per_row(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.rows as f64
     }
 }
 
@@ -197,9 +205,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "the raw table holds {raw_count} rows, not {}",
         args.rows
     );
+    // The raw side's background merges would otherwise run during Roost's ingest and take CPU
+    // from it: they are paused (running ones finish first) until Roost's ingest is done. Each
+    // side's own merges during its own ingest count, on both sides.
+    engine
+        .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
+        .await?;
+    settle_merges(&engine).await?;
     let roost_ingest = ingest_roost(&http, &roost, &token, &batches, args.clients, total_bytes)
         .await
         .with_context(|| format!("roost local log:\n{}", tail(&roost.log(), 40)))?;
+    engine
+        .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
+        .await?;
     let roost_count = count_roost(&http, &roost, &token).await?;
     ensure!(
         roost_count == args.rows,
@@ -282,6 +300,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
             num(roost_ingest.seconds / raw_ingest.seconds, 3),
             String::new(),
         ],
+        vec![
+            "ingest CPU us/row".to_string(),
+            num(raw_ingest.cpu_us_per_row(), 2),
+            num(roost_ingest.cpu_us_per_row(), 2),
+            num(roost_ingest.cpu_seconds / raw_ingest.cpu_seconds, 3),
+            String::new(),
+        ],
+        vec![
+            "ingest client CPU us/row".to_string(),
+            String::new(),
+            num(
+                roost_ingest.client_cpu_seconds * 1e6 / roost_ingest.rows as f64,
+                2,
+            ),
+            String::new(),
+            String::new(),
+        ],
     ];
     for (clients, raw, via_roost) in &levels {
         for (name, a, b) in [
@@ -329,7 +364,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     print!("{}", table(&header, &rows));
     println!(
         "raw ingest = Engine::insert FORMAT JSONEachRow (chDB's own JSON parser) in this process; \
-         roost ingest = POST /v0/events?wait=true over HTTP; latencies are client-side."
+         roost ingest = POST /v0/events?wait=true over HTTP; latencies are client-side; \
+         ingest CPU = CPU time of the engine's process (this one) or of roost local during its \
+         ingest, client CPU = this process sending Roost's requests."
     );
 
     let ingest_ratio = roost_ingest.rows_per_second() / raw_ingest.rows_per_second();
@@ -344,7 +381,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir)?;
     let side = |i: &Ingest| {
         json!({"seconds": i.seconds, "rows": i.rows, "bytes": i.bytes,
-               "rows_per_second": i.rows_per_second(), "mb_per_second": i.mb_per_second()})
+               "rows_per_second": i.rows_per_second(), "mb_per_second": i.mb_per_second(),
+               "cpu_seconds": i.cpu_seconds, "client_cpu_seconds": i.client_cpu_seconds})
     };
     let level =
         |l: &Level| json!({"p50_ms": ms(l.p50), "p99_ms": ms(l.p99), "requests_per_second": l.rps});
@@ -400,6 +438,7 @@ async fn ingest_raw(
     bytes: u64,
 ) -> anyhow::Result<Ingest> {
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu = cpu_seconds(std::process::id())?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -426,13 +465,16 @@ async fn ingest_raw(
     for task in tasks {
         task.await??;
     }
+    let seconds = started.elapsed().as_secs_f64();
     Ok(Ingest {
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         rows: batches
             .iter()
             .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
             .sum(),
         bytes,
+        cpu_seconds: cpu_seconds(std::process::id())? - cpu,
+        client_cpu_seconds: 0.0,
     })
 }
 
@@ -446,6 +488,7 @@ async fn ingest_roost(
 ) -> anyhow::Result<Ingest> {
     let next = Arc::new(AtomicUsize::new(0));
     let url = roost.url("/v0/events");
+    let (server_cpu, client_cpu) = (cpu_seconds(roost.pid())?, cpu_seconds(std::process::id())?);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -478,10 +521,13 @@ async fn ingest_roost(
     for task in tasks {
         rows += task.await??;
     }
+    let seconds = started.elapsed().as_secs_f64();
     Ok(Ingest {
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         rows,
         bytes,
+        cpu_seconds: cpu_seconds(roost.pid())? - server_cpu,
+        client_cpu_seconds: cpu_seconds(std::process::id())? - client_cpu,
     })
 }
 
@@ -625,6 +671,39 @@ async fn expect_ok(response: reqwest::Response, what: &str) -> anyhow::Result<Va
         .with_context(|| format!("{what}: not JSON: {}", String::from_utf8_lossy(&body)))
 }
 
+/// Waits, untimed and for at most a minute, until the raw engine runs no merge (three quiet
+/// looks in a row).
+async fn settle_merges(engine: &Chdb) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    while quiet < 3 && Instant::now() < deadline {
+        let answer = engine
+            .query("SELECT count() FROM system.merges", "TSV")
+            .await?;
+        let running: u64 = String::from_utf8_lossy(&answer.data).trim().parse()?;
+        quiet = if running == 0 { quiet + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// CPU seconds (user and system, all threads) `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    parse_cpu_seconds(&stat).with_context(|| format!("unexpected /proc/{pid}/stat: {stat}"))
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds (Linux counts them in 1/100 s).
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / TICKS_PER_SECOND)
+}
+
 /// VmRSS of `pid` in KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -655,6 +734,14 @@ mod tests {
     #[test]
     fn rss_of_this_process_is_readable() {
         assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn cpu_time_comes_from_proc_stat() {
+        let line = "1234 (roost local) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0";
+        assert_eq!(parse_cpu_seconds(line), Some(3.0));
+        assert_eq!(parse_cpu_seconds("garbage"), None);
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! a data source from the data when the caller asks (the Events API does). Reaches data sources
 //! through the catalog contract only.
 
+pub mod coalesce;
 pub mod decode;
 mod service;
 

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use roost_engine::{Chdb, ChdbConfig, Engine, InsertBlock};
 use roost_ingest::decode::{
-    CsvDialect, DecodedBatch, decode_csv, decode_ndjson, encode_quarantine, insert_column_list,
-    quarantine_columns,
+    BlockFormat, CsvDialect, DecodedBatch, decode_csv, decode_ndjson, decode_ndjson_as,
+    encode_quarantine, insert_column_list, quarantine_columns,
 };
 use roost_types::{Column, parse_schema};
 use serde_json::{Value, json};
@@ -243,4 +243,93 @@ async fn quarantine_rows_insert_into_the_quarantine_table() {
             "c__import_id": "job-1", "at": "2024-01-15 10:11:12", "id": "abc", "name": "x"
         })
     );
+}
+
+/// Native blocks carry the same values as RowBinaryWithDefaults: every type but those that need a
+/// DEFAULT, with NULLs inside nullable columns and arrays, empty and nested arrays, maps, tuples,
+/// and LowCardinality columns declared as their plain type.
+#[tokio::test(flavor = "multi_thread")]
+async fn native_blocks_hold_the_same_rows_as_row_binary() {
+    let engine = engine();
+    let schema = ALL_TYPES.replace(", def Int32 DEFAULT 42", "");
+    let columns = parse_schema(&schema).unwrap();
+    assert_eq!(BlockFormat::for_columns(&columns), BlockFormat::Native);
+    let from_rows = create_table(&engine, "decode_native_rows", &columns).await;
+    let from_native = create_table(&engine, "decode_native_block", &columns).await;
+    let full = json!({
+        "k": 1, "u16": 65535, "i8": -128, "i16": "-32768", "u32": 4294967295u64,
+        "i32": -2147483648i64, "u64": 18446744073709551615u64, "i64": i64::MIN,
+        "u128": "340282366920938463463374607431768211455", "i128": -1, "u256": 1, "i256": -1,
+        "f32": 1.5, "f64": "-2.25", "d9": -1234567.89, "d18": "12345678901234.56789",
+        "d38": "-1234567890123456789012345678.0123456789", "d76": "-1e-20", "b": true,
+        "s": "héllo\u{0}\n", "fs": "ab", "id": "11223344-5566-7788-99aa-bbccddeeff00",
+        "day": "2024-01-15", "day32": "1900-01-01", "dt": "2024-01-15T12:11:12+02:00",
+        "dt64": "2024-01-15 10:11:12.123456", "dtz": 1705309872, "ip4": "1.2.3.4",
+        "ip6": "2001:db8::1", "e8": "b", "e16": -1000, "arr": [1, null, -3],
+        "nested": [["a", "b"], []], "m": {"k1": 1, "k2": 18446744073709551615u64},
+        "t": {"a": "x", "b": 7}, "n": null, "lc": "low", "lcn": "some"
+    });
+    let sparse = json!({
+        "k": 2, "u16": 0, "i8": 0, "i16": 0, "u32": 0, "i32": 0, "u64": 0, "i64": 0, "u128": 0,
+        "i128": 0, "u256": 0, "i256": 0, "f32": 0, "f64": 0, "d9": 0, "d18": 0, "d38": 0, "d76": 0,
+        "b": false, "s": "", "fs": "", "id": "00000000-0000-0000-0000-000000000000", "day": 0,
+        "day32": 0, "dt": 0, "dt64": 0, "dtz": 0, "ip4": 0, "ip6": "::", "e8": "a", "e16": "x",
+        "arr": [], "nested": [], "t": ["", 0], "n": "present", "lc": ""
+    });
+    let mut lines = vec![full.to_string(), sparse.to_string()];
+    for k in 3..=200u32 {
+        let mut row = if k % 2 == 0 {
+            full.clone()
+        } else {
+            sparse.clone()
+        };
+        row["k"] = json!(k % 250);
+        row["arr"] = json!(
+            (0..k % 4)
+                .map(|i| if i == 1 { None } else { Some(i) })
+                .collect::<Vec<_>>()
+        );
+        row["n"] = if k % 3 == 0 {
+            json!(null)
+        } else {
+            json!(format!("n{k}"))
+        };
+        row["lcn"] = if k % 5 == 0 {
+            json!(null)
+        } else {
+            json!(format!("l{}", k % 7))
+        };
+        lines.push(row.to_string());
+    }
+    let body = lines.join("\n");
+    let row_binary = decode_ndjson(&columns, body.as_bytes()).unwrap();
+    assert_eq!(row_binary.quarantined, vec![]);
+    insert(&engine, &from_rows, &columns, row_binary.data).await;
+    let native = decode_ndjson_as(&columns, body.as_bytes(), BlockFormat::Native).unwrap();
+    assert_eq!(native.format, BlockFormat::Native);
+    assert_eq!(native.rows, 200);
+    let list = insert_column_list(&columns);
+    engine
+        .insert(InsertBlock {
+            table: &from_native,
+            columns: &list,
+            format: "Native",
+            data: native.data.into(),
+            settings: "",
+        })
+        .await
+        .unwrap();
+    let select = SELECT_ALL.replace(", toString(def) AS def", "");
+    let expected = rows(
+        &engine,
+        &format!("{select} FROM {from_rows} ORDER BY k, i8"),
+    )
+    .await;
+    let got = rows(
+        &engine,
+        &format!("{select} FROM {from_native} ORDER BY k, i8"),
+    )
+    .await;
+    assert_eq!(expected.len(), 200);
+    assert_eq!(got, expected);
 }

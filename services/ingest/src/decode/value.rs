@@ -36,15 +36,11 @@ pub(super) fn encode_json(ty: &ChType, value: &Value, out: &mut Vec<u8>) -> Resu
         }
         (ChType::LowCardinality(inner), _) => encode_json(inner, value, out),
         (_, Value::Null) => Err("NULL is not allowed here".into()),
-        (ChType::String, Value::String(s)) => {
-            write_bytes(out, s.as_bytes());
-            Ok(())
-        }
+        (_, Value::String(s)) => encode_json_str(ty, s, out),
         (ChType::String, other) => {
             write_bytes(out, other.to_string().as_bytes());
             Ok(())
         }
-        (ChType::FixedString(n), Value::String(s)) => write_fixed(*n, s.as_bytes(), out),
         (ChType::FixedString(n), other) => write_fixed(*n, other.to_string().as_bytes(), out),
         (ChType::Array(inner), Value::Array(items)) => {
             write_varint(out, items.len() as u64);
@@ -85,15 +81,28 @@ pub(super) fn encode_json(ty: &ChType, value: &Value, out: &mut Vec<u8>) -> Resu
             }
             Ok(())
         }
-        // Composite values sent as text, e.g. "['a','b']".
-        (ChType::Array(_) | ChType::Map(..) | ChType::Tuple(_), Value::String(s)) => {
-            encode_text(ty, s, out)
-        }
         (ChType::Array(_) | ChType::Map(..) | ChType::Tuple(_), _) => Err(NO_DETAIL),
-        (_, Value::String(s)) => encode_text(ty, s, out),
         (_, Value::Number(n)) => encode_number(ty, n, out),
         (_, Value::Bool(b)) => encode_bool_value(ty, *b, out),
         _ => Err(NO_DETAIL),
+    }
+}
+
+/// Encodes a JSON string as `ty`: the text itself for `String` and `FixedString`, the text read as
+/// a value of `ty` for every other type (composite values as literals, e.g. `"['a','b']"`).
+pub(super) fn encode_json_str(ty: &ChType, s: &str, out: &mut Vec<u8>) -> Result<(), Reason> {
+    match ty {
+        ChType::Nullable(inner) => {
+            out.push(0);
+            encode_json_str(inner, s, out)
+        }
+        ChType::LowCardinality(inner) => encode_json_str(inner, s, out),
+        ChType::String => {
+            write_bytes(out, s.as_bytes());
+            Ok(())
+        }
+        ChType::FixedString(n) => write_fixed(*n, s.as_bytes(), out),
+        _ => encode_text(ty, s, out),
     }
 }
 
@@ -292,7 +301,7 @@ fn encode_literal(ty: &ChType, value: &Literal<'_>, out: &mut Vec<u8>) -> Result
     }
 }
 
-fn nested(what: &str, index: usize, reason: Reason) -> Reason {
+pub(super) fn nested(what: &str, index: usize, reason: Reason) -> Reason {
     if reason.is_empty() {
         format!("invalid {what} {index}").into()
     } else {
