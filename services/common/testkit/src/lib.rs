@@ -1,6 +1,7 @@
 //! Test helpers: a real `roost local` process on a spare loopback port, with its own data
 //! directory, its tokens, and an HTTP client. Black-box tests talk to it as any client would.
 
+pub mod clickhouse;
 pub mod http;
 pub mod tb;
 
