@@ -337,14 +337,27 @@ impl Engine for ClickHouse {
             })
             .await?;
         let summary = Summary::from_headers(&answer.headers);
-        let statistics = summary
+        // Only the JSON document formats end with a `statistics` object; 18.16 sends no summary.
+        let document = format.starts_with("JSON") && !format.contains("EachRow");
+        let json = document
+            .then(|| statistics_from_json_tail(&answer.body))
+            .flatten();
+        let elapsed = summary
             .as_ref()
-            .and_then(Summary::statistics)
-            .or_else(|| statistics_from_json_tail(&answer.body));
-        let (elapsed, rows_read, bytes_read) = match statistics {
-            Some(statistics) => statistics,
-            None => (answer.round_trip.as_secs_f64(), 0, 0),
-        };
+            .and_then(|summary| summary.elapsed_ns)
+            .map(|nanos| nanos as f64 / 1e9)
+            .or(json.map(|(elapsed, _, _)| elapsed))
+            .unwrap_or(answer.round_trip.as_secs_f64());
+        let rows_read = summary
+            .as_ref()
+            .map(|summary| summary.read_rows)
+            .or(json.map(|(_, rows, _)| rows))
+            .unwrap_or(0);
+        let bytes_read = summary
+            .as_ref()
+            .map(|summary| summary.read_bytes)
+            .or(json.map(|(_, _, bytes)| bytes))
+            .unwrap_or(0);
         Ok(QueryResult {
             data: answer.body,
             elapsed,
@@ -656,12 +669,6 @@ impl Summary {
             elapsed_ns: number("elapsed_ns"),
         })
     }
-
-    /// (elapsed seconds, rows read, bytes read), when the summary carries the elapsed time.
-    fn statistics(&self) -> Option<(f64, u64, u64)> {
-        let elapsed = self.elapsed_ns? as f64 / 1e9;
-        Some((elapsed, self.read_rows, self.read_bytes))
-    }
 }
 
 /// The `statistics` object the JSON formats end with, read from the last bytes of the answer so a
@@ -862,11 +869,20 @@ mod tests {
             r#"{"read_rows":"3","read_bytes":"24","written_rows":"5","written_bytes":"40","total_rows_to_read":"3","elapsed_ns":"1500000"}"#,
         )
         .unwrap();
-        assert_eq!(summary.written_rows, 5);
-        assert_eq!(summary.statistics(), Some((0.0015, 3, 24)));
+        assert_eq!(
+            summary,
+            Summary {
+                read_rows: 3,
+                read_bytes: 24,
+                written_rows: 5,
+                written_bytes: 40,
+                elapsed_ns: Some(1_500_000),
+            }
+        );
         let without_elapsed =
             Summary::parse(r#"{"read_rows":"3","read_bytes":"24","written_rows":"0"}"#).unwrap();
-        assert_eq!(without_elapsed.statistics(), None);
+        assert_eq!(without_elapsed.elapsed_ns, None);
+        assert_eq!(without_elapsed.read_rows, 3);
         assert_eq!(Summary::parse("not json"), None);
 
         let json = b"{\n\t\"meta\": [],\n\t\"data\": [],\n\t\"rows\": 3,\n\t\"statistics\":\n\t{\n\t\t\"elapsed\": 0.000052029,\n\t\t\"rows_read\": 3,\n\t\t\"bytes_read\": 24\n\t}\n}\n";

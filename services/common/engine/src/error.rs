@@ -57,7 +57,8 @@ impl EngineError {
         }
     }
 
-    /// Classifies the error by ClickHouse's code: the one place that decides what is retried.
+    /// Classifies the error by ClickHouse's code; with [`Self::may_retry`], the one place that
+    /// decides what is retried.
     pub fn class(&self) -> ErrorClass {
         match self {
             EngineError::Unavailable(_) | EngineError::Network(_) => ErrorClass::Transient,

@@ -1173,3 +1173,55 @@ async fn insert_throughput_row_binary_against_json_each_row() {
     }
     drop_database(&engine, database).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+    let Some(cluster) = cluster_or_skip("a_connection_the_server_closed_while_idle_is_not_reused")
+    else {
+        return;
+    };
+    let _shared = SERVERS.read().await;
+    // The pool keeps connections far longer than the server's keep_alive_timeout (3 s), so the
+    // next statement finds one the server has closed in the meantime. An insert is never
+    // repeated after it may have been sent, so it only succeeds if the dead connection is not used.
+    let mut config = config(cluster);
+    config.urls.truncate(1);
+    config.pool_idle_timeout = Duration::from_secs(60);
+    config.retries = 0;
+    let engine = ClickHouse::new(&config).unwrap();
+    let database = "roost_it_keep_alive";
+    engine
+        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
+        .await
+        .unwrap();
+    engine
+        .execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    engine
+        .execute(&format!(
+            "CREATE TABLE {database}.t (id UInt32, s String) ENGINE = MergeTree ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    for round in 0..2u32 {
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        engine
+            .insert(insert(
+                &format!("{database}.t"),
+                "TabSeparated",
+                format!("{round}\tr\n"),
+                "",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+    }
+    assert_eq!(
+        count(&engine, &format!("SELECT count() FROM {database}.t")).await,
+        2
+    );
+    engine
+        .execute(&format!("DROP DATABASE {database}"))
+        .await
+        .unwrap();
+}
