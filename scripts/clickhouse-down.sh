@@ -10,7 +10,7 @@
 # Stopping what is not running is not an error.
 set -euo pipefail
 
-# shellcheck source=clickhouse-lib.sh
+# shellcheck source-path=SCRIPTDIR source=clickhouse-lib.sh
 . "$(dirname "$0")/clickhouse-lib.sh"
 
 purge=false

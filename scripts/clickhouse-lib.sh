@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # variables used by the scripts that source this file
 # Shared by clickhouse-up.sh and clickhouse-down.sh (sourced, not run): where the test cluster
 # lives, its ports, and how to tell whether one of its processes is running.
 #

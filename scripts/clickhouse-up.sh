@@ -17,7 +17,7 @@
 # Exit codes: 0 ready; 3 the packages are missing and cannot be installed; 1 anything else.
 set -euo pipefail
 
-# shellcheck source=clickhouse-lib.sh
+# shellcheck source-path=SCRIPTDIR source=clickhouse-lib.sh
 . "$(dirname "$0")/clickhouse-lib.sh"
 
 started_at="$(date +%s%N)"
@@ -63,12 +63,16 @@ require_free_port() {
   fi
 }
 
+# Set when this run started something, which must then be proven to work end to end.
+started_any=false
+
 start_zookeeper() {
   local dir="$state_dir/zookeeper"
   if pid="$(running_pid zookeeper "$(zookeeper_marker)")"; then
     log "zookeeper already running (pid $pid)"
     return 0
   fi
+  started_any=true
   require_free_port "$zookeeper_port" zookeeper
   mkdir -p "$dir/data" "$dir/log"
   cat >"$dir/zoo.cfg" <<EOF
@@ -208,6 +212,7 @@ start_shard() {
   require_free_port "$(http_port "$shard")" "shard $shard HTTP"
   require_free_port "$(tcp_port "$shard")" "shard $shard native"
   require_free_port "$(interserver_port "$shard")" "shard $shard interserver"
+  started_any=true
   write_shard_config "$shard"
   # Runs as whoever runs this script (root included: 18.16 does not refuse it), on files it owns;
   # detached and without the lock descriptor, as ZooKeeper above.
@@ -244,6 +249,7 @@ install_packages
 start_zookeeper
 for shard in "${shards[@]}"; do start_shard "$shard"; done
 
+# shellcheck disable=SC2016 # the check is eval'd by wait_until, on each try
 wait_until "zookeeper" 60 '[ "$(zookeeper_word ruok)" = imok ]' "$state_dir/zookeeper/log/stdout.log"
 for shard in "${shards[@]}"; do
   wait_until "shard $shard" 60 "[ \"\$(shard_query $shard 'SELECT 1')\" = 1 ]" "$state_dir/shard$shard/log/server.err.log"
@@ -258,6 +264,15 @@ for shard in "${shards[@]}"; do
     "shard_query $shard \"SELECT count() FROM system.zookeeper WHERE path = '/'\"" \
     "$state_dir/shard$shard/log/server.err.log"
 done
+
+# After ZooKeeper or a server (re)started, a server's first ZooKeeper operation may still fail
+# with "Session expired" while it renews its session. An ON CLUSTER DDL runs on every server
+# through ZooKeeper, so once one succeeds the cluster is ready for tests' DDL.
+if $started_any; then
+  wait_until "ON CLUSTER DDL" 120 \
+    "shard_query 1 'CREATE DATABASE IF NOT EXISTS roost_harness ON CLUSTER $cluster'" \
+    "$state_dir/shard1/log/server.err.log"
+fi
 
 urls=()
 for shard in "${shards[@]}"; do urls+=("http://127.0.0.1:$(http_port "$shard")"); done

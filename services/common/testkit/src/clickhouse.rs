@@ -147,11 +147,14 @@ fn run_script(name: &str, args: &[&str]) -> anyhow::Result<String> {
             "ClickHouse is not installed and cannot be installed here: {}",
             stderr.trim()
         ),
-        _ => bail!(
-            "{name} {} failed ({}):\n{}",
-            args.join(" "),
-            output.status,
-            stderr.trim()
-        ),
+        _ => {
+            let command = std::iter::once(name).chain(args.iter().copied());
+            bail!(
+                "{} failed ({}): {}",
+                command.collect::<Vec<_>>().join(" "),
+                output.status,
+                stderr.trim()
+            )
+        }
     }
 }
