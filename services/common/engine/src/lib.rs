@@ -2,15 +2,19 @@
 //! block of rows in a ClickHouse input format, run DDL.
 //!
 //! Two implementations share the [`Engine`] trait: [`Chdb`] embeds ClickHouse through chDB's
-//! `libchdb.so` (loaded at run time, so building needs no library) and, in distributed mode, a
-//! ClickHouse server over HTTP. This crate owns no Tinybird concept: callers pass fully qualified,
-//! already validated SQL and quoted identifiers.
+//! `libchdb.so` (loaded at run time, so building needs no library) and, in distributed mode,
+//! [`ClickHouse`] talks to a ClickHouse server or cluster over HTTP. This crate owns no Tinybird
+//! concept: callers pass fully qualified, already validated SQL and quoted identifiers.
 
 mod chdb;
+mod clickhouse;
 mod error;
+mod version;
 
 pub use chdb::{Chdb, ChdbConfig, LIBCHDB_ENV};
+pub use clickhouse::{ClickHouse, ClickHouseConfig, InsertRetry};
 pub use error::{EngineError, ErrorClass};
+pub use version::ServerVersion;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -63,4 +67,27 @@ pub trait Engine: Send + Sync + 'static {
     async fn insert(&self, block: InsertBlock<'_>) -> Result<InsertSummary, EngineError>;
     /// A short name for logs and `/health` ("chdb", "clickhouse").
     fn kind(&self) -> &'static str;
+
+    /// The cluster that DDL must name (`ON CLUSTER`), when the engine is a cluster; render the
+    /// clause with [`on_cluster`].
+    fn cluster(&self) -> Option<&str> {
+        None
+    }
+
+    /// The ClickHouse version behind the engine (`SELECT version()`), e.g. "18.16.1" or
+    /// "26.7.3.1": callers decide from it what SQL and formats the server lacks (see
+    /// [`ServerVersion`]).
+    async fn server_version(&self) -> Result<String, EngineError> {
+        let answer = self.query("SELECT version()", "TabSeparated").await?;
+        Ok(String::from_utf8_lossy(&answer.data).trim().to_string())
+    }
+}
+
+/// The ` ON CLUSTER `name`` clause for DDL on `cluster`, or an empty string for a single server.
+/// Cluster names are checked when the engine is configured, so quoting them suffices.
+pub fn on_cluster(cluster: Option<&str>) -> String {
+    match cluster {
+        Some(name) => format!(" ON CLUSTER `{name}`"),
+        None => String::new(),
+    }
 }

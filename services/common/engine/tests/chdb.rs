@@ -64,6 +64,17 @@ async fn errors_carry_clickhouse_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reports_its_version_and_no_cluster() {
+    let engine = engine();
+    let version = engine.server_version().await.unwrap();
+    let parsed = roost_engine::ServerVersion::parse(&version)
+        .unwrap_or_else(|| panic!("not a version: {version}"));
+    assert!(parsed.at_least(24, 1), "{version}");
+    assert_eq!(engine.cluster(), None);
+    assert_eq!(roost_engine::on_cluster(engine.cluster()), "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn row_binary_insert_is_binary_safe() {
     let engine = engine();
     fresh_database(&engine, "insert_test").await;

@@ -2,6 +2,7 @@
 //! directory, its tokens, and an HTTP client. Black-box tests talk to it as any client would.
 
 pub mod api;
+pub mod clickhouse;
 pub mod http;
 pub mod tb;
 
