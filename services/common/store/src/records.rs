@@ -91,3 +91,100 @@ pub struct NodeRecord {
     pub created_at: String,
     pub updated_at: String,
 }
+
+// Every text field of each record, so a write can refuse a NUL character in any of them (see
+// `refuse_nul` in lib.rs).
+
+impl Organization {
+    pub(crate) fn texts(&self) -> [&str; 3] {
+        [&self.id, &self.name, &self.created_at]
+    }
+}
+
+impl User {
+    pub(crate) fn texts(&self) -> [&str; 4] {
+        [
+            &self.id,
+            &self.email,
+            &self.organization_id,
+            &self.created_at,
+        ]
+    }
+}
+
+impl WorkspaceRecord {
+    pub(crate) fn texts(&self) -> [&str; 6] {
+        [
+            &self.id,
+            &self.name,
+            &self.organization_id,
+            &self.owner_user_id,
+            &self.database,
+            &self.created_at,
+        ]
+    }
+}
+
+impl TokenRecord {
+    pub(crate) fn texts(&self) -> [&str; 10] {
+        [
+            &self.id,
+            self.workspace_id.as_deref().unwrap_or_default(),
+            &self.user_id,
+            &self.name,
+            &self.value,
+            &self.scopes,
+            &self.description,
+            &self.created_at,
+            &self.origin,
+            &self.origin_resource,
+        ]
+    }
+}
+
+impl DataSourceRecord {
+    pub(crate) fn texts(&self) -> [&str; 10] {
+        [
+            &self.id,
+            &self.workspace_id,
+            &self.name,
+            &self.columns,
+            &self.engine,
+            &self.description,
+            &self.origin_format,
+            &self.table_name,
+            &self.created_at,
+            &self.updated_at,
+        ]
+    }
+}
+
+impl PipeRecord {
+    pub(crate) fn texts(&self) -> [&str; 7] {
+        [
+            &self.id,
+            &self.workspace_id,
+            &self.name,
+            &self.description,
+            &self.endpoint_node_id,
+            &self.created_at,
+            &self.updated_at,
+        ]
+    }
+}
+
+impl NodeRecord {
+    pub(crate) fn texts(&self) -> [&str; 9] {
+        [
+            &self.id,
+            &self.pipe_id,
+            &self.name,
+            &self.sql,
+            &self.description,
+            &self.node_type,
+            &self.settings,
+            &self.created_at,
+            &self.updated_at,
+        ]
+    }
+}
