@@ -57,3 +57,16 @@ pub enum RpcError {
     #[error("NATS connection failed: {0}")]
     Connection(String),
 }
+
+/// Returns once the NATS server has processed everything this connection sent before (its
+/// subscriptions in particular). `Client::flush` only empties the socket buffer, so a message
+/// published from another connection right after it can still miss a new subscription; the
+/// no-responders answer to a request nobody serves comes back only after the server read it.
+pub(crate) async fn round_trip(nats: &async_nats::Client) -> Result<(), RpcError> {
+    let subject = format!("{}.round_trip", nats.new_inbox());
+    match nats.request(subject, bytes::Bytes::new()).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+        Err(error) => Err(RpcError::Connection(error.to_string())),
+    }
+}

@@ -164,10 +164,8 @@ impl RpcServer {
                 })?;
             incoming.push(RouteMessages { index, subscriber });
         }
-        // A round trip to the server, so that calls made once `start` returns find a responder.
-        nats.flush()
-            .await
-            .map_err(|error| RpcError::Connection(error.to_string()))?;
+        // So that calls made once `start` returns find a responder.
+        crate::round_trip(&nats).await?;
         let frame_limit = match options.max_frame_bytes {
             Some(configured) => {
                 configured.clamp(1, wire::frame_limit(nats.server_info().max_payload))

@@ -423,18 +423,14 @@ async fn replicas_share_calls_and_the_survivors_take_over() {
     let (fake_a, server_a) = serve_fake_catalog(&nats_a, &prefix).await;
     let (fake_b, server_b) = serve_fake_catalog(&nats_b, &prefix).await;
 
-    let list = catalog::ListDataSourcesRequest {
-        header: header(),
-        with_statistics: false,
-    };
     for _ in 0..100 {
-        client.list_data_sources(list.clone()).await.expect("call");
+        client.list_data_sources(list()).await.expect("call");
     }
     let (a, b) = (
         fake_a.calls.load(Ordering::SeqCst),
         fake_b.calls.load(Ordering::SeqCst),
     );
-    assert_eq!(a + b, 100);
+    assert_eq!(a + b, 100, "each call reached exactly one replica");
     assert!(
         a > 10 && b > 10,
         "the queue group spreads calls: a={a} b={b}"
@@ -444,41 +440,112 @@ async fn replicas_share_calls_and_the_survivors_take_over() {
     server_b.shutdown().await;
     for _ in 0..50 {
         client
-            .list_data_sources(list.clone())
+            .list_data_sources(list())
             .await
             .expect("call after B stopped");
     }
     assert_eq!(fake_b.calls.load(Ordering::SeqCst), b);
     assert_eq!(fake_a.calls.load(Ordering::SeqCst), a + 50);
 
-    // A replica dying: its task is killed and its connection dropped, as when a process crashes.
-    let nats_c = connect().await;
-    let (fake_c, server_c) = serve_fake_catalog(&nats_c, &prefix).await;
-    for _ in 0..40 {
-        client
-            .list_data_sources(list.clone())
-            .await
-            .expect("call with C");
-    }
-    assert!(fake_c.calls.load(Ordering::SeqCst) > 0);
-    server_c.abort();
-    drop(nats_c);
-    let before = fake_a.calls.load(Ordering::SeqCst);
-    for _ in 0..50 {
-        client
-            .list_data_sources(list.clone())
-            .await
-            .expect("call after C died");
-    }
-    assert_eq!(fake_a.calls.load(Ordering::SeqCst), before + 50);
-
     // The last replica gone: callers learn at once that nobody serves.
     server_a.shutdown().await;
     let error = client
-        .list_data_sources(list)
+        .list_data_sources(list())
         .await
         .expect_err("nobody left");
     assert_eq!(error.code, ErrorCode::Unavailable);
+}
+
+fn list() -> catalog::ListDataSourcesRequest {
+    catalog::ListDataSourcesRequest {
+        header: header(),
+        with_statistics: false,
+    }
+}
+
+/// Tells [`replica_process`] to serve under this prefix.
+const REPLICA_PREFIX_ENV: &str = "ROOST_RPC_TEST_REPLICA_PREFIX";
+/// The data source the replica process lists, so callers can tell its answers apart.
+const REPLICA_MARK: &str = "served_by_the_replica_process";
+
+/// Not a test of its own: the body of the replica process that
+/// `a_killed_replica_process_is_skipped` starts (this test binary, run again with
+/// `REPLICA_PREFIX_ENV`) and kills with SIGKILL.
+#[tokio::test]
+#[ignore = "runs only as the child process of a_killed_replica_process_is_skipped"]
+async fn replica_process() {
+    let Ok(prefix) = std::env::var(REPLICA_PREFIX_ENV) else {
+        return;
+    };
+    let nats = connect().await;
+    let (fake, _server) = serve_fake_catalog(&nats, &prefix).await;
+    fake.data_sources.lock().expect("lock").insert(
+        REPLICA_MARK.to_string(),
+        catalog::DataSource {
+            name: REPLICA_MARK.to_string(),
+            ..Default::default()
+        },
+    );
+    println!("replica ready");
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn a_killed_replica_process_is_skipped() {
+    let prefix = unique_prefix("killed");
+    let nats = connect().await;
+    let (fake, server) = serve_fake_catalog(&nats, &prefix).await;
+    let client = catalog_client(&nats, client_options(&prefix)).await;
+
+    let mut replica = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["replica_process", "--exact", "--ignored", "--nocapture"])
+        .env(REPLICA_PREFIX_ENV, &prefix)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("replica process");
+    let stdout = replica.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains("replica ready") {
+                return;
+            }
+        }
+        panic!("the replica process ended before it was ready");
+    })
+    .await
+    .expect("replica ready in time");
+
+    let from_replica = |answer: &catalog::ListDataSourcesResponse| {
+        answer.data_sources.iter().any(|ds| ds.name == REPLICA_MARK)
+    };
+    let mut served_by_replica = 0;
+    for _ in 0..60 {
+        let answer = client.list_data_sources(list()).await.expect("call");
+        served_by_replica += usize::from(from_replica(&answer));
+    }
+    assert!(
+        served_by_replica > 5 && served_by_replica < 55,
+        "both replicas served: {served_by_replica} of 60 by the process"
+    );
+
+    // SIGKILL: no drain, no goodbye; the OS closes its socket and NATS drops its subscriptions.
+    replica.start_kill().expect("kill");
+    replica.wait().await.expect("reaped");
+    // The NATS server reads the closed socket at once; a call routed to the replica in that
+    // instant would be lost (it would time out), so give it a moment before calling again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = fake.calls.load(Ordering::SeqCst);
+    for _ in 0..50 {
+        let answer = client
+            .list_data_sources(list())
+            .await
+            .expect("call after the replica died");
+        assert!(!from_replica(&answer));
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), before + 50);
+    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -737,7 +804,7 @@ async fn scripted_responder(
         .subscribe(wire::method_subject(prefix, "catalog", "get_data_source"))
         .await
         .expect("subscribe");
-    nats.flush().await.expect("flush");
+    // The callers use this same connection, so the subscription is in place before their calls.
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             let Some(reply) = request.reply else { continue };
