@@ -56,8 +56,16 @@ pub fn queue_group(service: &str) -> String {
     format!("roost.{service}")
 }
 
-/// The largest frame payload that fits a message on a server with `max_payload`.
+/// NATS's default `max_payload`, assumed while the server's is unknown (not connected yet).
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// The largest frame payload that fits a message on a server with `max_payload` (0: unknown).
 pub fn frame_limit(max_payload: usize) -> usize {
+    let max_payload = if max_payload == 0 {
+        DEFAULT_MAX_PAYLOAD
+    } else {
+        max_payload
+    };
     max_payload.saturating_sub(HEADER_ALLOWANCE).max(1)
 }
 
@@ -350,5 +358,6 @@ mod tests {
         assert_eq!(joined, data);
         assert!(chunk_frames(Bytes::new(), 10, 0).is_empty());
         assert_eq!(frame_limit(1024 * 1024), 1024 * 1024 - HEADER_ALLOWANCE);
+        assert_eq!(frame_limit(0), DEFAULT_MAX_PAYLOAD - HEADER_ALLOWANCE);
     }
 }
