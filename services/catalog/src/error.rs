@@ -34,6 +34,9 @@ impl From<CatalogError> for ServiceError {
             CatalogError::Store(StoreError::NotFound(what)) => {
                 ServiceError::not_found(format!("{what} not found"))
             }
+            CatalogError::Store(StoreError::InvalidText(_)) => {
+                ServiceError::bad_request(error.to_string())
+            }
             CatalogError::Store(StoreError::Conflict(what)) => {
                 ServiceError::conflict(format!("{what} already exists"))
             }

@@ -229,12 +229,9 @@ impl CatalogService for Catalog {
             None
         };
         let mut data_source = self.message(&record, &database, stats.as_ref()).await;
-        data_source.used_by = self.readers_of(&record.workspace_id, &record.name).await?;
-        for writer in self.writers_of(&record.workspace_id, &record.id).await? {
-            if !data_source.used_by.contains(&writer) {
-                data_source.used_by.push(writer);
-            }
-        }
+        data_source.used_by = self
+            .dependents_of(&record.workspace_id, &record.id, &record.name)
+            .await?;
         Ok(proto::GetDataSourceResponse {
             data_source: Some(data_source),
         })
@@ -302,12 +299,9 @@ impl CatalogService for Catalog {
             .await?;
         let database = self.database_of(&request.header).await?;
         let data_source = self.message(&record, &database, None).await;
-        let mut dependent_pipes = self.readers_of(&record.workspace_id, &record.name).await?;
-        for writer in self.writers_of(&record.workspace_id, &record.id).await? {
-            if !dependent_pipes.contains(&writer) {
-                dependent_pipes.push(writer);
-            }
-        }
+        let dependent_pipes = self
+            .dependents_of(&record.workspace_id, &record.id, &record.name)
+            .await?;
         if request.dry_run {
             return Ok(proto::DeleteDataSourceResponse {
                 data_source: Some(data_source),

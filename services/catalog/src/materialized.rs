@@ -39,6 +39,18 @@ pub(crate) fn target_of(node: &NodeRecord) -> Option<String> {
         })
 }
 
+/// Makes a materialized node standard again, forgetting its target and view (the caller drops
+/// the view).
+fn unmaterialize(node: &mut NodeRecord) {
+    node.node_type = "standard".into();
+    let mut settings = settings_of(node);
+    for key in ["datasource", "datasource_id", "view"] {
+        settings.remove(key);
+    }
+    node.settings = Value::Object(settings).to_string();
+    node.updated_at = now();
+}
+
 /// Merges `changes` into a node's settings; a null removes a key.
 pub(crate) fn merge_settings(node: &mut NodeRecord, changes: &Map<String, Value>) {
     let mut settings = settings_of(node);
@@ -144,14 +156,7 @@ impl Catalog {
             .ok_or_else(|| ServiceError::not_found(format!("Node '{}' not found", request.node)))?;
         self.drop_views(&database, std::slice::from_ref(&nodes[index]))
             .await?;
-        let node = &mut nodes[index];
-        node.node_type = "standard".into();
-        let mut removed = Map::new();
-        for key in ["datasource", "datasource_id", "view"] {
-            removed.insert(key.into(), Value::Null);
-        }
-        merge_settings(node, &removed);
-        node.updated_at = now();
+        unmaterialize(&mut nodes[index]);
         Ok(proto::DropMaterializationResponse {
             pipe: Some(self.save_pipe(pipe, nodes).await?),
         })
@@ -217,24 +222,20 @@ impl Catalog {
             for &index in &linked {
                 self.drop_views(database, std::slice::from_ref(&nodes[index]))
                     .await?;
-                let node = &mut nodes[index];
-                node.node_type = "standard".into();
-                let mut removed = Map::new();
-                for key in ["datasource", "datasource_id", "view"] {
-                    removed.insert(key.into(), Value::Null);
-                }
-                merge_settings(node, &removed);
+                unmaterialize(&mut nodes[index]);
             }
             self.save_pipe(pipe, nodes).await?;
         }
         Ok(())
     }
 
-    /// Pipes with a materialized node writing into the data source `id`.
-    pub(crate) async fn writers_of(
+    /// Pipes that depend on the data source `id` named `name`: those whose nodes read it and
+    /// those with a materialized node writing into it, from one read of the workspace's pipes.
+    pub(crate) async fn dependents_of(
         &self,
         workspace: &str,
         id: &str,
+        name: &str,
     ) -> Result<Vec<String>, ServiceError> {
         let pipes = self
             .store
@@ -243,7 +244,11 @@ impl Catalog {
             .map_err(CatalogError::from)?;
         Ok(pipes
             .into_iter()
-            .filter(|(_, nodes)| nodes.iter().any(|n| target_of(n).as_deref() == Some(id)))
+            .filter(|(_, nodes)| {
+                nodes.iter().any(|n| {
+                    crate::pipes::mentions(&n.sql, name) || target_of(n).as_deref() == Some(id)
+                })
+            })
             .map(|(pipe, _)| pipe.name)
             .collect())
     }

@@ -127,24 +127,6 @@ pub(crate) fn mentions(sql: &str, name: &str) -> bool {
 }
 
 impl Catalog {
-    /// The pipes whose nodes read `name`.
-    pub(crate) async fn readers_of(
-        &self,
-        workspace: &str,
-        name: &str,
-    ) -> Result<Vec<String>, ServiceError> {
-        let pipes = self
-            .store
-            .list_pipes(workspace)
-            .await
-            .map_err(CatalogError::from)?;
-        Ok(pipes
-            .into_iter()
-            .filter(|(_, nodes)| nodes.iter().any(|node| mentions(&node.sql, name)))
-            .map(|(pipe, _)| pipe.name)
-            .collect())
-    }
-
     pub(crate) async fn load_pipe(
         &self,
         header: &Option<roost_proto::common::v1::RequestHeader>,

@@ -282,6 +282,22 @@ async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, J
     })
 }
 
+/// Appends a node's result to its target. Returns the rows it added, counted as the target's
+/// growth: exact unless other writers add rows at the same time (a view's target usually has
+/// them), so it is a report, never used to decide anything.
+async fn append(engine: &dyn Engine, insert: &NodeInsert) -> Result<u64, JobFailure> {
+    let count_sql = format!("SELECT count() FROM {}", insert.table);
+    let before = count(engine, &count_sql).await?;
+    engine
+        .execute(&format!(
+            "INSERT INTO {} ({}) {}",
+            insert.table, insert.columns, insert.select
+        ))
+        .await?;
+    let after = count(engine, &count_sql).await?;
+    Ok(after.saturating_sub(before))
+}
+
 /// Backfills a materialized view's target with what the node gives over the existing data.
 async fn populate(context: &JobContext) -> Result<Value, JobFailure> {
     let engine = &context.dependencies.engine;
@@ -292,23 +308,8 @@ async fn populate(context: &JobContext) -> Result<Value, JobFailure> {
             .execute(&format!("TRUNCATE TABLE {}", insert.table))
             .await?;
     }
-    let before = count(
-        engine.as_ref(),
-        &format!("SELECT count() FROM {}", insert.table),
-    )
-    .await?;
-    engine
-        .execute(&format!(
-            "INSERT INTO {} ({}) {}",
-            insert.table, insert.columns, insert.select
-        ))
-        .await?;
-    let after = count(
-        engine.as_ref(),
-        &format!("SELECT count() FROM {}", insert.table),
-    )
-    .await?;
-    Ok(json!({ "rows": after.saturating_sub(before) }))
+    let rows = append(engine.as_ref(), &insert).await?;
+    Ok(json!({ "rows": rows }))
 }
 
 /// Runs a copy pipe's node into its target: appended, or replacing the target atomically (built
@@ -319,23 +320,8 @@ async fn copy(context: &JobContext) -> Result<Value, JobFailure> {
     context.checkpoint(0.0).await?;
     let mode = context.spec_text("mode");
     if mode != "replace" {
-        let before = count(
-            engine.as_ref(),
-            &format!("SELECT count() FROM {}", insert.table),
-        )
-        .await?;
-        engine
-            .execute(&format!(
-                "INSERT INTO {} ({}) {}",
-                insert.table, insert.columns, insert.select
-            ))
-            .await?;
-        let after = count(
-            engine.as_ref(),
-            &format!("SELECT count() FROM {}", insert.table),
-        )
-        .await?;
-        return Ok(json!({ "mode": "append", "rows": after.saturating_sub(before) }));
+        let rows = append(engine.as_ref(), &insert).await?;
+        return Ok(json!({ "mode": "append", "rows": rows }));
     }
     let (database, name) = split_table(&insert.table)
         .ok_or_else(|| JobFailure::Failed(format!("unexpected table name {}", insert.table)))?;

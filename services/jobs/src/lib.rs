@@ -118,6 +118,7 @@ pub(crate) fn store_error(error: StoreError) -> ServiceError {
     match error {
         StoreError::NotFound(what) => ServiceError::not_found(format!("{what} not found")),
         StoreError::Conflict(what) => ServiceError::conflict(format!("{what} already exists")),
+        invalid @ StoreError::InvalidText(_) => ServiceError::bad_request(invalid.to_string()),
         other => {
             tracing::error!(error = %other, "jobs store failure");
             ServiceError::internal("internal error")

@@ -8,7 +8,6 @@
 //! scheduler back after downtime runs a schedule once, not once per missed tick.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -140,7 +139,6 @@ impl Drop for SchedulerHandle {
 }
 
 async fn run(store: Store, jobs: JobsClient, interval: Duration) {
-    let jobs: Arc<JobsClient> = Arc::new(jobs);
     loop {
         if let Err(error) = run_due(&store, &jobs, Utc::now()).await {
             tracing::warn!(%error, "scheduler pass failed");

@@ -52,6 +52,20 @@ async fn partitioned(api: &Api, name: &str, rows: usize, months: usize) {
     );
 }
 
+/// `POST /v0/datasources/{name}/delete`: the answer and its job id.
+async fn start_delete(api: &Api, name: &str, condition: &str) -> (Value, String) {
+    let started = ok_json(
+        api.post(&format!("/v0/datasources/{name}/delete"))
+            .form(&[("delete_condition", condition)])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let id = started["job_id"].as_str().expect("a job id").to_string();
+    (started, id)
+}
+
 #[tokio::test]
 async fn a_delete_job_on_a_million_rows_reports_progress_and_deletes_exactly_the_matching_rows() {
     let api = Api::start(ROOST).await;
@@ -68,15 +82,7 @@ async fn a_delete_job_on_a_million_rows_reports_progress_and_deletes_exactly_the
     assert_eq!(dry["rows_to_be_deleted"], json!(250_000), "{dry}");
     assert_eq!(api.number("SELECT count() FROM big").await, 1_000_000.0);
 
-    let started = ok_json(
-        api.post("/v0/datasources/big/delete")
-            .form(&[("delete_condition", "id % 4 = 0")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let id = started["job_id"].as_str().expect("a job id").to_string();
+    let (started, id) = start_delete(&api, "big", "id % 4 = 0").await;
     assert_eq!(started["delete_id"], json!(id));
     assert!(
         started["job_url"]
@@ -154,15 +160,7 @@ async fn a_delete_job_on_a_million_rows_reports_progress_and_deletes_exactly_the
 async fn a_running_delete_is_cancelled_between_partitions() {
     let api = Api::start(ROOST).await;
     partitioned(&api, "many", 240_000, 48).await;
-    let started = ok_json(
-        api.post("/v0/datasources/many/delete")
-            .form(&[("delete_condition", "value < 50")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let id = started["job_id"].as_str().unwrap().to_string();
+    let (_, id) = start_delete(&api, "many", "value < 50").await;
     loop {
         let job = api.job(&id).await;
         if job["status"] == "working" && job["progress_percentage"].as_f64().unwrap_or(0.0) > 0.0 {
@@ -382,15 +380,7 @@ async fn environment_variables_are_write_only_and_feed_templates() {
 async fn jobs_of_one_workspace_are_invisible_to_another() {
     let api = Api::start(ROOST).await;
     partitioned(&api, "mine", 1000, 2).await;
-    let started = ok_json(
-        api.post("/v0/datasources/mine/delete")
-            .form(&[("delete_condition", "id < 10")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let id = started["job_id"].as_str().unwrap().to_string();
+    let (_, id) = start_delete(&api, "mine", "id < 10").await;
     api.wait_job(&id, Duration::from_secs(60), |_| {}).await;
     let other: Value = ok_json(
         api.http

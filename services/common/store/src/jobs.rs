@@ -84,6 +84,7 @@ fn job_from_row(row: &AnyRow) -> JobRecord {
 impl Store {
     /// Stores a new job.
     pub async fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        crate::refuse_nul("job", &[&job.spec, &job.datasource_name, &job.pipe_name])?;
         sqlx::query(
             "INSERT INTO jobs (id, workspace_id, kind, status, datasource_id, datasource_name, pipe_id, pipe_name, spec, result, progress, error, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",

@@ -46,6 +46,10 @@ impl Store {
     /// Creates or replaces a pipe's schedule; a replaced schedule keeps its last tick, so changing a
     /// schedule never re-runs a tick that already ran.
     pub async fn upsert_schedule(&self, schedule: &ScheduleRecord) -> Result<(), StoreError> {
+        crate::refuse_nul(
+            "schedule",
+            &[&schedule.pipe_name, &schedule.cron, &schedule.job_spec],
+        )?;
         sqlx::query(
             "INSERT INTO schedules (pipe_id, workspace_id, pipe_name, kind, cron, status, job_spec, last_tick_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -77,27 +81,23 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("Schedule of pipe '{pipe_id}'")))
     }
 
-    /// A workspace's schedules, or every workspace's with `None`.
+    /// A workspace's schedules, or every workspace's with `None`, by pipe name.
     pub async fn list_schedules(
         &self,
         workspace_id: Option<&str>,
     ) -> Result<Vec<ScheduleRecord>, StoreError> {
         let rows = match workspace_id {
             Some(workspace_id) => {
-                sqlx::query(&format!(
-                    "{SCHEDULE_COLUMNS} WHERE workspace_id = $1 ORDER BY pipe_name"
-                ))
-                .bind(workspace_id)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("{SCHEDULE_COLUMNS} ORDER BY pipe_id"))
+                sqlx::query(&format!("{SCHEDULE_COLUMNS} WHERE workspace_id = $1"))
+                    .bind(workspace_id)
                     .fetch_all(&self.pool)
                     .await?
             }
+            None => sqlx::query(SCHEDULE_COLUMNS).fetch_all(&self.pool).await?,
         };
-        Ok(rows.iter().map(schedule_from_row).collect())
+        let mut schedules: Vec<ScheduleRecord> = rows.iter().map(schedule_from_row).collect();
+        schedules.sort_by(|a, b| (&a.pipe_name, &a.pipe_id).cmp(&(&b.pipe_name, &b.pipe_id)));
+        Ok(schedules)
     }
 
     /// Removes a pipe's schedule; true when there was one.

@@ -36,6 +36,10 @@ fn variable_from_row(row: &AnyRow) -> VariableRecord {
 impl Store {
     /// Adds a variable; Conflict when the name is taken.
     pub async fn insert_variable(&self, variable: &VariableRecord) -> Result<(), StoreError> {
+        crate::refuse_nul(
+            "variable",
+            &[&variable.name, &variable.value, &variable.edited_by],
+        )?;
         sqlx::query(
             "INSERT INTO variables (workspace_id, name, kind, value, edited_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -54,6 +58,10 @@ impl Store {
 
     /// Changes a variable's value.
     pub async fn update_variable(&self, variable: &VariableRecord) -> Result<(), StoreError> {
+        crate::refuse_nul(
+            "variable",
+            &[&variable.name, &variable.value, &variable.edited_by],
+        )?;
         let done = sqlx::query(
             "UPDATE variables SET value = $3, edited_by = $4, updated_at = $5 WHERE workspace_id = $1 AND name = $2",
         )
@@ -95,13 +103,13 @@ impl Store {
         &self,
         workspace_id: &str,
     ) -> Result<Vec<VariableRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{VARIABLE_COLUMNS} WHERE workspace_id = $1 ORDER BY name"
-        ))
-        .bind(workspace_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(variable_from_row).collect())
+        let rows = sqlx::query(&format!("{VARIABLE_COLUMNS} WHERE workspace_id = $1"))
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut variables: Vec<VariableRecord> = rows.iter().map(variable_from_row).collect();
+        variables.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(variables)
     }
 
     /// Removes a variable.

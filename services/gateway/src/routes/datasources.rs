@@ -109,7 +109,13 @@ fn sniff_format(data: &[u8]) -> DataFormat {
 }
 
 fn engine_settings(params: &Params) -> EngineSettings {
-    let text = |name: &str| params.text(name).unwrap_or_default().to_string();
+    engine_settings_from(|name| params.text(name))
+}
+
+/// Engine settings from Tinybird's `engine*` field names, wherever they are read from (request
+/// parameters, a materialized node's settings).
+pub(crate) fn engine_settings_from<'a>(field: impl Fn(&str) -> Option<&'a str>) -> EngineSettings {
+    let text = |name: &str| field(name).unwrap_or_default().to_string();
     EngineSettings {
         engine: text("engine"),
         sorting_key: text("engine_sorting_key"),

@@ -20,7 +20,7 @@ use roost_proto::scheduler::v1::{
 use roost_proto::{ErrorCode, ServiceError};
 use serde_json::{Map, Value, json};
 
-use super::datasources::data_source_json;
+use super::datasources::{data_source_json, engine_settings_from};
 use super::jobs::started_job_json;
 use super::pipes::{fetch, pipe_json};
 use super::{Caller, Need, caller};
@@ -106,20 +106,7 @@ fn target_definition(
             ..Column::default()
         })
         .collect();
-    let text = |key: &str| setting(settings, &[key]).unwrap_or_default().to_string();
-    let mut engine = EngineSettings {
-        engine: text("engine"),
-        sorting_key: text("engine_sorting_key"),
-        partition_key: text("engine_partition_key"),
-        primary_key: text("engine_primary_key"),
-        ttl: text("engine_ttl"),
-        ver: text("engine_ver"),
-        sign: text("engine_sign"),
-        version: text("engine_version"),
-        is_deleted: text("engine_is_deleted"),
-        settings: text("engine_settings"),
-        summing_columns: text("engine_columns"),
-    };
+    let mut engine = engine_settings_from(|key| setting(settings, &[key]));
     let is_state = |c: &&Column| c.r#type.starts_with("AggregateFunction(");
     if engine.engine.is_empty() && columns.iter().any(|c| is_state(&c)) {
         engine.engine = "AggregatingMergeTree".into();

@@ -359,8 +359,12 @@ pub async fn create(
             return Err(error);
         }
     };
-    // Materializing and copy settings changed the nodes: answer with the pipe as stored now.
-    let pipe = fetch(&state, &caller, &pipe.id).await?;
+    // Materializing and copy settings changed the nodes (only those add fields): answer with
+    // the pipe as stored now.
+    let pipe = match extra.is_empty() {
+        true => pipe,
+        false => fetch(&state, &caller, &pipe.id).await?,
+    };
     let mut answer = pipe_json(&pipe, &described);
     if let Value::Object(fields) = &mut answer {
         fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);

@@ -70,15 +70,14 @@ pub async fn list(
     ))
 }
 
-/// `POST /v0/variables` with `name`, `value` and optionally `type=secret`.
-pub async fn create(
-    State(state): State<AppState>,
-    request: Request,
+/// Creates (`create`) or updates the variable `name` with the request's `value` and `type`.
+async fn set(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    name: String,
+    create: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let (caller, params, _) = admin(&state, request).await?;
-    let name = params
-        .text("name")
-        .ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?;
     let value = params
         .get("value")
         .ok_or_else(|| ApiError::bad_request("The 'value' parameter is required"))?;
@@ -87,16 +86,29 @@ pub async fn create(
         .pipes
         .set_variable(SetVariableRequest {
             header: Some(caller.header.clone()),
-            name: name.to_string(),
+            name,
             r#type: params.text("type").unwrap_or("secret").to_string(),
             value: value.to_string(),
-            edited_by: edited_by(&caller),
-            create: true,
+            edited_by: edited_by(caller),
+            create,
         })
         .await?
         .variable
         .unwrap_or_default();
     Ok(Json(variable_json(&variable)))
+}
+
+/// `POST /v0/variables` with `name`, `value` and optionally `type=secret`.
+pub async fn create(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let (caller, params, _) = admin(&state, request).await?;
+    let name = params
+        .text("name")
+        .ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?
+        .to_string();
+    set(&state, &caller, &params, name, true).await
 }
 
 /// `GET /v0/variables/{name}`: the variable without its value.
@@ -129,24 +141,7 @@ pub async fn update(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let (caller, params, _) = admin(&state, request).await?;
-    let value = params
-        .get("value")
-        .ok_or_else(|| ApiError::bad_request("The 'value' parameter is required"))?;
-    let variable = state
-        .services
-        .pipes
-        .set_variable(SetVariableRequest {
-            header: Some(caller.header.clone()),
-            name,
-            r#type: params.text("type").unwrap_or("secret").to_string(),
-            value: value.to_string(),
-            edited_by: edited_by(&caller),
-            create: false,
-        })
-        .await?
-        .variable
-        .unwrap_or_default();
-    Ok(Json(variable_json(&variable)))
+    set(&state, &caller, &params, name, false).await
 }
 
 /// `DELETE /v0/variables/{name}`.
