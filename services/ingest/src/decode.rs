@@ -166,7 +166,7 @@ pub fn insert_column_list(columns: &[Column]) -> String {
 /// The insertable columns, refusing types the encoder cannot write.
 fn checked_columns(columns: &[Column]) -> Result<Vec<&Column>, DecodeError> {
     let columns = insertable_columns(columns);
-    if let Some(column) = columns.iter().find(|c| contains_json(&c.ty)) {
+    if let Some(column) = columns.iter().find(|c| not_ingestible(&c.ty)) {
         return Err(DecodeError::UnsupportedType(format!(
             "column '{}' has type {}, which cannot be ingested yet",
             column.name, column.ty
@@ -175,14 +175,15 @@ fn checked_columns(columns: &[Column]) -> Result<Vec<&Column>, DecodeError> {
     Ok(columns)
 }
 
-fn contains_json(ty: &ChType) -> bool {
+/// JSON, and aggregate columns, which only materialized views fill.
+fn not_ingestible(ty: &ChType) -> bool {
     match ty {
-        ChType::Json => true,
+        ChType::Json | ChType::AggregateFunction(_) | ChType::SimpleAggregateFunction(_) => true,
         ChType::Array(inner) | ChType::Nullable(inner) | ChType::LowCardinality(inner) => {
-            contains_json(inner)
+            not_ingestible(inner)
         }
-        ChType::Map(key, value) => contains_json(key) || contains_json(value),
-        ChType::Tuple(elements) => elements.iter().any(|(_, ty)| contains_json(ty)),
+        ChType::Map(key, value) => not_ingestible(key) || not_ingestible(value),
+        ChType::Tuple(elements) => elements.iter().any(|(_, ty)| not_ingestible(ty)),
         _ => false,
     }
 }

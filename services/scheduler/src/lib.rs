@@ -6,12 +6,18 @@
 //! makes a tick run once: any number of schedulers may look (one per process in distributed mode),
 //! exactly one wins. Ticks missed while nothing ran collapse into that one latest tick, so a
 //! scheduler back after downtime runs a schedule once, not once per missed tick.
+//!
+//! Only the scheduler holding the `scheduler` lease looks at all (in-process in `roost local`,
+//! a NATS key-value lease in distributed mode), so replicas do not all scan the store every pass;
+//! when the leader dies, another takes the lease once its time to live runs out.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use roost_bus::Leases;
 use roost_proto::common::v1::RequestHeader;
 use roost_proto::jobs::v1::SubmitJobRequest;
 use roost_proto::scheduler::v1 as proto;
@@ -101,11 +107,11 @@ impl Scheduler {
         Scheduler { store }
     }
 
-    /// Starts the loop that submits due ticks to `jobs`, looking every `interval`.
-    pub fn start(&self, jobs: JobsClient, interval: Duration) -> SchedulerHandle {
+    /// Starts the loop that submits due ticks to `jobs` while it holds the scheduler lease.
+    pub fn start(&self, jobs: JobsClient, options: LoopOptions) -> SchedulerHandle {
         let store = self.store.clone();
         SchedulerHandle {
-            task: tokio::spawn(run(store, jobs, interval)),
+            task: tokio::spawn(run(store, jobs, options)),
         }
     }
 
@@ -138,12 +144,42 @@ impl Drop for SchedulerHandle {
     }
 }
 
-async fn run(store: Store, jobs: JobsClient, interval: Duration) {
+/// The lease the leading scheduler holds.
+pub const LEASE: &str = "scheduler";
+
+/// How a scheduler loop runs.
+#[derive(Clone)]
+pub struct LoopOptions {
+    /// How often it looks for due ticks (and renews its lease).
+    pub interval: Duration,
+    /// Where the lease is held: the in-process bus locally, NATS when distributed.
+    pub leases: Arc<dyn Leases>,
+    /// Who this scheduler is, unique among the replicas.
+    pub holder: String,
+    /// How long the lease outlives a leader that stopped renewing it.
+    pub lease_ttl: Duration,
+}
+
+async fn run(store: Store, jobs: JobsClient, options: LoopOptions) {
+    let mut leading = false;
     loop {
-        if let Err(error) = run_due(&store, &jobs, Utc::now()).await {
-            tracing::warn!(%error, "scheduler pass failed");
+        match options
+            .leases
+            .acquire(LEASE, &options.holder, options.lease_ttl)
+            .await
+        {
+            Ok(lead) => {
+                if lead != leading {
+                    tracing::info!(holder = %options.holder, lead, "scheduler leadership changed");
+                    leading = lead;
+                }
+                if lead && let Err(error) = run_due(&store, &jobs, Utc::now()).await {
+                    tracing::warn!(%error, "scheduler pass failed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "scheduler lease unavailable"),
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(options.interval).await;
     }
 }
 

@@ -14,7 +14,7 @@ use roost_ingest::Ingest;
 use roost_jobs::{JobDependencies, Jobs, JobsConfig, WorkerHandle};
 use roost_proto::{CatalogClient, EndpointClient, JobsClient, PipeCatalogClient};
 use roost_query::{Endpoints, Query};
-use roost_scheduler::{Scheduler, SchedulerHandle};
+use roost_scheduler::{LoopOptions, Scheduler, SchedulerHandle};
 use roost_store::Store;
 
 /// Everything `roost local` runs.
@@ -88,7 +88,15 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     );
     let jobs: JobsClient = Arc::new(jobs_service);
     let scheduler = Scheduler::new(store.clone());
-    let scheduler_loop = scheduler.start(jobs.clone(), std::time::Duration::from_millis(250));
+    let scheduler_loop = scheduler.start(
+        jobs.clone(),
+        LoopOptions {
+            interval: std::time::Duration::from_millis(250),
+            leases: Arc::new(roost_bus::InProcessBus::default()),
+            holder: "local".to_string(),
+            lease_ttl: std::time::Duration::from_secs(10),
+        },
+    );
     let services = Services {
         auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
         catalog: catalog.clone(),

@@ -145,6 +145,76 @@ async fn a_materialized_view_stays_exact_under_concurrent_inserts_and_populates_
 }
 
 #[tokio::test]
+async fn a_view_of_aggregate_states_creates_an_aggregating_target_and_merges_exactly() {
+    let api = Api::start(ROOST).await;
+    sales(&api).await;
+    let pushed = ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "user_states",
+                "nodes": [{
+                    "name": "agg",
+                    "type": "materialized",
+                    "datasource": "per_minute",
+                    "sql": "SELECT toStartOfMinute(ts) AS minute, uniqState(user) AS users, \
+                            sumState(amount) AS total, quantilesState(0.5, 0.9)(amount) AS q \
+                            FROM sales GROUP BY minute",
+                }],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(pushed["created_datasource"], json!(true), "{pushed}");
+    let target = ok_json(api.get("/v0/datasources/per_minute").send().await.unwrap()).await;
+    assert_eq!(
+        target["engine"]["engine"], "AggregatingMergeTree",
+        "{target}"
+    );
+    assert_eq!(target["engine"]["sorting_key"], "minute", "{target}");
+    let types: Vec<&str> = target["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "DateTime",
+            "AggregateFunction(uniq, String)",
+            "AggregateFunction(sum, Float64)",
+            "AggregateFunction(quantiles(0.5, 0.9), Float64)"
+        ]
+    );
+
+    for batch in 0..5 {
+        api.events("sales", &sale_rows(batch * 100, 100)).await;
+    }
+    let merged = api
+        .rows("SELECT uniqMerge(users) AS u, sumMerge(total) AS t FROM per_minute")
+        .await;
+    let direct = api
+        .rows("SELECT uniq(user) AS u, sum(amount) AS t FROM sales")
+        .await;
+    assert_eq!(merged, direct);
+    assert_eq!(direct[0]["u"], json!(7), "{direct:?}");
+
+    // Aggregate states come only from views: appending to the target directly is refused.
+    let refused = api
+        .post("/v0/events?name=per_minute&wait=true")
+        .body(r#"{"minute":"2026-01-01 00:00:00","users":"x","total":"1","q":"2"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = refused.status().as_u16();
+    let body = refused.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("AggregateFunction"), "{body}");
+}
+
+#[tokio::test]
 async fn dropping_a_pipe_drops_its_view_and_inserts_keep_working() {
     let api = Api::start(ROOST).await;
     sales(&api).await;

@@ -12,6 +12,11 @@
 //!   the consumer's `ack_wait` unless it was acknowledged, so a worker acknowledges only once the
 //!   work is done (and must tolerate a second delivery).
 //!
+//! - a lease has at most one holder at a time, for as long as the holder renews it within its
+//!   time to live (`Leases`), so one scheduler of many decides what runs; a holder that stops
+//!   renewing loses it when the time runs out. NATS leases compare expiry times of different
+//!   processes: their clocks must agree to well within the time to live.
+//!
 //! This crate knows nothing of services; it carries bytes.
 
 mod memory;
@@ -188,6 +193,18 @@ impl WorkItem {
     pub async fn give_up(self) -> Result<(), BusError> {
         self.acknowledger.give_up().await
     }
+}
+
+/// Named leases: at most one holder of a name at a time, cluster-wide. Names are letters, digits,
+/// `_` and `-`.
+#[async_trait]
+pub trait Leases: Send + Sync + 'static {
+    /// Takes the lease `name` for `holder` for `ttl` from now, or renews it when `holder` already
+    /// has it. True when `holder` holds it on return; false when someone else holds it unexpired.
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BusError>;
+
+    /// Gives the lease up when `holder` has it, so another may take it at once.
+    async fn release(&self, name: &str, holder: &str) -> Result<(), BusError>;
 }
 
 /// How an implementation settles one delivery.

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use crate::subject::{check_pattern, check_subject, matches};
 use crate::{
-    Acknowledger, Announcer, BusError, ConsumerOptions, Enqueued, Fact, FactStream, WorkConsumer,
-    WorkItem, WorkQueue, check_queue_name,
+    Acknowledger, Announcer, BusError, ConsumerOptions, Enqueued, Fact, FactStream, Leases,
+    WorkConsumer, WorkItem, WorkQueue, check_queue_name,
 };
 
 /// Facts a subscriber may fall behind by before it misses some.
@@ -31,6 +31,8 @@ struct Shared {
     facts: broadcast::Sender<Fact>,
     queues: Mutex<HashMap<String, Arc<LocalQueue>>>,
     duplicate_window: Duration,
+    /// Lease name to its holder and when the lease runs out.
+    leases: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl std::fmt::Debug for InProcessBus {
@@ -57,6 +59,7 @@ impl InProcessBus {
                 facts,
                 queues: Mutex::default(),
                 duplicate_window,
+                leases: Mutex::default(),
             }),
         }
     }
@@ -341,5 +344,33 @@ impl Acknowledger for LocalDelivery {
 
     async fn give_up(&self) -> Result<(), BusError> {
         self.ack().await
+    }
+}
+
+#[async_trait]
+impl Leases for InProcessBus {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BusError> {
+        check_queue_name(name)?;
+        let now = Instant::now();
+        let mut leases = lock(&self.shared.leases);
+        let taken = leases
+            .get(name)
+            .is_some_and(|(current, until)| current != holder && *until > now);
+        if !taken {
+            leases.insert(name.to_string(), (holder.to_string(), now + ttl));
+        }
+        Ok(!taken)
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), BusError> {
+        check_queue_name(name)?;
+        let mut leases = lock(&self.shared.leases);
+        if leases
+            .get(name)
+            .is_some_and(|(current, _)| current == holder)
+        {
+            leases.remove(name);
+        }
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::context::{
     ConsumerInfoErrorKind, CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind,
 };
+use async_nats::jetstream::kv;
 use async_nats::jetstream::message::{AckKind, Acker};
 use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
 use async_trait::async_trait;
@@ -21,8 +22,8 @@ use futures::StreamExt;
 
 use crate::subject::{check_pattern, check_subject};
 use crate::{
-    Acknowledger, Announcer, BusError, ConsumerOptions, Enqueued, Fact, FactStream, WorkConsumer,
-    WorkItem, WorkQueue, check_queue_name,
+    Acknowledger, Announcer, BusError, ConsumerOptions, Enqueued, Fact, FactStream, Leases,
+    WorkConsumer, WorkItem, WorkQueue, check_queue_name,
 };
 
 /// The durable consumer every worker of a queue joins.
@@ -47,6 +48,8 @@ pub struct NatsBusOptions {
     pub replicas: usize,
     /// Messages older than this are removed even if nobody acknowledged them (zero: never).
     pub max_age: Duration,
+    /// The key-value bucket that holds leases.
+    pub lease_bucket: String,
 }
 
 impl Default for NatsBusOptions {
@@ -57,6 +60,7 @@ impl Default for NatsBusOptions {
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             max_age: Duration::ZERO,
+            lease_bucket: "ROOST_LEASES".to_string(),
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct NatsBus {
     options: NatsBusOptions,
     /// Streams known to exist, so enqueue does not ask JetStream each time.
     known_streams: Arc<Mutex<HashSet<String>>>,
+    /// The lease bucket, once opened.
+    leases: Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 impl std::fmt::Debug for NatsBus {
@@ -92,6 +98,7 @@ impl NatsBus {
             jetstream,
             options,
             known_streams: Arc::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -418,5 +425,155 @@ impl Acknowledger for NatsDelivery {
             .double_ack_with(AckKind::Term)
             .await
             .map_err(unavailable)
+    }
+}
+
+/// A lease as stored: who holds it and until when (milliseconds since the Unix epoch).
+#[derive(Debug, PartialEq, Eq)]
+struct LeaseClaim {
+    expires_at_ms: u128,
+    holder: String,
+}
+
+impl LeaseClaim {
+    fn encode(&self) -> Bytes {
+        Bytes::from(format!("{} {}", self.expires_at_ms, self.holder))
+    }
+
+    fn decode(value: &[u8]) -> Option<LeaseClaim> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (expires, holder) = text.split_once(' ')?;
+        Some(LeaseClaim {
+            expires_at_ms: expires.parse().ok()?,
+            holder: holder.to_string(),
+        })
+    }
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+impl NatsBus {
+    async fn lease_store(&self) -> Result<&kv::Store, BusError> {
+        self.leases
+            .get_or_try_init(|| async {
+                let bucket = &self.options.lease_bucket;
+                if let Ok(store) = self.jetstream.get_key_value(bucket).await {
+                    return Ok(store);
+                }
+                // The key-value stream as `create_key_value` would make it; made by hand because
+                // that call first asks for account details that NATS servers before 2.10 answer
+                // in a shape async-nats cannot read.
+                self.jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: format!("KV_{bucket}"),
+                        subjects: vec![format!("$KV.{bucket}.>")],
+                        max_messages_per_subject: 1,
+                        storage: StorageType::File,
+                        allow_rollup: true,
+                        deny_delete: true,
+                        allow_direct: true,
+                        discard: stream::DiscardPolicy::New,
+                        num_replicas: self.options.replicas,
+                        ..stream::Config::default()
+                    })
+                    .await
+                    .map_err(unavailable)?;
+                self.jetstream
+                    .get_key_value(bucket)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await
+    }
+
+    /// Writes `claim` over the entry at `revision` (or creates it when there is none); false
+    /// when another writer got there first.
+    async fn write_lease(
+        &self,
+        store: &kv::Store,
+        name: &str,
+        claim: &LeaseClaim,
+        revision: Option<u64>,
+    ) -> Result<bool, BusError> {
+        let written = match revision {
+            Some(revision) => match store.update(name, claim.encode(), revision).await {
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return Ok(false),
+                other => other.map(drop).map_err(unavailable),
+            },
+            None => match store.create(name, claim.encode()).await {
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(false),
+                other => other.map(drop).map_err(unavailable),
+            },
+        };
+        written.map(|()| true)
+    }
+}
+
+#[async_trait]
+impl Leases for NatsBus {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BusError> {
+        check_queue_name(name)?;
+        let store = self.lease_store().await?;
+        let now = unix_ms();
+        let claim = LeaseClaim {
+            expires_at_ms: now + ttl.as_millis(),
+            holder: holder.to_string(),
+        };
+        let entry = store.entry(name).await.map_err(unavailable)?;
+        let revision = match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let current = LeaseClaim::decode(&entry.value);
+                let ours = current.as_ref().is_some_and(|c| c.holder == holder);
+                let expired = current.is_none_or(|c| c.expires_at_ms <= now);
+                if !ours && !expired {
+                    return Ok(false);
+                }
+                Some(entry.revision)
+            }
+            // Never written, or released: `create` takes a deleted key too.
+            _ => None,
+        };
+        self.write_lease(store, name, &claim, revision).await
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), BusError> {
+        check_queue_name(name)?;
+        let store = self.lease_store().await?;
+        let Some(entry) = store.entry(name).await.map_err(unavailable)? else {
+            return Ok(());
+        };
+        let ours = entry.operation == kv::Operation::Put
+            && LeaseClaim::decode(&entry.value).is_some_and(|c| c.holder == holder);
+        if ours {
+            // A failed compare means someone took it since: then it is not ours to release.
+            let expired = LeaseClaim {
+                expires_at_ms: 0,
+                holder: String::new(),
+            };
+            self.write_lease(store, name, &expired, Some(entry.revision))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::LeaseClaim;
+
+    #[test]
+    fn a_lease_claim_reads_back_and_garbage_reads_as_none() {
+        let claim = LeaseClaim {
+            expires_at_ms: 1_700_000_000_123,
+            holder: "scheduler host-1 42".to_string(),
+        };
+        assert_eq!(LeaseClaim::decode(&claim.encode()), Some(claim));
+        assert_eq!(LeaseClaim::decode(b"soon someone"), None);
+        assert_eq!(LeaseClaim::decode(b""), None);
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use roost_bus::{
-    Announcer, BusError, ConsumerOptions, Enqueued, FactStream, InProcessBus, NatsBus,
+    Announcer, BusError, ConsumerOptions, Enqueued, FactStream, InProcessBus, Leases, NatsBus,
     NatsBusOptions, WorkQueue,
 };
 
@@ -20,6 +20,7 @@ use roost_bus::{
 struct Bus {
     facts: Arc<dyn Announcer>,
     work: Arc<dyn WorkQueue>,
+    leases: Arc<dyn Leases>,
 }
 
 /// An implementation under test: `open` gives another handle on the same bus (for NATS, a new
@@ -36,7 +37,8 @@ impl Backend for InProcess {
         Box::pin(async move {
             Bus {
                 facts: Arc::new(bus.clone()),
-                work: Arc::new(bus),
+                work: Arc::new(bus.clone()),
+                leases: Arc::new(bus),
             }
         })
     }
@@ -56,7 +58,8 @@ impl Backend for Nats {
                 .expect("NATS with JetStream must run at ROOST_TEST_NATS_URL");
             Bus {
                 facts: Arc::new(bus.clone()),
-                work: Arc::new(bus),
+                work: Arc::new(bus.clone()),
+                leases: Arc::new(bus),
             }
         })
     }
@@ -586,6 +589,71 @@ async fn consumers_of_a_deleted_queue_fail(backend: Arc<dyn Backend>) {
         .expect("nothing to delete");
 }
 
+const LEASE_TTL: Duration = Duration::from_secs(5);
+
+async fn a_lease_has_one_holder_until_released(backend: Arc<dyn Backend>) {
+    let name = format!("lease_{}", suffix());
+    let (first, second) = (backend.open().await, backend.open().await);
+    assert!(first.leases.acquire(&name, "a", LEASE_TTL).await.unwrap());
+    assert!(!second.leases.acquire(&name, "b", LEASE_TTL).await.unwrap());
+    // Renewing is acquiring again.
+    assert!(first.leases.acquire(&name, "a", LEASE_TTL).await.unwrap());
+    // Only the holder can release.
+    second.leases.release(&name, "b").await.unwrap();
+    assert!(!second.leases.acquire(&name, "b", LEASE_TTL).await.unwrap());
+    first.leases.release(&name, "a").await.unwrap();
+    assert!(second.leases.acquire(&name, "b", LEASE_TTL).await.unwrap());
+    assert!(!first.leases.acquire(&name, "a", LEASE_TTL).await.unwrap());
+    // Releasing twice, or a lease never taken, is not an error.
+    first.leases.release(&name, "a").await.unwrap();
+    first
+        .leases
+        .release(&format!("never_{name}"), "a")
+        .await
+        .unwrap();
+}
+
+async fn a_lease_not_renewed_passes_on_after_its_ttl(backend: Arc<dyn Backend>) {
+    let name = format!("lease_{}", suffix());
+    let (first, second) = (backend.open().await, backend.open().await);
+    let ttl = Duration::from_millis(400);
+    assert!(first.leases.acquire(&name, "a", ttl).await.unwrap());
+    assert!(!second.leases.acquire(&name, "b", ttl).await.unwrap());
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    assert!(second.leases.acquire(&name, "b", LEASE_TTL).await.unwrap());
+    assert!(!first.leases.acquire(&name, "a", ttl).await.unwrap());
+}
+
+async fn one_of_many_contenders_wins_a_lease(backend: Arc<dyn Backend>) {
+    let name = format!("lease_{}", suffix());
+    let mut contenders = Vec::new();
+    for holder in 0..8 {
+        let bus = backend.open().await;
+        let name = name.clone();
+        contenders.push(tokio::spawn(async move {
+            bus.leases
+                .acquire(&name, &format!("holder-{holder}"), LEASE_TTL)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for contender in contenders {
+        winners += usize::from(contender.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn lease_names_are_checked(backend: Arc<dyn Backend>) {
+    let bus = backend.open().await;
+    for name in ["", "a.b", "a b", "a>"] {
+        assert!(matches!(
+            bus.leases.acquire(name, "a", LEASE_TTL).await,
+            Err(BusError::InvalidName { .. })
+        ));
+    }
+}
+
 macro_rules! conformance {
     ($($test:ident),+ $(,)?) => {
         mod in_process {
@@ -624,4 +692,8 @@ conformance!(
     workers_share_the_messages_of_a_queue,
     a_waiting_worker_gets_work_as_soon_as_it_is_stored,
     consumers_of_a_deleted_queue_fail,
+    a_lease_has_one_holder_until_released,
+    a_lease_not_renewed_passes_on_after_its_ttl,
+    one_of_many_contenders_wins_a_lease,
+    lease_names_are_checked,
 );

@@ -54,6 +54,35 @@ pub enum ChType {
     LowCardinality(Box<ChType>),
     /// ClickHouse's `JSON` type (without parameters).
     Json,
+    /// `AggregateFunction(f[(params)], T...)`: the intermediate state of an aggregate, as its
+    /// `-State` combinator produces it (materialized views into AggregatingMergeTree).
+    AggregateFunction(AggregateSignature),
+    /// `SimpleAggregateFunction(f, T)`: plain values of `T` that merges combine with `f`.
+    SimpleAggregateFunction(AggregateSignature),
+}
+
+/// An aggregate function and the types it takes, as the aggregate column types name them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AggregateSignature {
+    /// The function with its combinators, e.g. `uniq` or `sumIf`.
+    pub function: String,
+    /// Parameters, canonical literals (numbers, quoted strings): `0.5, 0.9` in `quantiles(0.5, 0.9)`.
+    pub parameters: Vec<String>,
+    /// Argument types.
+    pub arguments: Vec<ChType>,
+}
+
+impl fmt::Display for AggregateSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.function)?;
+        if !self.parameters.is_empty() {
+            write!(f, "({})", self.parameters.join(", "))?;
+        }
+        for argument in &self.arguments {
+            write!(f, ", {argument}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A type string that is not a ClickHouse type this crate understands.
@@ -140,7 +169,14 @@ impl ChType {
                 | ChType::Nullable(_)
                 | ChType::LowCardinality(_)
                 | ChType::Json
+                | ChType::AggregateFunction(_)
+                | ChType::SimpleAggregateFunction(_)
         )
+    }
+
+    /// True for aggregate state columns, which only aggregate `-State` functions can fill.
+    pub fn is_aggregate_state(&self) -> bool {
+        matches!(self, ChType::AggregateFunction(_))
     }
 }
 
@@ -213,6 +249,10 @@ impl fmt::Display for ChType {
             ChType::Nullable(inner) => write!(f, "Nullable({inner})"),
             ChType::LowCardinality(inner) => write!(f, "LowCardinality({inner})"),
             ChType::Json => f.write_str("JSON"),
+            ChType::AggregateFunction(signature) => write!(f, "AggregateFunction({signature})"),
+            ChType::SimpleAggregateFunction(signature) => {
+                write!(f, "SimpleAggregateFunction({signature})")
+            }
         }
     }
 }
@@ -263,6 +303,8 @@ enum Family {
     Nullable,
     LowCardinality,
     Json,
+    Aggregate,
+    SimpleAggregate,
 }
 
 /// Types without parameters.
@@ -354,6 +396,8 @@ const EXACT_NAMES: &[(&str, Family)] = &[
     ("Tuple", Family::Tuple),
     ("Nullable", Family::Nullable),
     ("LowCardinality", Family::LowCardinality),
+    ("AggregateFunction", Family::Aggregate),
+    ("SimpleAggregateFunction", Family::SimpleAggregate),
 ];
 
 /// Names and aliases ClickHouse registers case-insensitively (stored upper-case).
@@ -657,9 +701,69 @@ impl<'a> Parser<'a> {
                 }
                 self.tuple_elements()?
             }
+            Family::Aggregate | Family::SimpleAggregate => {
+                if !has_args {
+                    return Err(self.syntax(format!(
+                        "{name} needs a function and its argument types, e.g. {name}(sum, UInt64)"
+                    )));
+                }
+                let signature = self.aggregate_signature()?;
+                if family == Family::Aggregate {
+                    ChType::AggregateFunction(signature)
+                } else {
+                    if signature.arguments.len() != 1 || !signature.parameters.is_empty() {
+                        return Err(self.invalid(
+                            "SimpleAggregateFunction takes a function without parameters and one type",
+                        ));
+                    }
+                    ChType::SimpleAggregateFunction(signature)
+                }
+            }
         };
         self.expect(b')')?;
         Ok(ty)
+    }
+
+    /// `f[(params)][, T...]` inside an aggregate type. Parameters are kept as canonical literals so
+    /// the printed type can never carry anything but numbers and quoted strings.
+    fn aggregate_signature(&mut self) -> Result<AggregateSignature, TypeError> {
+        let function = self.ident()?.to_owned();
+        let mut parameters = Vec::new();
+        if self.eat(b'(') && !self.eat(b')') {
+            loop {
+                parameters.push(self.aggregate_parameter()?);
+                if !self.eat(b',') {
+                    break;
+                }
+            }
+            self.expect(b')')?;
+        }
+        let mut arguments = Vec::new();
+        while self.eat(b',') {
+            arguments.push(self.ty()?);
+        }
+        Ok(AggregateSignature {
+            function,
+            parameters,
+            arguments,
+        })
+    }
+
+    fn aggregate_parameter(&mut self) -> Result<String, TypeError> {
+        if matches!(self.peek(), Some(b'\'')) {
+            return Ok(quote_string(&self.quoted()?));
+        }
+        let rest = &self.input[self.pos..];
+        let len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+            .count();
+        let literal = &rest[..len];
+        if literal.parse::<f64>().is_err() {
+            return Err(self.syntax("expected a number or a quoted string as a parameter"));
+        }
+        self.pos += len;
+        Ok(literal.to_owned())
     }
 
     fn tuple_elements(&mut self) -> Result<ChType, TypeError> {
@@ -772,6 +876,55 @@ mod tests {
 
     fn b(ty: ChType) -> Box<ChType> {
         Box::new(ty)
+    }
+
+    #[test]
+    fn aggregate_state_types_parse_and_print_as_clickhouse_describes_them() {
+        for (input, printed) in [
+            (
+                "AggregateFunction(uniq, String)",
+                "AggregateFunction(uniq, String)",
+            ),
+            ("AggregateFunction(count)", "AggregateFunction(count)"),
+            (
+                "AggregateFunction(quantiles(0.5,0.9), Float64)",
+                "AggregateFunction(quantiles(0.5, 0.9), Float64)",
+            ),
+            (
+                "AggregateFunction(argMax, String, DateTime('UTC'))",
+                "AggregateFunction(argMax, String, DateTime('UTC'))",
+            ),
+            (
+                "AggregateFunction(sequenceMatch('(?1)(?2)'), DateTime, UInt8, UInt8)",
+                "AggregateFunction(sequenceMatch('(?1)(?2)'), DateTime, UInt8, UInt8)",
+            ),
+            (
+                "SimpleAggregateFunction(max, Nullable(Int64))",
+                "SimpleAggregateFunction(max, Nullable(Int64))",
+            ),
+        ] {
+            assert_eq!(parse(input).to_string(), printed, "{input}");
+        }
+        assert!(parse("AggregateFunction(sum, UInt64)").is_aggregate_state());
+        assert!(!parse("SimpleAggregateFunction(sum, UInt64)").is_aggregate_state());
+    }
+
+    #[test]
+    fn aggregate_types_refuse_anything_but_literal_parameters() {
+        for input in [
+            "AggregateFunction",
+            "AggregateFunction()",
+            "AggregateFunction(uniq, Strin)",
+            "AggregateFunction(quantile(x), Float64)",
+            "AggregateFunction(quantile(0.5) FROM t, Float64)",
+            "AggregateFunction(sum, UInt64); DROP TABLE t",
+            "SimpleAggregateFunction(sum)",
+            "SimpleAggregateFunction(sum, UInt64, UInt64)",
+            "SimpleAggregateFunction(quantile(0.5), Float64)",
+            "Nullable(AggregateFunction(sum, UInt64))",
+        ] {
+            assert!(input.parse::<ChType>().is_err(), "{input} was accepted");
+        }
     }
 
     #[test]

@@ -15,10 +15,12 @@ pub mod schema;
 pub mod scope;
 pub mod sql_policy;
 
-pub use chtype::{ChType, TypeError};
+pub use chtype::{AggregateSignature, ChType, TypeError};
 pub use guess::{guess_csv_columns, guess_json_columns, guess_text_type};
 pub use jsonpath::{JsonPath, JsonPathError, Segment};
-pub use names::{NameError, quote_ident, quote_string, validate_column_name, validate_name};
+pub use names::{
+    NameError, is_plain_identifier, quote_ident, quote_string, validate_column_name, validate_name,
+};
 pub use quarantine::quarantine_columns;
 pub use schema::{Column, DefaultKind, SchemaError, format_schema, parse_schema, structure};
 pub use scope::{Scope, ScopeError};

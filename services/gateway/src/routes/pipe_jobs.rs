@@ -107,7 +107,11 @@ fn target_definition(
         })
         .collect();
     let mut engine = engine_settings_from(|key| setting(settings, &[key]));
-    let is_state = |c: &&Column| c.r#type.starts_with("AggregateFunction(");
+    let is_state = |c: &&Column| {
+        c.r#type
+            .parse::<roost_types::ChType>()
+            .is_ok_and(|ty| ty.is_aggregate_state())
+    };
     if engine.engine.is_empty() && columns.iter().any(|c| is_state(&c)) {
         engine.engine = "AggregatingMergeTree".into();
     }
@@ -115,7 +119,10 @@ fn target_definition(
         let keys: Vec<String> = columns
             .iter()
             .filter(|c| !is_state(c))
-            .map(|c| roost_types::quote_ident(&c.name))
+            .map(|c| match roost_types::is_plain_identifier(&c.name) {
+                true => c.name.clone(),
+                false => roost_types::quote_ident(&c.name),
+            })
             .collect();
         engine.sorting_key = if keys.is_empty() {
             "tuple()".into()
