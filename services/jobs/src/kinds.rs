@@ -61,10 +61,12 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
     }
 }
 
-/// Deletes the rows matching `delete_condition`, one partition at a time, so progress shows and a
-/// cancellation stops it between partitions.
+/// Deletes the rows matching `delete_condition` with one mutation of the table, whose progress
+/// is the share of its parts done. One mutation, not one per partition: every mutation visits
+/// every part of the table (parts of other partitions only get a new version, but each is still a
+/// background task), so a delete per partition costs partitions squared part visits.
 async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
-    let engine = &context.dependencies.engine;
+    let engine = context.dependencies.engine.as_ref();
     let condition = context.spec_text("delete_condition");
     let resolved = context
         .dependencies
@@ -77,36 +79,37 @@ async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
         .await?;
     let (table, condition_sql) = (&resolved.table, &resolved.condition);
     let matching = count(
-        engine.as_ref(),
+        engine,
         &format!("SELECT count() FROM {table} WHERE {condition_sql}"),
     )
     .await?;
     context.checkpoint(0.0).await?;
-    let partitions = match engine
-        .query(
-            &format!(
-                "SELECT DISTINCT _partition_id FROM {table} WHERE {condition_sql} ORDER BY _partition_id"
-            ),
-            "TSVRaw",
-        )
-        .await
-    {
-        Ok(answer) => String::from_utf8_lossy(&answer.data)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-        // A server without the virtual column deletes in one step.
-        Err(_) => Vec::new(),
-    };
-    if partitions.is_empty() {
-        delete_rows(engine.as_ref(), table, "", condition_sql).await?;
-    }
-    for (done, partition) in partitions.iter().enumerate() {
-        let scope = format!("IN PARTITION ID {}", quote_string(partition));
-        delete_rows(engine.as_ref(), table, &scope, condition_sql).await?;
-        context
-            .checkpoint((done + 1) as f64 / partitions.len() as f64)
-            .await?;
+    if matching > 0 {
+        let mutations = Mutations::of(table)?;
+        let before = mutations.ids(engine).await?;
+        let lightweight = format!(
+            "DELETE FROM {table} WHERE {condition_sql} SETTINGS lightweight_deletes_sync = 0"
+        );
+        match engine.execute(&lightweight).await {
+            Ok(()) => {}
+            // Servers before lightweight deletes (18.16) run ALTER DELETE, which never waits.
+            Err(error)
+                if error.code() == Some(SYNTAX_ERROR)
+                    || error.code() == Some(NOT_IMPLEMENTED)
+                    || error.code() == Some(UNKNOWN_SETTING) =>
+            {
+                engine
+                    .execute(&format!("ALTER TABLE {table} DELETE WHERE {condition_sql}"))
+                    .await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let started = mutations.ids(engine).await?;
+        let ours: Vec<String> = started
+            .into_iter()
+            .filter(|id| !before.contains(id))
+            .collect();
+        mutations.follow(context, &ours).await?;
     }
     Ok(json!({
         "delete_condition": condition,
@@ -114,51 +117,88 @@ async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
     }))
 }
 
-/// A lightweight delete where the engine has it, else a mutation waited for.
-async fn delete_rows(
-    engine: &dyn Engine,
-    table: &str,
-    partition: &str,
-    condition: &str,
-) -> Result<(), JobFailure> {
-    let lightweight = format!("DELETE FROM {table} {partition} WHERE {condition}");
-    match engine.execute(&lightweight).await {
-        Ok(()) => Ok(()),
-        Err(error)
-            if error.code() == Some(SYNTAX_ERROR) || error.code() == Some(NOT_IMPLEMENTED) =>
-        {
-            engine
-                .execute(&format!("ALTER TABLE {table} DELETE WHERE {condition}"))
-                .await?;
-            wait_for_mutations(engine, table).await
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
 const SYNTAX_ERROR: u32 = 62;
 const NOT_IMPLEMENTED: u32 = 48;
+const UNKNOWN_SETTING: u32 = 115;
 
-async fn wait_for_mutations(engine: &dyn Engine, table: &str) -> Result<(), JobFailure> {
-    let (database, name) = split_table(table)
-        .ok_or_else(|| JobFailure::Failed(format!("unexpected table name {table}")))?;
-    let pending = format!(
-        "SELECT count(), any(latest_fail_reason) FROM system.mutations WHERE database = {} AND table = {} AND NOT is_done",
-        quote_string(&database),
-        quote_string(&name)
-    );
-    loop {
-        let answer = engine.query(&pending, "TSVRaw").await?;
-        let text = String::from_utf8_lossy(&answer.data);
-        let mut fields = text.trim_end().splitn(2, '\t');
-        let left: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        if left == 0 {
+/// The mutations of one table, as `system.mutations` shows them.
+struct Mutations {
+    table: String,
+    filter: String,
+}
+
+impl Mutations {
+    fn of(table: &str) -> Result<Mutations, JobFailure> {
+        let (database, name) = split_table(table)
+            .ok_or_else(|| JobFailure::Failed(format!("unexpected table name {table}")))?;
+        Ok(Mutations {
+            table: table.to_string(),
+            filter: format!(
+                "database = {} AND table = {}",
+                quote_string(&database),
+                quote_string(&name)
+            ),
+        })
+    }
+
+    async fn ids(&self, engine: &dyn Engine) -> Result<Vec<String>, JobFailure> {
+        let answer = engine
+            .query(
+                &format!(
+                    "SELECT mutation_id FROM system.mutations WHERE {}",
+                    self.filter
+                ),
+                "TSVRaw",
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&answer.data)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Waits for the mutations `ids` to finish, reporting the share of their parts done; a
+    /// cancelled job kills them (parts already rewritten stay so).
+    async fn follow(&self, context: &JobContext, ids: &[String]) -> Result<(), JobFailure> {
+        if ids.is_empty() {
             return Ok(());
         }
-        if let Some(reason) = fields.next().filter(|r| !r.is_empty()) {
-            return Err(JobFailure::Failed(reason.to_string()));
+        let engine = context.dependencies.engine.as_ref();
+        let id_list = ids
+            .iter()
+            .map(|id| quote_string(id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let scope = format!("{} AND mutation_id IN ({id_list})", self.filter);
+        let status = format!(
+            "SELECT sum(parts_to_do), countIf(NOT is_done), any(latest_fail_reason) FROM system.mutations WHERE {scope}"
+        );
+        let mut most_parts = 0u64;
+        loop {
+            let answer = engine.query(&status, "TSVRaw").await?;
+            let text = String::from_utf8_lossy(&answer.data);
+            let mut fields = text.trim_end_matches('\n').splitn(3, '\t');
+            let parts_to_do: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let running: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if running == 0 {
+                return Ok(());
+            }
+            if let Some(reason) = fields.next().filter(|r| !r.is_empty()) {
+                return Err(JobFailure::Failed(reason.to_string()));
+            }
+            most_parts = most_parts.max(parts_to_do);
+            let done = 1.0 - parts_to_do as f64 / most_parts.max(1) as f64;
+            if let Err(stop) = context.checkpoint(done).await {
+                if matches!(stop, JobFailure::Cancelled) {
+                    let kill = format!("KILL MUTATION WHERE {scope}");
+                    if let Err(error) = engine.execute(&kill).await {
+                        tracing::warn!(table = %self.table, %error, "cannot kill a cancelled delete");
+                    }
+                }
+                return Err(stop);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 

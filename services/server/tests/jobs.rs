@@ -107,7 +107,7 @@ async fn a_delete_job_on_a_million_rows_reports_progress_and_deletes_exactly_the
     assert_eq!(done["progress_percentage"], json!(100.0));
     assert!(
         progress.iter().any(|p| *p > 0 && *p < 10_000),
-        "no progress between 0 and 100 was seen over 12 partitions: {progress:?}"
+        "no progress between 0 and 100 was seen over 12 parts: {progress:?}"
     );
     assert_eq!(api.number("SELECT count() FROM big").await, 750_000.0);
     assert_eq!(api.number("SELECT countIf(id % 4 = 0) FROM big").await, 0.0);
@@ -157,7 +157,7 @@ async fn a_delete_job_on_a_million_rows_reports_progress_and_deletes_exactly_the
 }
 
 #[tokio::test]
-async fn a_running_delete_is_cancelled_between_partitions() {
+async fn a_running_delete_is_cancelled_and_its_mutation_killed() {
     let api = Api::start(ROOST).await;
     partitioned(&api, "many", 240_000, 48).await;
     let (_, id) = start_delete(&api, "many", "value < 50").await;
@@ -416,4 +416,49 @@ async fn jobs_of_one_workspace_are_invisible_to_another() {
         404,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_delete_interrupted_by_a_crash_runs_again_after_restart() {
+    let api = Api::start(ROOST).await;
+    partitioned(&api, "crashy", 240_000, 48).await;
+    api.data_source("copied", "`id` UInt64, `value` Int32", &[])
+        .await;
+    let (_, delete_id) = start_delete(&api, "crashy", "value < 50").await;
+    loop {
+        let job = api.job(&delete_id).await;
+        if job["status"] == "working" && job["progress_percentage"].as_f64().unwrap_or(0.0) > 0.0 {
+            break;
+        }
+        assert!(
+            job["status"] == "waiting" || job["status"] == "working",
+            "the job ended before the crash: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // kill -9 half-way through, then start again on the same data.
+    let Api { roost, .. } = api;
+    let api = Api::over(roost.restart().await.expect("roost local starts again"));
+
+    // A delete is safe to run again: it finishes, and exactly the matching rows are gone.
+    let finished = api
+        .wait_job(&delete_id, Duration::from_secs(120), |_| {})
+        .await;
+    assert_eq!(finished["status"], "done", "{finished}");
+    assert_eq!(
+        api.number("SELECT count() FROM crashy WHERE value < 50")
+            .await,
+        0.0
+    );
+    assert_eq!(api.number("SELECT count() FROM crashy").await, 120_000.0);
+    // Nothing is left working.
+    let listed = ok_json(api.get("/v0/jobs").send().await.unwrap()).await;
+    let still_working: Vec<&Value> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["status"] == "working" || job["status"] == "waiting")
+        .collect();
+    assert!(still_working.is_empty(), "{still_working:?}");
 }
