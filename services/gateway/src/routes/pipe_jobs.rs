@@ -697,6 +697,11 @@ pub async fn run_copy(
     answer["pipe_id"] = json!(pipe.id);
     answer["pipe_name"] = json!(pipe.name);
     answer["datasource"] = data_source_json(&copy.target);
+    // Where the `tb` CLI looks for the target of the copy it started.
+    answer["tags"] = json!({
+        "copy_target_datasource": copy.target.id,
+        "copy_target_workspace": caller.header.workspace_id,
+    });
     Ok(Json(answer))
 }
 
