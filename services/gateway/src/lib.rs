@@ -3,6 +3,7 @@
 //! files, raw bodies, gzip), calls the services and shapes their answers as Tinybird does. Every
 //! non-2xx answer is JSON `{"error": ...}`.
 
+mod datafile;
 mod error;
 mod params;
 mod rate_limit;

@@ -1,5 +1,6 @@
 //! The route table and what every handler needs: authentication and scope checks.
 
+mod build;
 mod datasources;
 mod events;
 mod jobs;
@@ -103,6 +104,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/pipes/{name}/copy/pause", post(pipe_jobs::pause_copy))
         .route("/v0/pipes/{name}/copy/resume", post(pipe_jobs::resume_copy))
         .route("/v0/analyze", post(datasources::analyze))
+        .route("/v1/build", post(build::build))
         .route("/v0/events", post(events::append))
         .route("/v0/sql", get(sql::run).post(sql::run))
         .route("/v0/pipes", get(pipes::list).post(pipes::create))

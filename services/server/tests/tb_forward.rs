@@ -29,6 +29,13 @@ SQL >
 TYPE endpoint
 "#;
 
+const CHANGED_PIPE: &str = r#"NODE counts_0
+SQL >
+    SELECT who, count() AS c, sum(v) AS total FROM events GROUP BY who ORDER BY who
+
+TYPE endpoint
+"#;
+
 /// Where the Forward `tb` is: `ROOST_TB_FORWARD_BIN`, else the cache `make clients` fills.
 fn forward_binary() -> PathBuf {
     let path = std::env::var_os("ROOST_TB_FORWARD_BIN")
@@ -130,20 +137,18 @@ async fn the_forward_tb_builds_in_its_own_workspace() {
         "its own workspace, not the default one"
     );
 
-    // A second run finds the same workspace rather than making another.
+    assert!(built, "tb build failed:\n{output}");
+    assert!(
+        output.contains("events.datasource created") && output.contains("counts.pipe created"),
+        "{output}"
+    );
+
+    // A second run finds the same workspace rather than making another, and nothing to do.
     let (built_again, output_again) = forward_tb(&roost, dir, &["build"]);
+    assert!(built_again, "{output_again}");
+    assert!(output_again.contains("No changes"), "{output_again}");
     assert_eq!(build_workspaces(&roost).await.len(), 1, "{output_again}");
 
-    if !built && output.contains("/v1/build") {
-        assert!(!built_again);
-        eprintln!(
-            "SKIPPED (the build itself): roost has no POST /v1/build, the Forward CLI's server-side build of \
-             .datasource/.pipe files, so `tb build` stops there. Everything before it (GET /tokens, \
-             GET /v1/user/workspaces, POST /v1/workspaces, the new workspace's token) passed. The CLI said:\n{output}"
-        );
-        return;
-    }
-    assert!(built, "tb build failed:\n{output}");
     let datasources = get(&roost, "/v0/datasources", token).await;
     assert!(
         datasources.to_string().contains("\"events\""),
@@ -154,4 +159,51 @@ async fn the_forward_tb_builds_in_its_own_workspace() {
     // The default workspace is untouched.
     let defaults = get(&roost, "/v0/datasources", &roost.tokens.workspace_admin).await;
     assert!(!defaults.to_string().contains("\"events\""), "{defaults}");
+
+    // A changed pipe is replaced; a data source added, then removed from the project, comes and goes.
+    std::fs::write(dir.join("endpoints/counts.pipe"), CHANGED_PIPE).unwrap();
+    std::fs::write(
+        dir.join("datasources/extra.datasource"),
+        "SCHEMA >\n    `x` String\n",
+    )
+    .unwrap();
+    let (changed, output) = forward_tb(&roost, dir, &["build"]);
+    assert!(changed, "{output}");
+    assert!(
+        output.contains("counts.pipe changed") && output.contains("extra.datasource created"),
+        "{output}"
+    );
+    let answer = get(&roost, "/v0/pipes/counts.json", token).await;
+    let columns: Vec<&str> = answer["meta"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["who", "c", "total"]);
+    std::fs::remove_file(dir.join("datasources/extra.datasource")).unwrap();
+    let (removed, output) = forward_tb(&roost, dir, &["build"]);
+    assert!(
+        removed && output.contains("extra.datasource deleted"),
+        "{output}"
+    );
+    let datasources = get(&roost, "/v0/datasources", token).await;
+    assert!(
+        !datasources.to_string().contains("\"extra\""),
+        "{datasources}"
+    );
+
+    // A datafile the server cannot read fails the build, naming the file and line.
+    std::fs::write(
+        dir.join("datasources/broken.datasource"),
+        "SCHEMA >\n    `x` String\nBOGUS 1\n",
+    )
+    .unwrap();
+    let (broken, output) = forward_tb(&roost, dir, &["build"]);
+    assert!(!broken, "{output}");
+    assert!(
+        output.contains("broken.datasource")
+            && output.contains("line 3: unknown instruction 'BOGUS'"),
+        "{output}"
+    );
 }
