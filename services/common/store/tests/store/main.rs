@@ -27,6 +27,7 @@ mod backend;
 mod connect;
 mod data_sources;
 mod fixtures;
+mod jobs;
 mod pipes;
 mod portability;
 mod tokens;
