@@ -2,6 +2,7 @@
 
 mod datasources;
 mod events;
+mod imports;
 mod jobs;
 mod pipe_jobs;
 mod pipes;
@@ -102,7 +103,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/pipes/{name}/copy", post(pipe_jobs::run_copy))
         .route("/v0/pipes/{name}/copy/pause", post(pipe_jobs::pause_copy))
         .route("/v0/pipes/{name}/copy/resume", post(pipe_jobs::resume_copy))
-        .route("/v0/analyze", post(datasources::analyze))
+        .route("/v0/analyze", post(imports::analyze))
         .route("/v0/events", post(events::append))
         .route("/v0/sql", get(sql::run).post(sql::run))
         .route("/v0/pipes", get(pipes::list).post(pipes::create))
