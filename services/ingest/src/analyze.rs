@@ -49,7 +49,10 @@ pub struct CsvDialectFound {
 
 /// The CSV options of a request: a one-character delimiter (empty: detect) and the header
 /// (`true`, `false`, else detect).
-pub fn csv_options(delimiter: &str, header: &str) -> Result<(Option<u8>, Option<bool>), AnalyzeError> {
+pub fn csv_options(
+    delimiter: &str,
+    header: &str,
+) -> Result<(Option<u8>, Option<bool>), AnalyzeError> {
     let delimiter = match delimiter.as_bytes() {
         [] => None,
         [byte] => Some(*byte),
@@ -108,7 +111,12 @@ fn analyze_csv(data: &[u8], delimiter: Option<u8>, header: Option<bool>) -> Anal
             .filter(|text| !text.is_empty() && *text != "\\N")
     }
     let present = (0..columns.len())
-        .map(|i| share(rows.iter().filter(|row| field(row, i).is_some()).count(), rows.len()))
+        .map(|i| {
+            share(
+                rows.iter().filter(|row| field(row, i).is_some()).count(),
+                rows.len(),
+            )
+        })
         .collect();
     let preview = rows
         .iter()
@@ -119,7 +127,8 @@ fn analyze_csv(data: &[u8], delimiter: Option<u8>, header: Option<bool>) -> Anal
                     .iter()
                     .enumerate()
                     .map(|(i, column)| {
-                        let value = field(row, i).map_or(Value::Null, |text| typed(&column.ty, text));
+                        let value =
+                            field(row, i).map_or(Value::Null, |text| typed(&column.ty, text));
                         (column.name.clone(), value)
                     })
                     .collect(),
@@ -142,7 +151,12 @@ fn analyze_csv(data: &[u8], delimiter: Option<u8>, header: Option<bool>) -> Anal
 
 /// A CSV field as the JSON value a preview shows: numbers and booleans typed, the rest text.
 fn typed(ty: &ChType, text: &str) -> Value {
-    let number = || text.trim().parse::<f64>().ok().and_then(|n| serde_json::Number::from_f64(n).map(Value::Number));
+    let number = || {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number))
+    };
     match ty.unwrap_nullable().strip_low_cardinality() {
         ChType::Int8 | ChType::Int16 | ChType::Int32 | ChType::Int64 => text
             .trim()
@@ -177,7 +191,10 @@ fn analyze_ndjson(data: &[u8]) -> Analysis {
     let present = columns
         .iter()
         .map(|column| {
-            let found = rows.iter().filter(|row| values(column, row).is_some()).count();
+            let found = rows
+                .iter()
+                .filter(|row| values(column, row).is_some())
+                .count();
             share(found, rows.len())
         })
         .collect();
@@ -188,7 +205,12 @@ fn analyze_ndjson(data: &[u8]) -> Analysis {
             Value::Object(
                 columns
                     .iter()
-                    .map(|column| (column.name.clone(), values(column, row).unwrap_or(Value::Null)))
+                    .map(|column| {
+                        (
+                            column.name.clone(),
+                            values(column, row).unwrap_or(Value::Null),
+                        )
+                    })
                     .collect(),
             )
         })
@@ -238,7 +260,11 @@ mod tests {
         let data = b"{\"a\": 1, \"n\": {\"x\": \"s\"}, \"t\": [1, 2]}\n{\"a\": 2, \"t\": []}\n{\"a\": 3, \"n\": {\"x\": null}}\n";
         let analysis = analyze(DataFormat::Ndjson, data, true, "", "auto").unwrap();
         let by_name = |name: &str| {
-            let i = analysis.columns.iter().position(|c| c.name == name).unwrap();
+            let i = analysis
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap();
             (analysis.columns[i].ty.to_string(), analysis.present[i])
         };
         assert_eq!(by_name("a").1, 1.0);
@@ -281,7 +307,10 @@ mod tests {
     fn csv_options_parse() {
         assert_eq!(csv_options("", "auto").unwrap(), (None, None));
         assert_eq!(csv_options(";", "true").unwrap(), (Some(b';'), Some(true)));
-        assert_eq!(csv_options("\\t", "false").unwrap(), (Some(b'\t'), Some(false)));
+        assert_eq!(
+            csv_options("\\t", "false").unwrap(),
+            (Some(b'\t'), Some(false))
+        );
         assert!(csv_options(";;", "").is_err());
     }
 }

@@ -35,7 +35,8 @@ pub(crate) fn staging_table(table: &str, staging_id: &str) -> Result<String, Ser
 
 /// The table where a conditional replace merges the staged rows with the kept ones.
 fn merged_table(table: &str, staging_id: &str) -> Result<String, ServiceError> {
-    staging_table(table, staging_id).and_then(|_| beside(table, &format!("replace_{staging_id}_merged")))
+    staging_table(table, staging_id)
+        .and_then(|_| beside(table, &format!("replace_{staging_id}_merged")))
 }
 
 /// `table` with `__suffix` added to its name; the suffix is made of letters, digits and `_`,

@@ -92,8 +92,8 @@ impl Sender<'_> {
                 (None, _) => {
                     let dialect = self.settle_dialect(&chunk).await?;
                     if dialect.1 {
-                        self.header_row =
-                            first_row(RowFormat::Csv(Some(dialect.0)), &chunk).map(Bytes::copy_from_slice);
+                        self.header_row = first_row(RowFormat::Csv(Some(dialect.0)), &chunk)
+                            .map(Bytes::copy_from_slice);
                     }
                     self.csv = Some(dialect);
                     chunk
@@ -185,7 +185,10 @@ async fn import(context: &JobContext, staging_id: Option<&str>) -> Result<Value,
         .or_else(|| FileFormat::from_url(download.url.as_str()));
     let mut body = download.into_body(fetcher.config().max_bytes);
     context.checkpoint(0.0).await?;
-    let (head, ended) = body.read_at_least(SNIFF_BYTES).await.map_err(fetch_failure)?;
+    let (head, ended) = body
+        .read_at_least(SNIFF_BYTES)
+        .await
+        .map_err(fetch_failure)?;
     let format = named.unwrap_or_else(|| FileFormat::sniff(&head));
     let mut sender = Sender {
         context,
@@ -201,7 +204,8 @@ async fn import(context: &JobContext, staging_id: Option<&str>) -> Result<Value,
     };
     match format {
         FileFormat::Parquet => {
-            let whole = read_whole(&mut body, head, ended, fetcher.config().max_parquet_bytes).await?;
+            let whole =
+                read_whole(&mut body, head, ended, fetcher.config().max_parquet_bytes).await?;
             context.checkpoint(0.5).await?;
             sender.send(whole).await?;
         }

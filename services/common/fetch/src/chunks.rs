@@ -188,7 +188,10 @@ mod tests {
             cut(RowFormat::Ndjson, 1, &[data]),
             ["{\"a\":1}\n", "{\"a\":22}\n", "{\"a\":333}\n", "{\"a\":4}"]
         );
-        assert_eq!(cut(RowFormat::Ndjson, 1000, &[data]), [String::from_utf8(data.to_vec()).unwrap()]);
+        assert_eq!(
+            cut(RowFormat::Ndjson, 1000, &[data]),
+            [String::from_utf8(data.to_vec()).unwrap()]
+        );
     }
 
     #[test]
@@ -196,14 +199,23 @@ mod tests {
         let mut data = Vec::new();
         for i in 0..500 {
             data.extend_from_slice(
-                format!("{i},\"quoted, with a\nnewline and \"\"quotes\"\"\",plain\"text\n").as_bytes(),
+                format!("{i},\"quoted, with a\nnewline and \"\"quotes\"\"\",plain\"text\n")
+                    .as_bytes(),
             );
         }
-        for format in [RowFormat::Csv(None), RowFormat::Csv(Some(b',')), RowFormat::Ndjson] {
+        for format in [
+            RowFormat::Csv(None),
+            RowFormat::Csv(Some(b',')),
+            RowFormat::Ndjson,
+        ] {
             let whole = cut(format, 1000, &[&data]);
             for piece in [1, 7, 64, 999, 4096] {
                 let pieces: Vec<&[u8]> = data.chunks(piece).collect();
-                assert_eq!(cut(format, 1000, &pieces), whole, "{format:?} in pieces of {piece}");
+                assert_eq!(
+                    cut(format, 1000, &pieces),
+                    whole,
+                    "{format:?} in pieces of {piece}"
+                );
             }
             assert_eq!(whole.concat().as_bytes(), data.as_slice());
         }
@@ -219,7 +231,10 @@ mod tests {
         );
         // A quote inside an unquoted field is text and opens nothing.
         let stray: &[u8] = b"1,5\" screen\n2,ok\n";
-        assert_eq!(cut(RowFormat::Csv(Some(b',')), 1, &[stray]), ["1,5\" screen\n", "2,ok\n"]);
+        assert_eq!(
+            cut(RowFormat::Csv(Some(b',')), 1, &[stray]),
+            ["1,5\" screen\n", "2,ok\n"]
+        );
         // With `;` as the delimiter, a quote after a comma is text.
         let semicolons: &[u8] = b"a;b,\"c\n1;2\n";
         assert_eq!(
@@ -236,7 +251,10 @@ mod tests {
         assert_eq!(complete_rows(RowFormat::Ndjson, b"{\"a"), 0);
         assert_eq!(complete_rows(RowFormat::Ndjson, b"{}\n"), 3);
         assert_eq!(first_row(RowFormat::Csv(None), csv), Some(&b"a,b\n"[..]));
-        assert_eq!(first_row(RowFormat::Csv(None), b"\"a\nb\",c\n1,2\n"), Some(&b"\"a\nb\",c\n"[..]));
+        assert_eq!(
+            first_row(RowFormat::Csv(None), b"\"a\nb\",c\n1,2\n"),
+            Some(&b"\"a\nb\",c\n"[..])
+        );
         assert_eq!(first_row(RowFormat::Csv(None), b"no newline"), None);
     }
 

@@ -54,7 +54,9 @@ pub enum FetchError {
     #[error("{0}")]
     InvalidUrl(String),
     /// The host is, or resolves to, an address imports may not reach.
-    #[error("The URL's host {host} resolves to {address}, a private or reserved address that imports may not reach")]
+    #[error(
+        "The URL's host {host} resolves to {address}, a private or reserved address that imports may not reach"
+    )]
     Refused { host: String, address: IpAddr },
     /// The host does not resolve.
     #[error("Cannot resolve the URL's host {host}: {reason}")]
@@ -352,7 +354,10 @@ impl Download {
             let reader = tokio_util::io::StreamReader::new(raw);
             let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(reader);
             decoder.multiple_members(true);
-            Box::pin(tokio_util::io::ReaderStream::with_capacity(decoder, 256 * 1024))
+            Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                decoder,
+                256 * 1024,
+            ))
         } else {
             Box::pin(raw)
         };

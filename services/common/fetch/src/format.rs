@@ -69,8 +69,14 @@ mod tests {
             FileFormat::from_url("https://x.io/a/events.ndjson.gz?sig=1"),
             Some(FileFormat::Ndjson)
         );
-        assert_eq!(FileFormat::from_url("http://x.io/data.CSV"), Some(FileFormat::Csv));
-        assert_eq!(FileFormat::from_url("http://x.io/f.parquet#x"), Some(FileFormat::Parquet));
+        assert_eq!(
+            FileFormat::from_url("http://x.io/data.CSV"),
+            Some(FileFormat::Csv)
+        );
+        assert_eq!(
+            FileFormat::from_url("http://x.io/f.parquet#x"),
+            Some(FileFormat::Parquet)
+        );
         assert_eq!(FileFormat::from_url("http://x.io/download"), None);
         assert_eq!(FileFormat::from_url("http://x.csv/download"), None);
         assert_eq!(FileFormat::sniff(b"PAR1\x15\x04"), FileFormat::Parquet);

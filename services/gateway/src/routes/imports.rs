@@ -63,7 +63,9 @@ async fn remote_sample(
         FileFormat::Parquet => {
             let limit = fetcher.config().max_parquet_bytes;
             if !ended {
-                let wanted = (limit as usize).saturating_sub(data.len()).saturating_add(1);
+                let wanted = (limit as usize)
+                    .saturating_sub(data.len())
+                    .saturating_add(1);
                 let (rest, rest_ended) = body.read_at_least(wanted).await.map_err(fetch_error)?;
                 data = [data, rest].concat().into();
                 ended = rest_ended;
@@ -169,15 +171,21 @@ impl UrlImport<'_> {
                 )));
             }
         };
-        let text = |key: &str| self.params.text(key).unwrap_or_default();
-        let spec = json!({
-            "url": url.as_str(),
-            "mode": mode,
-            "format": format.map(FileFormat::name).unwrap_or_default(),
-            "dialect_delimiter": text("dialect_delimiter"),
-            "dialect_header": text("dialect_header"),
-            "replace_condition": condition,
-        });
+        let mut spec = json!({ "url": url.as_str(), "mode": mode });
+        let options = [
+            ("format", format.map(FileFormat::name)),
+            ("dialect_delimiter", self.params.text("dialect_delimiter")),
+            ("dialect_header", self.params.text("dialect_header")),
+            (
+                "replace_condition",
+                Some(condition).filter(|c| !c.is_empty()),
+            ),
+        ];
+        for (key, value) in options {
+            if let Some(value) = value {
+                spec[key] = json!(value);
+            }
+        }
         let job = state
             .services
             .jobs

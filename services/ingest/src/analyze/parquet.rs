@@ -158,8 +158,11 @@ fn group_type(field: &Type) -> ChType {
 fn primitive_type(field: &Type) -> ChType {
     let info = field.get_basic_info();
     let physical = field.get_physical_type();
-    let decimal = |precision: i32, scale: i32| match (u8::try_from(precision), u8::try_from(scale)) {
-        (Ok(precision @ 1..=76), Ok(scale)) if scale <= precision => ChType::Decimal { precision, scale },
+    let decimal = |precision: i32, scale: i32| match (u8::try_from(precision), u8::try_from(scale))
+    {
+        (Ok(precision @ 1..=76), Ok(scale)) if scale <= precision => {
+            ChType::Decimal { precision, scale }
+        }
         _ => ChType::String,
     };
     let timestamp = |unit: &TimeUnit| {
