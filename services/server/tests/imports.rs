@@ -1090,3 +1090,145 @@ async fn analyze_answers_tinybirds_shape_for_ndjson_and_csv() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn materialized_views_keep_working_after_a_replace_but_are_not_repopulated() {
+    let api = roost().await;
+    api.data_source("sales", "`user` String, `amount` Float64", &[])
+        .await;
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "sales_by_user",
+                "nodes": [{
+                    "name": "agg",
+                    "type": "materialized",
+                    "datasource": "by_user",
+                    "sql": "SELECT user, sum(amount) AS total FROM sales GROUP BY user",
+                }],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let append = |csv: &'static str| {
+        api.post("/v0/datasources")
+            .query(&[("name", "sales"), ("mode", "append"), ("format", "csv")])
+            .body(csv)
+            .send()
+    };
+    ok_json(append("u1,10\nu2,20\n").await.unwrap()).await;
+    let totals =
+        || api.rows("SELECT user, sum(total) AS t FROM by_user GROUP BY user ORDER BY user");
+    assert_eq!(
+        totals().await,
+        [
+            json!({"user": "u1", "t": 10}),
+            json!({"user": "u2", "t": 20})
+        ]
+    );
+
+    ok_json(
+        api.post("/v0/datasources")
+            .query(&[("name", "sales"), ("mode", "replace"), ("format", "csv")])
+            .body("u1,100\n")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        api.rows("SELECT user, amount FROM sales").await,
+        [json!({"user": "u1", "amount": 100})]
+    );
+    // The staged rows never passed through the view: its target keeps what it had.
+    assert_eq!(
+        totals().await,
+        [
+            json!({"user": "u1", "t": 10}),
+            json!({"user": "u2", "t": 20})
+        ]
+    );
+    // The view follows the data source's name across the swap: later rows still reach it.
+    ok_json(append("u3,5\n").await.unwrap()).await;
+    assert_eq!(
+        totals().await,
+        [
+            json!({"user": "u1", "t": 10}),
+            json!({"user": "u2", "t": 20}),
+            json!({"user": "u3", "t": 5})
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_replace_runs_again_from_scratch_and_an_interrupted_append_fails() {
+    let api = roost().await;
+    let files = FileServer::start().await;
+    let schema = "`id` UInt64, `name` String, `amount` Float64, `ts` DateTime";
+    api.data_source("replaced", schema, &[]).await;
+    api.data_source("appended", schema, &[]).await;
+    ok_json(
+        api.post("/v0/datasources")
+            .query(&[("name", "replaced"), ("mode", "append"), ("format", "csv")])
+            .body(csv_rows(1000))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let total = 300_000;
+    let url = files.add(
+        "/slow.csv",
+        Served::plain(csv_rows(total), "text/csv").throttled(32 * 1024, Duration::from_millis(10)),
+    );
+    let replace = start_import(
+        &api,
+        &[("name", "replaced"), ("mode", "replace"), ("url", &url)],
+    )
+    .await;
+    let append = start_import(
+        &api,
+        &[("name", "appended"), ("mode", "append"), ("url", &url)],
+    )
+    .await;
+    // Both have staged or appended a first chunk when the server stops.
+    for id in [&replace, &append] {
+        loop {
+            let job = api.job(id).await;
+            assert!(
+                job["status"] == "waiting" || job["status"] == "working",
+                "{job}"
+            );
+            if job["progress_percentage"].as_f64().unwrap_or(0.0) > 0.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let Api { roost, .. } = api;
+    let api = Api::over(roost.restart().await.expect("roost restarts"));
+
+    let replaced = api
+        .wait_job(&replace, Duration::from_secs(120), |_| {})
+        .await;
+    assert_eq!(replaced["status"], "done", "{replaced}");
+    // Run again from the start: the rows staged by the first run were dropped, not added.
+    assert_eq!(
+        api.number("SELECT count() FROM replaced").await,
+        total as f64
+    );
+    assert_eq!(
+        api.number("SELECT uniqExact(id) FROM replaced").await,
+        total as f64
+    );
+    let appended = api.wait_job(&append, Duration::from_secs(60), |_| {}).await;
+    assert_eq!(appended["status"], "error", "{appended}");
+    assert!(
+        appended["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be resumed safely")),
+        "{appended}"
+    );
+}
