@@ -19,6 +19,9 @@ use crate::kinds::{JobContext, JobFailure, data_source_of};
 /// Rows go to ingest in chunks of about this size: big enough that each insert is worth its
 /// cost, small enough that progress and cancellation are seen often and memory stays bounded.
 const CHUNK_BYTES: usize = 4 << 20;
+/// Longest row: a file without row boundaries (one endless line, a CSV quote never closed)
+/// fails here rather than filling memory.
+const MAX_ROW_BYTES: usize = 64 << 20;
 /// Bytes looked at to recognise the format of an unlabelled file.
 const SNIFF_BYTES: usize = 4096;
 /// Progress is written at most this often while the file streams in.
@@ -223,6 +226,11 @@ async fn import(context: &JobContext, staging_id: Option<&str>) -> Result<Value,
                     sender.send(chunk).await?;
                     context.checkpoint(progress(&body, total)).await?;
                     last_progress = Instant::now();
+                }
+                if chunker.pending() > CHUNK_BYTES + MAX_ROW_BYTES {
+                    return Err(JobFailure::Failed(format!(
+                        "A row of the file is longer than {MAX_ROW_BYTES} bytes (is a quote left open?)"
+                    )));
                 }
                 if last_progress.elapsed() >= PROGRESS_EVERY {
                     context.checkpoint(progress(&body, total)).await?;

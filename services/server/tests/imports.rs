@@ -390,6 +390,9 @@ async fn private_addresses_are_refused_unless_allowed() {
         "http://169.254.169.254/latest/meta-data/".to_string(),
         "http://10.1.2.3/file.csv".to_string(),
         "http://0.0.0.0:80/".to_string(),
+        // Numeric forms of 127.0.0.1 that URL parsing normalizes.
+        format!("http://2130706433:{port}/rows.csv"),
+        format!("http://0x7f.1:{port}/rows.csv"),
     ] {
         let message = error(
             strict
