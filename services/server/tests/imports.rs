@@ -773,6 +773,20 @@ async fn a_full_replace_is_atomic_for_readers_by_url_and_with_a_file() {
         seen.iter().collect::<BTreeSet<_>>()
     );
 
+    // An empty file replaces only when asked to: then the data source is emptied.
+    let empty_file =
+        || reqwest::multipart::Form::new().part("csv", reqwest::multipart::Part::bytes(Vec::new()));
+    let replace = |extra: &'static [(&'static str, &'static str)]| {
+        let mut query = vec![("name", "whole"), ("mode", "replace")];
+        query.extend_from_slice(extra);
+        api.post("/v0/datasources")
+            .query(&query)
+            .multipart(empty_file())
+            .send()
+    };
+    error(replace(&[]).await.unwrap(), 400).await;
+    assert_eq!(api.number("SELECT count() FROM whole").await, 1000.0);
+
     // A replace that fails (the URL is missing) leaves the data source as it was.
     let id = start_import(
         &api,
@@ -786,6 +800,13 @@ async fn a_full_replace_is_atomic_for_readers_by_url_and_with_a_file() {
     let failed = api.wait_job(&id, Duration::from_secs(60), |_| {}).await;
     assert_eq!(failed["status"], "error", "{failed}");
     assert_eq!(api.number("SELECT count() FROM whole").await, 1000.0);
+    ok_json(
+        replace(&[("replace_truncate_when_empty", "true")])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(api.number("SELECT count() FROM whole").await, 0.0);
     // No staging table is left behind.
     let leftovers = ok_json(api.get("/v0/datasources").send().await.unwrap()).await;
     assert_eq!(

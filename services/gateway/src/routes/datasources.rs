@@ -254,8 +254,14 @@ pub async fn create_or_append(
         "replace" => {
             caller.require(Need::Append(&name))?;
             caller.require(Need::Drop(&name))?;
-            if !has_data {
-                return Err(ApiError::bad_request("Replacing needs data"));
+            // An empty file replaces (empties the data source) only when the caller says so, as
+            // Tinybird's `replace_truncate_when_empty` does.
+            let empty_file_truncates =
+                payload.field.is_some() && params.flag("replace_truncate_when_empty");
+            if !has_data && !empty_file_truncates {
+                return Err(ApiError::bad_request(
+                    "Replacing needs data (or an empty file with replace_truncate_when_empty=true)",
+                ));
             }
             imports::replace_with(&state, &caller, &name, format, &params, payload).await
         }
