@@ -294,6 +294,11 @@ pub trait IngestService: Send + Sync + 'static {
         &self,
         request: ingest::AnalyzeDataRequest,
     ) -> Result<ingest::AnalyzeDataResponse, ServiceError>;
+    /// Swaps the rows staged for a replace into the data source, or discards them.
+    async fn finish_replace(
+        &self,
+        request: ingest::FinishReplaceRequest,
+    ) -> Result<ingest::FinishReplaceResponse, ServiceError>;
 }
 /// A handle on an [`IngestService`].
 pub type IngestClient = Arc<dyn IngestService>;

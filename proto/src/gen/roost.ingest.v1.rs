@@ -24,6 +24,10 @@ pub struct IngestDataRequest {
     /// Wait for the rows to be in the engine before answering (local mode always does).
     #[prost(bool, tag = "9")]
     pub wait: bool,
+    /// Write the rows aside, into the staging table of a replace (created on first use), rather
+    /// than into the data source; FinishReplace swaps them in. Letters and digits only.
+    #[prost(string, tag = "10")]
+    pub staging_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct IngestDataResponse {
@@ -61,9 +65,55 @@ pub struct AnalyzeDataResponse {
     /// The data source schema string for the columns.
     #[prost(string, tag = "2")]
     pub schema: ::prost::alloc::string::String,
-    /// A few rows of the data, as JSON objects.
+    /// A few rows of the data, as JSON objects keyed by column name.
     #[prost(string, repeated, tag = "3")]
     pub preview: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Per column (in the order of columns): the share of sampled rows holding a value, 0 to 1.
+    #[prost(double, repeated, tag = "4")]
+    pub present_pct: ::prost::alloc::vec::Vec<f64>,
+    /// CSV only: the dialect found.
+    #[prost(message, optional, tag = "5")]
+    pub dialect: ::core::option::Option<CsvDialect>,
+    /// Rows the analysis looked at.
+    #[prost(uint64, tag = "6")]
+    pub sampled_rows: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CsvDialect {
+    #[prost(string, tag = "1")]
+    pub delimiter: ::prost::alloc::string::String,
+    #[prost(bool, tag = "2")]
+    pub has_header: bool,
+    #[prost(string, tag = "3")]
+    pub newline: ::prost::alloc::string::String,
+    /// Empty: quotes are escaped by doubling them.
+    #[prost(string, tag = "4")]
+    pub escapechar: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FinishReplaceRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub data_source: ::prost::alloc::string::String,
+    /// The staging_id the new rows were ingested with.
+    #[prost(string, tag = "3")]
+    pub staging_id: ::prost::alloc::string::String,
+    /// SQL over the data source's columns: only the rows matching it are replaced (new rows that
+    /// do not match are dropped, existing rows that do not match are kept). Empty: every row.
+    #[prost(string, tag = "4")]
+    pub replace_condition: ::prost::alloc::string::String,
+    /// Drop the staged rows instead of swapping them in.
+    #[prost(bool, tag = "5")]
+    pub discard: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct FinishReplaceResponse {
+    #[prost(message, optional, tag = "1")]
+    pub data_source: ::core::option::Option<super::super::catalog::v1::DataSource>,
+    /// Rows in the data source after the replace.
+    #[prost(uint64, tag = "2")]
+    pub rows: u64,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]

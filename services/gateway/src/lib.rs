@@ -54,6 +54,8 @@ pub struct GatewayConfig {
     pub events_requests_per_second: u64,
     /// Events API bytes per second per data source (Tinybird: 20 MB).
     pub events_bytes_per_second: u64,
+    /// How URLs given to imports and `/v0/analyze` are checked and read.
+    pub imports: roost_fetch::FetchConfig,
 }
 
 impl Default for GatewayConfig {
@@ -64,6 +66,7 @@ impl Default for GatewayConfig {
             max_upload_body: 1024 * 1024 * 1024,
             events_requests_per_second: 100,
             events_bytes_per_second: 20 * 1024 * 1024,
+            imports: roost_fetch::FetchConfig::default(),
         }
     }
 }
@@ -74,6 +77,8 @@ pub(crate) struct AppState {
     pub services: Services,
     pub config: Arc<GatewayConfig>,
     pub limiters: Arc<rate_limit::Limiters>,
+    /// Checks import URLs and reads samples of remote files.
+    pub fetcher: roost_fetch::Fetcher,
 }
 
 /// The request span: method and path only, since query strings may carry tokens, never logged.
@@ -84,10 +89,13 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 /// The whole API.
 pub fn router(services: Services, config: GatewayConfig) -> Router {
     let upload_limit = config.max_upload_body;
+    let fetcher = roost_fetch::Fetcher::new(config.imports.clone())
+        .expect("the HTTP client for imports starts");
     let state = AppState {
         services,
         config: Arc::new(config),
         limiters: Arc::new(rate_limit::Limiters::default()),
+        fetcher,
     };
     routes::routes()
         .layer(DefaultBodyLimit::max(upload_limit))

@@ -93,6 +93,8 @@ pub fn token(headers: &HeaderMap, params: &Params) -> Option<String> {
 pub struct Payload {
     /// The multipart field the data came in (`csv`, `ndjson`, `parquet`), if any.
     pub field: Option<String>,
+    /// The file name the multipart part gave, if any.
+    pub file_name: Option<String>,
     /// The bytes, decompressed.
     pub data: Bytes,
     /// A form body as sent, already parsed into the parameters: `curl -d 'SELECT ...'` labels
@@ -191,7 +193,8 @@ pub async fn read_request(
         let mut payload = Payload::default();
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_string();
-            let is_file = field.file_name().is_some()
+            let file_name = field.file_name().map(str::to_owned);
+            let is_file = file_name.is_some()
                 || matches!(name.as_str(), "csv" | "ndjson" | "parquet" | "file");
             let data = field.bytes().await.map_err(multipart_error)?;
             if is_file && payload.field.is_none() {
@@ -202,6 +205,7 @@ pub async fn read_request(
                 };
                 payload = Payload {
                     field: Some(name),
+                    file_name,
                     data,
                     form: Bytes::new(),
                 };
@@ -230,9 +234,8 @@ pub async fn read_request(
         headers,
         params,
         Payload {
-            field: None,
             data: body,
-            form: Bytes::new(),
+            ..Payload::default()
         },
     ))
 }

@@ -3,6 +3,7 @@
 mod build;
 mod datasources;
 mod events;
+mod imports;
 mod jobs;
 mod pipe_jobs;
 mod pipes;
@@ -103,7 +104,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/pipes/{name}/copy", post(pipe_jobs::run_copy))
         .route("/v0/pipes/{name}/copy/pause", post(pipe_jobs::pause_copy))
         .route("/v0/pipes/{name}/copy/resume", post(pipe_jobs::resume_copy))
-        .route("/v0/analyze", post(datasources::analyze))
+        .route("/v0/analyze", post(imports::analyze))
         .route("/v1/build", post(build::build))
         .route("/v0/events", post(events::append))
         .route("/v0/sql", get(sql::run).post(sql::run))

@@ -11,15 +11,18 @@ use roost_proto::catalog::v1::{
 };
 use roost_proto::ingest::v1::{self as proto, DataFormat};
 use roost_proto::{
-    CatalogClient, ErrorCode, IngestService, ServiceError, columns_from_proto, columns_to_proto,
+    CatalogClient, EndpointClient, ErrorCode, IngestService, ServiceError, columns_from_proto,
+    columns_to_proto,
 };
-use roost_types::{ChType, Column, format_schema, guess_csv_columns, guess_json_columns};
+use roost_types::{ChType, Column, format_schema};
 
+use crate::analyze::{AnalyzeError, analyze, csv_options};
 use crate::coalesce::{Incoming, InsertQueues};
 use crate::decode::{
     self, BlockFormat, CsvDialect, DecodedBatch, encode_quarantine, insert_column_list,
-    quarantine_columns, sample_csv, sample_ndjson, sniff_csv,
+    quarantine_columns, sniff_csv,
 };
+use crate::replace::{self, FinishError};
 
 /// NDJSON bodies are inserted in parts of about this size, so memory stays bounded and the
 /// engine stores one part while the next is decoded.
@@ -36,8 +39,6 @@ const NDJSON_PARALLEL_SLICE_BYTES: usize = 1 << 20;
 /// inserts 50 at 2.6-3.0 us (`tests/insert_formats.rs`): each insert and the part it leaves to
 /// merge cost the engine far more than the rows in it.
 const INSERTS_PER_TABLE: usize = 1;
-/// Rows sampled to guess a schema.
-const SAMPLE_ROWS: usize = 1000;
 /// Distinct quarantine reasons reported back.
 const REPORTED_ERRORS: usize = 5;
 
@@ -49,6 +50,8 @@ pub struct Ingest {
     inserts: InsertQueues,
     /// Slices of one body decoded at once.
     cores: usize,
+    /// Resolves replace conditions; without it, replaces are of every row only.
+    endpoints: Option<EndpointClient>,
 }
 
 impl Ingest {
@@ -60,7 +63,14 @@ impl Ingest {
             engine,
             catalog,
             cores,
+            endpoints: None,
         }
+    }
+
+    /// Lets replaces take a condition, validated by the query service's endpoints.
+    pub fn with_conditions(mut self, endpoints: EndpointClient) -> Self {
+        self.endpoints = Some(endpoints);
+        self
     }
 
     async fn data_source(
@@ -83,7 +93,8 @@ impl Ingest {
             request.type_guessing,
             &request.csv_delimiter,
             &request.csv_header,
-        )?;
+        )
+        .map_err(analyze_error)?;
         let created = self
             .catalog
             .create_data_source(CreateDataSourceRequest {
@@ -245,6 +256,10 @@ fn decode_error(error: decode::DecodeError) -> ServiceError {
     ServiceError::bad_request(error.to_string())
 }
 
+fn analyze_error(error: AnalyzeError) -> ServiceError {
+    ServiceError::bad_request(error.to_string())
+}
+
 fn format_name(format: DataFormat) -> &'static str {
     match format {
         DataFormat::Csv => "csv",
@@ -265,82 +280,6 @@ fn sorting_key_for(columns: &[Column]) -> String {
         })
         .map(|c| roost_types::quote_ident(&c.name))
         .unwrap_or_default()
-}
-
-fn csv_options(delimiter: &str, header: &str) -> Result<(Option<u8>, Option<bool>), ServiceError> {
-    let delimiter = match delimiter.as_bytes() {
-        [] => None,
-        [byte] => Some(*byte),
-        b"\\t" => Some(b'\t'),
-        _ => {
-            return Err(ServiceError::bad_request(
-                "dialect_delimiter must be a single character",
-            ));
-        }
-    };
-    let header = match header {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
-    };
-    Ok((delimiter, header))
-}
-
-struct Analysis {
-    columns: Vec<Column>,
-    preview: Vec<serde_json::Value>,
-}
-
-fn analyze(
-    format: DataFormat,
-    data: &[u8],
-    type_guessing: bool,
-    delimiter: &str,
-    header: &str,
-) -> Result<Analysis, ServiceError> {
-    let (mut columns, preview) = match format {
-        DataFormat::Csv => {
-            let (delimiter, header) = csv_options(delimiter, header)?;
-            let dialect = sniff_csv(data, None, delimiter, header);
-            let (names, rows) = sample_csv(data, &dialect, SAMPLE_ROWS);
-            let columns = guess_csv_columns(names.as_deref(), &rows);
-            let preview = rows
-                .iter()
-                .take(10)
-                .map(|row| {
-                    serde_json::Value::Object(
-                        columns
-                            .iter()
-                            .zip(row)
-                            .map(|(c, v)| (c.name.clone(), v.clone().into()))
-                            .collect(),
-                    )
-                })
-                .collect();
-            (columns, preview)
-        }
-        DataFormat::Parquet => {
-            return Err(ServiceError::bad_request(
-                "Creating a Data Source from Parquet needs a schema; pass schema=",
-            ));
-        }
-        DataFormat::Ndjson | DataFormat::Unspecified => {
-            let rows = sample_ndjson(data, SAMPLE_ROWS);
-            let columns = guess_json_columns(&rows);
-            (columns, rows.into_iter().take(10).collect())
-        }
-    };
-    if columns.is_empty() {
-        return Err(ServiceError::bad_request(
-            "Could not guess any column from the data: send at least one valid row or a schema",
-        ));
-    }
-    if !type_guessing {
-        for column in &mut columns {
-            column.ty = ChType::String;
-        }
-    }
-    Ok(Analysis { columns, preview })
 }
 
 /// Splits NDJSON into slices of about `size` bytes at line ends.
@@ -370,13 +309,26 @@ impl IngestService for Ingest {
         let (data_source, created) = self.data_source(&request).await?;
         let columns = Arc::new(columns_from_proto(&data_source.columns)?);
         let mut tally = Tally::default();
+        // A replace's rows go aside; quarantined rows still go to the data source's quarantine.
+        let written = if request.staging_id.is_empty() {
+            data_source.clone()
+        } else {
+            let staging = replace::staging_table(&data_source.table, &request.staging_id)?;
+            replace::ensure_staging(self.engine.as_ref(), &data_source.table, &staging)
+                .await
+                .map_err(engine_error)?;
+            catalog::DataSource {
+                table: staging,
+                ..data_source.clone()
+            }
+        };
         match request.format() {
             DataFormat::Parquet => {
                 let column_list = insert_column_list(&columns);
                 let summary = self
                     .engine
                     .insert(InsertBlock {
-                        table: &data_source.table,
+                        table: &written.table,
                         columns: &column_list,
                         format: "Parquet",
                         data: request.data.clone(),
@@ -387,7 +339,8 @@ impl IngestService for Ingest {
                 tally.successful = summary.rows_written;
             }
             DataFormat::Csv => {
-                let (delimiter, header) = csv_options(&request.csv_delimiter, &request.csv_header)?;
+                let (delimiter, header) = csv_options(&request.csv_delimiter, &request.csv_header)
+                    .map_err(analyze_error)?;
                 let (data, decode_columns) = (request.data.clone(), columns.clone());
                 let batch = tokio::task::spawn_blocking(move || {
                     let dialect: CsvDialect =
@@ -397,11 +350,11 @@ impl IngestService for Ingest {
                 .await
                 .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
                 .map_err(decode_error)?;
-                self.insert_batch(&data_source, &columns, batch, &mut tally, None)
+                self.insert_batch(&written, &columns, batch, &mut tally, None)
                     .await?;
             }
             DataFormat::Ndjson | DataFormat::Unspecified => {
-                self.ingest_ndjson(&request.data, &data_source, &columns, &mut tally)
+                self.ingest_ndjson(&request.data, &written, &columns, &mut tally)
                     .await?;
             }
         }
@@ -424,11 +377,53 @@ impl IngestService for Ingest {
             request.type_guessing,
             &request.csv_delimiter,
             &request.csv_header,
-        )?;
+        )
+        .map_err(analyze_error)?;
         Ok(proto::AnalyzeDataResponse {
             schema: format_schema(&analysis.columns),
             columns: columns_to_proto(&analysis.columns),
             preview: analysis.preview.iter().map(ToString::to_string).collect(),
+            present_pct: analysis.present,
+            dialect: analysis.dialect.map(|found| proto::CsvDialect {
+                delimiter: char::from(found.dialect.delimiter).to_string(),
+                has_header: found.dialect.has_header,
+                newline: found.newline.to_string(),
+                escapechar: String::new(),
+            }),
+            sampled_rows: analysis.sampled_rows,
+        })
+    }
+
+    async fn finish_replace(
+        &self,
+        request: proto::FinishReplaceRequest,
+    ) -> Result<proto::FinishReplaceResponse, ServiceError> {
+        let data_source = self
+            .catalog
+            .get_data_source(GetDataSourceRequest {
+                header: request.header.clone(),
+                name_or_id: request.data_source.clone(),
+                with_statistics: false,
+            })
+            .await?
+            .data_source
+            .unwrap_or_default();
+        let columns = columns_from_proto(&data_source.columns)?;
+        let rows = replace::finish(
+            self.engine.as_ref(),
+            self.endpoints.as_ref(),
+            &request,
+            &data_source,
+            &columns,
+        )
+        .await
+        .map_err(|error| match error {
+            FinishError::Service(error) => error,
+            FinishError::Engine(error) => engine_error(error),
+        })?;
+        Ok(proto::FinishReplaceResponse {
+            data_source: Some(data_source),
+            rows,
         })
     }
 }
@@ -460,16 +455,5 @@ mod tests {
             sorting_key_for(&roost_types::parse_schema("a String").unwrap()),
             ""
         );
-    }
-
-    #[test]
-    fn csv_options_parse() {
-        assert_eq!(csv_options("", "auto").unwrap(), (None, None));
-        assert_eq!(csv_options(";", "true").unwrap(), (Some(b';'), Some(true)));
-        assert_eq!(
-            csv_options("\\t", "false").unwrap(),
-            (Some(b'\t'), Some(false))
-        );
-        assert!(csv_options(";;", "").is_err());
     }
 }

@@ -31,23 +31,28 @@ impl From<EngineError> for JobFailure {
 }
 
 pub(crate) fn is_known(kind: &str) -> bool {
-    matches!(kind, kind::DELETE_DATA | kind::POPULATE | kind::COPY)
+    matches!(kind, kind::DELETE_DATA | kind::POPULATE | kind::COPY) || kind == kind::IMPORT
 }
 
 /// Kinds that look for a cancellation between their steps.
 pub(crate) fn stops_between_steps(kind: &str) -> bool {
-    matches!(kind, kind::DELETE_DATA | kind::COPY)
+    matches!(kind, kind::DELETE_DATA | kind::COPY) || kind == kind::IMPORT
 }
 
 /// Whether a job interrupted half-way may simply run again: a delete finds nothing left to
-/// delete, a replacing copy builds its result aside and swaps it in at the end.
+/// delete, a replacing copy or import builds its result aside and swaps it in at the end (an
+/// appending import would add its first chunks twice).
 pub(crate) fn safe_to_rerun(kind: &str, spec: &str) -> bool {
-    match kind {
-        kind::DELETE_DATA => true,
-        kind::COPY => serde_json::from_str::<Value>(spec)
+    let replaces = || {
+        serde_json::from_str::<Value>(spec)
             .ok()
             .and_then(|spec| spec.get("mode").and_then(Value::as_str).map(str::to_owned))
-            .is_some_and(|mode| mode == "replace"),
+            .is_some_and(|mode| mode == "replace")
+    };
+    match kind {
+        kind::DELETE_DATA => true,
+        kind::COPY => replaces(),
+        kind::IMPORT => replaces(),
         _ => false,
     }
 }
@@ -57,6 +62,7 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
         kind::DELETE_DATA => delete_data(context).await,
         kind::POPULATE => populate(context).await,
         kind::COPY => copy(context).await,
+        kind::IMPORT => crate::import::run(context).await,
         other => Err(JobFailure::Failed(format!("Unknown job kind '{other}'"))),
     }
 }
@@ -227,7 +233,7 @@ fn split_table(quoted: &str) -> Option<(String, String)> {
     }
 }
 
-fn data_source_of(context: &JobContext) -> String {
+pub(crate) fn data_source_of(context: &JobContext) -> String {
     if context.job.datasource_id.is_empty() {
         context.job.datasource_name.clone()
     } else {
@@ -424,5 +430,8 @@ mod tests {
         assert!(safe_to_rerun(kind::COPY, r#"{"mode": "replace"}"#));
         assert!(!safe_to_rerun(kind::COPY, r#"{"mode": "append"}"#));
         assert!(!safe_to_rerun(kind::POPULATE, "{}"));
+        assert!(safe_to_rerun(kind::IMPORT, r#"{"mode": "replace"}"#));
+        assert!(!safe_to_rerun(kind::IMPORT, r#"{"mode": "append"}"#));
+        assert!(!safe_to_rerun(kind::IMPORT, r#"{"mode": "create"}"#));
     }
 }

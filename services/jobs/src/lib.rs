@@ -1,13 +1,14 @@
 //! Jobs: long work tracked as records (delete rows, populate a materialized view, copy a pipe's
-//! result into a data source).
+//! result into a data source, import a file from a URL).
 //!
 //! A job is stored `waiting` before [`JobsService::submit_job`] answers. Workers poll the store,
 //! claim a job with a compare-and-set on its status (so in distributed mode any number of workers
 //! share one queue and never run a job twice), keep a heartbeat while they run it, and write its
 //! outcome. A job whose heartbeat goes stale lost its worker: jobs that are safe to run again
-//! (deletes, replacing copies) go back to the queue, the others fail with a clear error, so no job
-//! stays `working` forever.
+//! (deletes, replacing copies and imports) go back to the queue, the others fail with a clear
+//! error, so no job stays `working` forever.
 
+mod import;
 mod kinds;
 mod worker;
 
@@ -17,7 +18,7 @@ use async_trait::async_trait;
 use roost_engine::Engine;
 use roost_proto::common::v1::RequestHeader;
 use roost_proto::jobs::v1 as proto;
-use roost_proto::{CatalogClient, EndpointClient, ServiceError};
+use roost_proto::{CatalogClient, EndpointClient, IngestClient, ServiceError};
 use roost_store::{JobFilter, JobRecord, Store, StoreError};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
@@ -33,6 +34,8 @@ pub mod kind {
     pub const POPULATE: &str = "populateview";
     /// A copy pipe's run.
     pub const COPY: &str = "copy";
+    /// A file from a URL into a data source (`POST /v0/datasources?url=`).
+    pub const IMPORT: &str = "import";
 }
 
 /// How jobs run.
@@ -71,6 +74,10 @@ pub struct JobDependencies {
     pub catalog: CatalogClient,
     /// Compiles nodes and resolves conditions.
     pub endpoints: EndpointClient,
+    /// Decodes imported files into data sources.
+    pub ingest: IngestClient,
+    /// Reads the files of imports.
+    pub fetcher: roost_fetch::Fetcher,
 }
 
 /// The jobs service: records and the API over them. Workers are started with [`Jobs::start_worker`].

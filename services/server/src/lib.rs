@@ -12,7 +12,7 @@ use roost_engine::{Chdb, ChdbConfig, Engine};
 use roost_gateway::{GatewayConfig, Services};
 use roost_ingest::Ingest;
 use roost_jobs::{JobDependencies, Jobs, JobsConfig, WorkerHandle};
-use roost_proto::{CatalogClient, EndpointClient, JobsClient, PipeCatalogClient};
+use roost_proto::{CatalogClient, EndpointClient, IngestClient, JobsClient, PipeCatalogClient};
 use roost_query::{Endpoints, Query};
 use roost_scheduler::{LoopOptions, Scheduler, SchedulerHandle};
 use roost_store::Store;
@@ -42,8 +42,24 @@ fn engine_settings() -> Vec<(String, String)> {
     .collect()
 }
 
+/// How imports reach remote files, from the config.
+fn fetch_config(config: &LocalConfig) -> anyhow::Result<roost_fetch::FetchConfig> {
+    let private_access = config
+        .imports
+        .allow_private
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid ROOST_IMPORT_ALLOW_PRIVATE: {e}"))?;
+    Ok(roost_fetch::FetchConfig {
+        private_access,
+        max_bytes: config.imports.max_bytes,
+        max_parquet_bytes: config.imports.max_parquet_bytes,
+        ..roost_fetch::FetchConfig::default()
+    })
+}
+
 /// Builds every service of `roost local` on `config.data_dir`, creating the seed on first start.
 pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
+    let fetch = fetch_config(config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let mut engine_config = ChdbConfig::new(config.data_dir.join("engine"));
@@ -72,6 +88,8 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
         catalog.clone(),
         pipes.clone(),
     ));
+    let ingest: IngestClient =
+        Arc::new(Ingest::new(engine.clone(), catalog.clone()).with_conditions(endpoints.clone()));
     let jobs_service = Jobs::new(store.clone());
     // One process runs every job locally: jobs it left working when it stopped are recovered at
     // start-up rather than after a heartbeat timeout.
@@ -84,6 +102,8 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
             engine: engine.clone(),
             catalog: catalog.clone(),
             endpoints: endpoints.clone(),
+            ingest: ingest.clone(),
+            fetcher: roost_fetch::Fetcher::new(fetch.clone())?,
         },
     );
     let jobs: JobsClient = Arc::new(jobs_service);
@@ -101,7 +121,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
         auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
         catalog: catalog.clone(),
         query: Arc::new(Query::new(query_engine, catalog.clone())),
-        ingest: Arc::new(Ingest::new(engine.clone(), catalog)),
+        ingest,
         pipes,
         endpoints,
         jobs,
@@ -113,6 +133,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
             local: true,
             events_requests_per_second: config.events_limits.requests_per_second,
             events_bytes_per_second: config.events_limits.bytes_per_second,
+            imports: fetch,
             ..GatewayConfig::default()
         },
     );

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roost_config::{EventsLimits, LocalConfig};
+use roost_config::{EventsLimits, ImportLimits, LocalConfig};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +40,16 @@ enum Command {
         /// Events API bytes per second per data source (Tinybird: 20 MB).
         #[arg(long, env = "ROOST_EVENTS_BYTES_PER_SECOND", default_value_t = EventsLimits::default().bytes_per_second)]
         events_bytes_per_second: u64,
+        /// Private, loopback and other non-public addresses that URL imports may reach: `1` for
+        /// all, or a comma-separated list of addresses and networks (default: none).
+        #[arg(long, env = "ROOST_IMPORT_ALLOW_PRIVATE", default_value = "")]
+        import_allow_private: String,
+        /// Largest file a URL import reads, after decompression.
+        #[arg(long, env = "ROOST_IMPORT_MAX_BYTES", default_value_t = ImportLimits::default().max_bytes)]
+        import_max_bytes: u64,
+        /// Largest Parquet file a URL import reads (it is held whole in memory).
+        #[arg(long, env = "ROOST_IMPORT_MAX_PARQUET_BYTES", default_value_t = ImportLimits::default().max_parquet_bytes)]
+        import_max_parquet_bytes: u64,
     },
 }
 
@@ -57,6 +67,9 @@ fn main() -> anyhow::Result<()> {
             libchdb,
             events_rps,
             events_bytes_per_second,
+            import_allow_private,
+            import_max_bytes,
+            import_max_parquet_bytes,
         } => {
             let events_limits = EventsLimits {
                 requests_per_second: events_rps.max(1),
@@ -68,6 +81,11 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 libchdb,
                 events_limits,
+                imports: ImportLimits {
+                    allow_private: import_allow_private,
+                    max_bytes: import_max_bytes,
+                    max_parquet_bytes: import_max_parquet_bytes,
+                },
                 ..LocalConfig::default()
             }))?;
         }

@@ -18,6 +18,31 @@ pub struct LocalConfig {
     pub query_limits: QueryLimits,
     /// Capacity of the Events API per data source.
     pub events_limits: EventsLimits,
+    /// Imports of files from URLs.
+    pub imports: ImportLimits,
+}
+
+/// What imports from URLs (and `/v0/analyze?url=`) may reach and read.
+#[derive(Debug, Clone)]
+pub struct ImportLimits {
+    /// Non-public addresses (private, loopback, link-local, ...) imports may connect to anyway:
+    /// empty or `0` for none, `1` for all, or a comma-separated list of addresses and networks
+    /// (`127.0.0.1,10.0.0.0/8`).
+    pub allow_private: String,
+    /// Largest imported file, after decompression.
+    pub max_bytes: u64,
+    /// Largest Parquet file imported (it is read whole into memory).
+    pub max_parquet_bytes: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            allow_private: String::new(),
+            max_bytes: 32 << 30,
+            max_parquet_bytes: 1 << 30,
+        }
+    }
 }
 
 /// Capacity of the Events API per data source; past it, requests get 429.
@@ -90,6 +115,7 @@ impl Default for LocalConfig {
             libchdb: None,
             query_limits: QueryLimits::default(),
             events_limits: EventsLimits::default(),
+            imports: ImportLimits::default(),
         }
     }
 }

@@ -139,6 +139,7 @@ rpc_services! {
     IngestService as "ingest", client NatsIngestClient, serve serve_ingest {
         unary ingest_data(ingest::IngestDataRequest) -> ingest::IngestDataResponse;
         unary analyze_data(ingest::AnalyzeDataRequest) -> ingest::AnalyzeDataResponse;
+        unary finish_replace(ingest::FinishReplaceRequest) -> ingest::FinishReplaceResponse;
     }
 
     JobsService as "jobs", client NatsJobsClient, serve serve_jobs {

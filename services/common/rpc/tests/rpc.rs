@@ -912,6 +912,13 @@ impl IngestService for EchoIngest {
     ) -> Result<ingest::AnalyzeDataResponse, ServiceError> {
         Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
     }
+
+    async fn finish_replace(
+        &self,
+        _request: ingest::FinishReplaceRequest,
+    ) -> Result<ingest::FinishReplaceResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
 }
 
 #[tokio::test]

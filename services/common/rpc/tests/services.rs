@@ -121,6 +121,7 @@ stubs! {
     StubIngest, call_ingest: IngestService as "ingest" {
         ingest_data(ingest::IngestDataRequest) -> ingest::IngestDataResponse;
         analyze_data(ingest::AnalyzeDataRequest) -> ingest::AnalyzeDataResponse;
+        finish_replace(ingest::FinishReplaceRequest) -> ingest::FinishReplaceResponse;
     }
     StubJobs, call_jobs: JobsService as "jobs" {
         submit_job(jobs::SubmitJobRequest) -> jobs::SubmitJobResponse;
@@ -242,7 +243,7 @@ async fn every_method_of_every_service_reaches_its_implementation() {
     ]
     .iter()
     .sum();
-    assert_eq!(method_count, 52);
+    assert_eq!(method_count, 53);
 
     for server in servers {
         server.shutdown().await;

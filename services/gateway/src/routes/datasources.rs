@@ -1,10 +1,11 @@
 //! `/v0/datasources`: create (from a schema or from data), append, replace, list, get, rename,
-//! delete, truncate, alter; and `/v0/analyze`.
+//! delete, truncate, alter. Imports from URLs, replaces and `/v0/analyze` are in `imports`.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use roost_fetch::FileFormat;
 use roost_proto::catalog::v1::{
     self as catalog, AlterDataSourceRequest, CreateDataSourceRequest, DeleteDataSourceRequest,
     EngineSettings, GetDataSourceRequest, ListDataSourcesRequest, RenameDataSourceRequest,
@@ -15,7 +16,7 @@ use roost_proto::ingest::v1::{
 };
 use serde_json::{Value, json};
 
-use super::{Need, caller};
+use super::{Need, caller, imports};
 use crate::params::{Params, Payload, read_request};
 use crate::{ApiError, AppState};
 
@@ -80,31 +81,35 @@ pub fn data_source_json(ds: &catalog::DataSource) -> Value {
     })
 }
 
-fn data_format(params: &Params, payload: &Payload) -> Result<DataFormat, ApiError> {
-    let name = params
-        .text("format")
-        .map(str::to_ascii_lowercase)
-        .or_else(|| payload.field.clone())
-        .unwrap_or_else(|| "csv".into());
-    match name.as_str() {
-        "csv" => Ok(DataFormat::Csv),
-        "ndjson" | "json" | "jsoneachrow" => Ok(DataFormat::Ndjson),
-        "parquet" => Ok(DataFormat::Parquet),
-        other => Err(ApiError::bad_request(format!(
-            "Invalid format '{other}': use csv, ndjson or parquet"
-        ))),
+/// The format of data in a request: `format=`, else the multipart field or file name, else
+/// what the data looks like.
+pub(crate) fn payload_format(params: &Params, payload: &Payload) -> Result<FileFormat, ApiError> {
+    if let Some(name) = params.text("format") {
+        return named_format(name);
     }
+    Ok(payload
+        .field
+        .as_deref()
+        .and_then(FileFormat::from_name)
+        .or_else(|| payload.file_name.as_deref().and_then(FileFormat::from_url))
+        .unwrap_or_else(|| FileFormat::sniff(&payload.data)))
 }
 
-/// The format of unlabeled data: Parquet's magic, a JSON object, else CSV.
-fn sniff_format(data: &[u8]) -> DataFormat {
-    let first = data.iter().find(|b| !b.is_ascii_whitespace());
-    if data.starts_with(b"PAR1") {
-        DataFormat::Parquet
-    } else if matches!(first, Some(b'{')) {
-        DataFormat::Ndjson
-    } else {
-        DataFormat::Csv
+/// A `format=` value.
+pub(crate) fn named_format(name: &str) -> Result<FileFormat, ApiError> {
+    FileFormat::from_name(name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid format '{name}': use csv, ndjson or parquet"
+        ))
+    })
+}
+
+/// The ingest contract's name for a format.
+pub(crate) fn data_format(format: FileFormat) -> DataFormat {
+    match format {
+        FileFormat::Csv => DataFormat::Csv,
+        FileFormat::Ndjson => DataFormat::Ndjson,
+        FileFormat::Parquet => DataFormat::Parquet,
     }
 }
 
@@ -131,12 +136,12 @@ pub(crate) fn engine_settings_from<'a>(field: impl Fn(&str) -> Option<&'a str>) 
     }
 }
 
-fn parse_columns(schema: &str) -> Result<Vec<catalog::Column>, ApiError> {
+pub(crate) fn parse_columns(schema: &str) -> Result<Vec<catalog::Column>, ApiError> {
     let columns = roost_proto::parse_schema_to_proto(schema).map_err(ApiError::from)?;
     Ok(columns)
 }
 
-fn import_reply(
+pub(crate) fn import_reply(
     data_source: &catalog::DataSource,
     ingested: &IngestDataResponse,
     bytes: usize,
@@ -177,7 +182,8 @@ fn import_reply(
     })
 }
 
-/// `POST /v0/datasources`.
+/// `POST /v0/datasources`: create (from a schema, from data, or from a URL), append or replace
+/// (everything, or the rows matching `replace_condition`).
 pub async fn create_or_append(
     State(state): State<AppState>,
     request: Request,
@@ -189,36 +195,25 @@ pub async fn create_or_append(
         .ok_or_else(|| ApiError::bad_request("The 'name' parameter is required"))?
         .to_string();
     let mode = params.text("mode").unwrap_or("create").to_ascii_lowercase();
-    if params.text("url").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "Importing from a URL runs as a job, which this server does not offer yet",
-        ));
+    if let Some(url) = params.text("url") {
+        let import = imports::UrlImport {
+            state: &state,
+            caller: &caller,
+            params: &params,
+            name: &name,
+            url,
+        };
+        return import.start(&mode, &headers).await;
     }
     let has_data = !payload.data.is_empty();
-    let format = data_format(&params, &payload)?;
+    let format = payload_format(&params, &payload)?;
     match mode.as_str() {
         "create" => {
             caller.require(Need::CreateDataSource)?;
             let columns = match params.text("schema") {
                 Some(schema) => parse_columns(schema)?,
                 None if has_data => {
-                    let analysis = state
-                        .services
-                        .ingest
-                        .analyze_data(AnalyzeDataRequest {
-                            header: Some(caller.header.clone()),
-                            format: format as i32,
-                            data: payload.data.clone(),
-                            type_guessing: params.flag_or("type_guessing", true),
-                            csv_delimiter: params
-                                .text("dialect_delimiter")
-                                .unwrap_or_default()
-                                .to_string(),
-                            csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
-                        })
-                        .await?;
-                    analysis.columns
+                    analyze_columns(&state, &caller, &params, format, payload.data.clone()).await?
                 }
                 None => {
                     return Err(ApiError::bad_request(
@@ -226,41 +221,15 @@ pub async fn create_or_append(
                     ));
                 }
             };
-            let created = state
-                .services
-                .catalog
-                .create_data_source(CreateDataSourceRequest {
-                    header: Some(caller.header.clone()),
-                    name: name.clone(),
-                    columns,
-                    engine: Some(engine_settings(&params)),
-                    description: params.text("description").unwrap_or_default().to_string(),
-                    origin_format: match format {
-                        DataFormat::Ndjson => "ndjson",
-                        DataFormat::Parquet => "parquet",
-                        _ => "csv",
-                    }
-                    .to_string(),
-                })
-                .await?
-                .data_source
-                .unwrap_or_default();
+            let created =
+                create_data_source(&state, &caller, &name, columns, &params, format).await?;
             if !has_data {
                 return Ok(Json(
                     json!({ "datasource": data_source_json(&created), "error": false }),
                 )
                 .into_response());
             }
-            append(
-                &state,
-                &caller.header,
-                &name,
-                format,
-                &params,
-                payload,
-                false,
-            )
-            .await
+            append(&state, &caller, &name, format, &params, payload, false).await
         }
         "append" => {
             caller.require(Need::Append(&name))?;
@@ -273,7 +242,7 @@ pub async fn create_or_append(
             let create_if_missing = caller.may(Need::CreateDataSource);
             append(
                 &state,
-                &caller.header,
+                &caller,
                 &name,
                 format,
                 &params,
@@ -285,34 +254,16 @@ pub async fn create_or_append(
         "replace" => {
             caller.require(Need::Append(&name))?;
             caller.require(Need::Drop(&name))?;
-            if params.text("replace_condition").is_some() {
-                return Err(ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "Replacing with a replace_condition runs as a job, which this server does not offer yet",
+            // An empty file replaces (empties the data source) only when the caller says so, as
+            // Tinybird's `replace_truncate_when_empty` does.
+            let empty_file_truncates =
+                payload.field.is_some() && params.flag("replace_truncate_when_empty");
+            if !has_data && !empty_file_truncates {
+                return Err(ApiError::bad_request(
+                    "Replacing needs data (or an empty file with replace_truncate_when_empty=true)",
                 ));
             }
-            // Checked before truncating: a refused replace must not leave the data source empty.
-            if !has_data {
-                return Err(ApiError::bad_request("Replacing needs data"));
-            }
-            state
-                .services
-                .catalog
-                .truncate_data_source(TruncateDataSourceRequest {
-                    header: Some(caller.header.clone()),
-                    name_or_id: name.clone(),
-                })
-                .await?;
-            append(
-                &state,
-                &caller.header,
-                &name,
-                format,
-                &params,
-                payload,
-                false,
-            )
-            .await
+            imports::replace_with(&state, &caller, &name, format, &params, payload).await
         }
         other => Err(ApiError::bad_request(format!(
             "Invalid mode '{other}': use create, append or replace"
@@ -320,34 +271,104 @@ pub async fn create_or_append(
     }
 }
 
-async fn append(
+/// The columns the ingest service guesses from a sample of data.
+pub(crate) async fn analyze_columns(
     state: &AppState,
-    header: &roost_proto::common::v1::RequestHeader,
-    name: &str,
-    format: DataFormat,
+    caller: &super::Caller,
     params: &Params,
-    payload: Payload,
-    create_if_missing: bool,
-) -> Result<Response, ApiError> {
-    let bytes = payload.data.len();
-    let ingested = state
+    format: FileFormat,
+    data: bytes::Bytes,
+) -> Result<Vec<catalog::Column>, ApiError> {
+    let analysis = state
         .services
         .ingest
-        .ingest_data(IngestDataRequest {
-            header: Some(header.clone()),
-            data_source: name.to_string(),
-            format: format as i32,
-            data: payload.data,
-            create_if_missing,
+        .analyze_data(AnalyzeDataRequest {
+            header: Some(caller.header.clone()),
+            format: data_format(format) as i32,
+            data,
             type_guessing: params.flag_or("type_guessing", true),
             csv_delimiter: params
                 .text("dialect_delimiter")
                 .unwrap_or_default()
                 .to_string(),
             csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
-            wait: true,
         })
         .await?;
+    Ok(analysis.columns)
+}
+
+/// Creates a data source with the request's engine settings and description.
+pub(crate) async fn create_data_source(
+    state: &AppState,
+    caller: &super::Caller,
+    name: &str,
+    columns: Vec<catalog::Column>,
+    params: &Params,
+    format: FileFormat,
+) -> Result<catalog::DataSource, ApiError> {
+    Ok(state
+        .services
+        .catalog
+        .create_data_source(CreateDataSourceRequest {
+            header: Some(caller.header.clone()),
+            name: name.to_string(),
+            columns,
+            engine: Some(engine_settings(params)),
+            description: params.text("description").unwrap_or_default().to_string(),
+            origin_format: format.name().to_string(),
+        })
+        .await?
+        .data_source
+        .unwrap_or_default())
+}
+
+/// The ingest request for data sent with a request; `staging_id` sets a replace's rows aside.
+pub(crate) fn ingest_request(
+    caller: &super::Caller,
+    name: &str,
+    format: FileFormat,
+    params: &Params,
+    data: bytes::Bytes,
+    create_if_missing: bool,
+    staging_id: &str,
+) -> IngestDataRequest {
+    IngestDataRequest {
+        header: Some(caller.header.clone()),
+        data_source: name.to_string(),
+        format: data_format(format) as i32,
+        data,
+        create_if_missing,
+        type_guessing: params.flag_or("type_guessing", true),
+        csv_delimiter: params
+            .text("dialect_delimiter")
+            .unwrap_or_default()
+            .to_string(),
+        csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
+        wait: true,
+        staging_id: staging_id.to_string(),
+    }
+}
+
+async fn append(
+    state: &AppState,
+    caller: &super::Caller,
+    name: &str,
+    format: FileFormat,
+    params: &Params,
+    payload: Payload,
+    create_if_missing: bool,
+) -> Result<Response, ApiError> {
+    let bytes = payload.data.len();
+    let request = ingest_request(
+        caller,
+        name,
+        format,
+        params,
+        payload.data,
+        create_if_missing,
+        "",
+    );
+    let ingested = state.services.ingest.ingest_data(request).await?;
     let data_source = ingested.data_source.clone().unwrap_or_default();
     Ok(Json(import_reply(&data_source, &ingested, bytes)).into_response())
 }
@@ -381,7 +402,7 @@ pub async fn list(
     Ok(Json(json!({ "datasources": visible })))
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     state: &AppState,
     caller: &super::Caller,
     name: &str,
@@ -564,49 +585,4 @@ pub async fn alter(
     Ok(Json(
         json!({ "operations": altered.operations, "datasource": data_source_json(&data_source) }),
     ))
-}
-
-/// `POST /v0/analyze`: guesses the schema of a file.
-pub async fn analyze(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Json<Value>, ApiError> {
-    let (headers, params, payload) = read_request(request, state.config.max_upload_body).await?;
-    let caller = caller(&state, &headers, &params).await?;
-    if payload.data.is_empty() {
-        return Err(ApiError::bad_request("Send a file to analyze"));
-    }
-    let format = match (params.text("format"), &payload.field) {
-        (None, None) => sniff_format(&payload.data),
-        _ => data_format(&params, &payload)?,
-    };
-    let analysis = state
-        .services
-        .ingest
-        .analyze_data(AnalyzeDataRequest {
-            header: Some(caller.header.clone()),
-            format: format as i32,
-            data: payload.data,
-            type_guessing: true,
-            csv_delimiter: params
-                .text("dialect_delimiter")
-                .unwrap_or_default()
-                .to_string(),
-            csv_header: "auto".into(),
-        })
-        .await?;
-    let columns: Vec<Value> = analysis
-        .columns
-        .iter()
-        .map(|c| json!({"name": c.name, "recommended_type": c.r#type, "present_pct": 1, "path": c.jsonpath}))
-        .collect();
-    let preview: Vec<Value> = analysis
-        .preview
-        .iter()
-        .filter_map(|row| serde_json::from_str(row).ok())
-        .collect();
-    Ok(Json(json!({
-        "analysis": { "columns": columns, "schema": analysis.schema },
-        "preview": { "data": preview, "rows": preview.len() },
-    })))
 }

@@ -60,6 +60,7 @@ pub async fn append(State(state): State<AppState>, request: Request) -> Result<R
             csv_delimiter: String::new(),
             csv_header: String::new(),
             wait,
+            staging_id: String::new(),
         })
         .await?;
     // Rows are in the engine once ingest answers here, so `wait` changes only the status code,

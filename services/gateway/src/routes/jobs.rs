@@ -226,7 +226,7 @@ pub async fn delete_rows(
     Ok(Json(answer))
 }
 
-async fn count_matching(
+pub(crate) async fn count_matching(
     state: &AppState,
     caller: &Caller,
     data_source: &str,
