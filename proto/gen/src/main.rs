@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // `cargo run` sets the variable at run time too: prefer that, since a build directory shared
+    // by several checkouts may hand this checkout a binary built in another.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let root = PathBuf::from(manifest_dir).join("..");
     let proto_dir = root.join("proto");
     let out_dir = root.join("src/gen");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&proto_dir)?

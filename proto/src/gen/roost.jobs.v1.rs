@@ -54,6 +54,11 @@ pub struct SubmitJobRequest {
     /// What to run, by kind, as a JSON object.
     #[prost(string, tag = "7")]
     pub spec_json: ::prost::alloc::string::String,
+    /// Set when the work already ran while the request was served (a file sent with an import):
+    /// the job is stored done with this result (a JSON object), so clients that poll for a job
+    /// find it finished.
+    #[prost(string, tag = "8")]
+    pub finished_result_json: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SubmitJobResponse {

@@ -4,6 +4,7 @@ mod build;
 mod datasources;
 mod events;
 mod imports;
+mod internal;
 mod jobs;
 mod pipe_jobs;
 mod pipes;
@@ -106,6 +107,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/pipes/{name}/copy/resume", post(pipe_jobs::resume_copy))
         .route("/v0/analyze", post(imports::analyze))
         .route("/v1/build", post(build::build))
+        .route("/v1/datasources/{name}/{mode}", post(imports::import_v1))
         .route("/v0/events", post(events::append))
         .route("/v0/sql", get(sql::run).post(sql::run))
         .route("/v0/pipes", get(pipes::list).post(pipes::create))

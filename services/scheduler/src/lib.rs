@@ -237,6 +237,7 @@ pub async fn run_due(
             pipe_id: schedule.pipe_id.clone(),
             pipe_name: schedule.pipe_name.clone(),
             spec_json: spec.to_string(),
+            ..SubmitJobRequest::default()
         };
         match jobs.submit_job(request).await {
             Ok(_) => submitted += 1,

@@ -150,6 +150,51 @@ async fn the_tb_cli_works_unchanged() {
         "{quarantined}"
     );
 
+    // Replacing: everything, then only the rows a condition selects.
+    let order = |id: &str, country: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-02-01 00:00:00\",\"id\":\"{id}\",\"user\":{{\"id\":\"u9\"}},\"amount\":1,\"country\":\"{country}\"}}\n"
+        )
+    };
+    std::fs::write(
+        dir.join("all.ndjson"),
+        [order("r1", "ES"), order("r2", "ES"), order("r3", "FR")].concat(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("spain.ndjson"), order("r4", "ES")).unwrap();
+    let replaced = tb_ok(dir, &["datasource", "replace", "orders", "all.ndjson"]);
+    assert!(replaced.contains("replaced"), "{replaced}");
+    let ids = |text: String| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.starts_with("\"r"))
+            .map(|line| line.trim_matches('"').to_string())
+            .collect()
+    };
+    let all_ids = || {
+        tb_ok(
+            dir,
+            &[
+                "sql",
+                "SELECT order_id FROM orders ORDER BY order_id",
+                "--format",
+                "csv",
+            ],
+        )
+    };
+    assert_eq!(ids(all_ids()), ["r1", "r2", "r3"]);
+    tb_ok(
+        dir,
+        &[
+            "datasource",
+            "replace",
+            "orders",
+            "spain.ndjson",
+            "--sql-condition",
+            "country = 'ES'",
+        ],
+    );
+    assert_eq!(ids(all_ids()), ["r3", "r4"]);
+
     let truncated = tb_ok(dir, &["datasource", "truncate", "orders", "--yes"]);
     assert!(truncated.contains("truncated"), "{truncated}");
     let count = tb_ok(

@@ -116,6 +116,13 @@ async fn the_forward_tb_builds_in_its_own_workspace() {
     std::fs::create_dir_all(dir.join("endpoints")).unwrap();
     std::fs::write(dir.join("datasources/events.datasource"), DATASOURCE).unwrap();
     std::fs::write(dir.join("endpoints/counts.pipe"), PIPE).unwrap();
+    // Fixtures the CLI appends after a build (through Forward's `/v1/datasources/{name}/append`).
+    std::fs::create_dir_all(dir.join("fixtures")).unwrap();
+    std::fs::write(
+        dir.join("fixtures/events.ndjson"),
+        "{\"who\":\"a\",\"v\":1}\n{\"who\":\"b\",\"v\":2}\n{\"who\":\"a\",\"v\":3}\n",
+    )
+    .unwrap();
 
     let (built, output) = forward_tb(&roost, dir, &["build"]);
     assert!(output.contains("Building project"), "{output}");
@@ -174,6 +181,11 @@ async fn the_forward_tb_builds_in_its_own_workspace() {
         "{output}"
     );
     let answer = get(&roost, "/v0/pipes/counts.json", token).await;
+    assert_eq!(
+        answer["data"],
+        serde_json::json!([{"who": "a", "c": 2, "total": 4}, {"who": "b", "c": 1, "total": 2}]),
+        "the fixtures were appended once and the unchanged data source kept them"
+    );
     let columns: Vec<&str> = answer["meta"]
         .as_array()
         .unwrap()

@@ -84,10 +84,13 @@ fn job_from_row(row: &AnyRow) -> JobRecord {
 impl Store {
     /// Stores a new job.
     pub async fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        crate::refuse_nul("job", &[&job.spec, &job.datasource_name, &job.pipe_name])?;
+        crate::refuse_nul(
+            "job",
+            &[&job.spec, &job.result, &job.datasource_name, &job.pipe_name],
+        )?;
         sqlx::query(
-            "INSERT INTO jobs (id, workspace_id, kind, status, datasource_id, datasource_name, pipe_id, pipe_name, spec, result, progress, error, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "INSERT INTO jobs (id, workspace_id, kind, status, datasource_id, datasource_name, pipe_id, pipe_name, spec, result, progress, error, created_at, updated_at, started_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&job.id)
         .bind(&job.workspace_id)
@@ -103,6 +106,8 @@ impl Store {
         .bind(&job.error)
         .bind(&job.created_at)
         .bind(&job.updated_at)
+        .bind(&job.started_at)
+        .bind(&job.finished_at)
         .execute(&self.pool)
         .await
         .map_err(|e| crate::conflict_or(e, "job"))?;

@@ -3,17 +3,16 @@
 //! the workspace hold exactly that project: new data sources and pipes created, changed ones
 //! replaced, ones no longer in the project removed.
 //!
-//! Each step goes through this server's own API (the route table answering an internal request
-//! with the caller's credentials), so a build does precisely what the equivalent `tb push`,
-//! `DELETE` and scope checks do, with no second implementation of them.
+//! Each step goes through this server's own API ([`InternalApi`]), so a build does precisely
+//! what the equivalent `tb push`, `DELETE` and scope checks do.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
+use super::internal::InternalApi;
 use super::{Need, caller};
 use crate::datafile::{self, DataSourceFile, PipeFile};
 use crate::params::Params;
@@ -83,46 +82,6 @@ fn parse_project(files: &[(String, String)]) -> Result<Project, Vec<Value>> {
     match errors.is_empty() {
         true => Ok(project),
         false => Err(errors),
-    }
-}
-
-/// This server's API, called with the build caller's credentials.
-struct Api {
-    state: AppState,
-    authorization: String,
-}
-
-impl Api {
-    async fn call(&self, method: Method, uri: &str, body: Body) -> Result<Value, String> {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, &self.authorization)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|e| e.to_string())?;
-        let routes = super::routes().with_state(self.state.clone());
-        let response = routes.oneshot(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .map_err(|e| e.to_string())?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        Err(body["error"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{status}")))
-    }
-
-    async fn get(&self, uri: &str) -> Result<Value, String> {
-        self.call(Method::GET, uri, Body::empty()).await
-    }
-
-    async fn delete(&self, uri: &str) -> Result<Value, String> {
-        self.call(Method::DELETE, uri, Body::empty()).await
     }
 }
 
@@ -228,7 +187,7 @@ struct Changes {
 }
 
 /// Makes the workspace hold `project`; the first failure stops the build and names its file.
-async fn apply(api: &Api, project: &Project) -> Result<Changes, Value> {
+async fn apply(api: &InternalApi, project: &Project) -> Result<Changes, Value> {
     let fail = |kind: &str, name: &str, error: String| json!({ "filename": format!("{name}.{kind}"), "resource": name, "error": error });
     let listed_pipes = api
         .get("/v0/pipes")
@@ -278,7 +237,7 @@ async fn apply(api: &Api, project: &Project) -> Result<Changes, Value> {
             ("description", file.description.as_str()),
         ];
         pairs.extend(file.engine.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        api.call(
+        api.json(
             Method::POST,
             &format!("/v0/datasources?{}", query_string(&pairs)),
             Body::empty(),
@@ -316,7 +275,7 @@ async fn apply(api: &Api, project: &Project) -> Result<Changes, Value> {
         let mut last_error = None;
         for file in waiting.iter().copied() {
             let body = Body::from(pipe_body(file).to_string());
-            match api.call(Method::POST, "/v0/pipes?force=true", body).await {
+            match api.json(Method::POST, "/v0/pipes?force=true", body).await {
                 Ok(_) => {}
                 Err(error) => {
                     last_error = Some(fail("pipe", &file.name, error));
@@ -361,9 +320,10 @@ pub async fn build(
         Ok(project) => project,
         Err(errors) => return Ok(Json(json!({ "result": "failed", "errors": errors }))),
     };
-    let api = Api {
+    let api = InternalApi {
         state,
-        authorization: format!("Bearer {token}"),
+        authorization: HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ApiError::bad_request("Invalid token"))?,
     };
     match apply(&api, &project).await {
         Ok(changes) => Ok(Json(json!({

@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use roost_fetch::chunks::complete_rows;
@@ -25,6 +25,7 @@ use super::datasources::{
     analyze_columns, create_data_source, data_format, data_source_json, fetch, import_reply,
     ingest_request, named_format, parse_columns, payload_format,
 };
+use super::internal::InternalApi;
 use super::jobs::{count_matching, started_job_json};
 use super::{Caller, Need, caller};
 use crate::params::{Params, Payload, read_request};
@@ -383,4 +384,98 @@ pub async fn analyze(
         });
     }
     Ok(Json(answer))
+}
+
+/// `POST /v1/datasources/{name}/{append|replace}`: Forward's import. The file is the body (its
+/// format from `format=` or the content type), or `url=` names it; either way the answer is a job,
+/// as Forward's clients poll for one. A file sent with the request is imported before the answer
+/// (through `POST /v0/datasources`, so it is checked and ingested exactly as that route does), so
+/// its job is already done; a URL import is the `import` job it starts.
+pub async fn import_v1(
+    State(state): State<AppState>,
+    Path((name, mode)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    if mode != "append" && mode != "replace" {
+        return Err(ApiError::not_found(format!(
+            "Not found: /v1/datasources/{name}/{mode}"
+        )));
+    }
+    let mut headers = request.headers().clone();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let params = Params::from_urlencoded(query.as_bytes());
+    let caller = caller(&state, &headers, &params).await?;
+    let authorization = headers
+        .remove(header::AUTHORIZATION)
+        .or_else(|| {
+            params
+                .text("token")
+                .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+        })
+        .ok_or_else(|| ApiError::forbidden("A token is required"))?;
+    // The serializer is not Send: build the query before any await.
+    let uri = {
+        let mut v0_query = form_urlencoded::Serializer::new(String::new());
+        v0_query
+            .append_pair("name", &name)
+            .append_pair("mode", &mode);
+        if params.text("format").is_none()
+            && let Some(format) = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(format_of_content_type)
+        {
+            v0_query.append_pair("format", format);
+        }
+        format!("/v0/datasources?{}&{query}", v0_query.finish())
+    };
+    let api = InternalApi {
+        state: state.clone(),
+        authorization,
+    };
+    let answer = api
+        .call(Method::POST, &uri, headers.clone(), request.into_body())
+        .await
+        .map_err(ApiError::bad_request)?;
+    if params.text("url").is_some() {
+        return Ok(Json(answer));
+    }
+    let rows = answer["blocks"][0]["process_return"][0]["lines"].clone();
+    let bytes = answer["blocks"][0]["process_return"][0]["bytes"].clone();
+    let data_source = answer["datasource"].clone();
+    let job = state
+        .services
+        .jobs
+        .submit_job(SubmitJobRequest {
+            header: Some(caller.header.clone()),
+            kind: "import".into(),
+            datasource_id: data_source["id"].as_str().unwrap_or_default().into(),
+            datasource_name: name.clone(),
+            spec_json: json!({ "mode": mode, "source": "request body" }).to_string(),
+            finished_result_json: json!({
+                "statistics": { "row_count": rows, "bytes": bytes },
+                "quarantine_rows": answer["quarantine_rows"],
+                "errors": answer["errors"],
+            })
+            .to_string(),
+            ..SubmitJobRequest::default()
+        })
+        .await?
+        .job
+        .unwrap_or_default();
+    let mut reply = started_job_json(&job, &headers);
+    reply["import_id"] = json!(job.id);
+    reply["datasource"] = data_source;
+    Ok(Json(reply))
+}
+
+/// The import format a content type names, as Forward's clients label their uploads.
+fn format_of_content_type(content_type: &str) -> Option<&'static str> {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    match essence {
+        "text/csv" => Some("csv"),
+        "application/x-ndjson" | "application/ndjson" | "application/json" => Some("ndjson"),
+        "application/vnd.apache.parquet" => Some("parquet"),
+        _ => None,
+    }
 }

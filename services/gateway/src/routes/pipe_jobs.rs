@@ -218,6 +218,7 @@ async fn submit_populate(
             pipe_id: pipe.id.clone(),
             pipe_name: pipe.name.clone(),
             spec_json: json!({ "node": node.name, "truncate": truncate }).to_string(),
+            ..SubmitJobRequest::default()
         })
         .await?
         .job
@@ -689,6 +690,7 @@ pub async fn run_copy(
                 "trigger": "api",
             })
             .to_string(),
+            ..SubmitJobRequest::default()
         })
         .await?
         .job
