@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     pub events_requests_per_second: u64,
     /// Events API bytes per second per data source (Tinybird: 20 MB).
     pub events_bytes_per_second: u64,
+    /// The directory local sink connections write under: a connection's root is taken
+    /// relative to it, and an absolute root must lie inside it.
+    pub sink_local_root: std::path::PathBuf,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +66,7 @@ impl Default for GatewayConfig {
             max_upload_body: 1024 * 1024 * 1024,
             events_requests_per_second: 100,
             events_bytes_per_second: 20 * 1024 * 1024,
+            sink_local_root: std::path::PathBuf::from("./roost-data/exports"),
         }
     }
 }

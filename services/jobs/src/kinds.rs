@@ -4,7 +4,9 @@
 use roost_engine::{Engine, EngineError};
 use roost_proto::ServiceError;
 use roost_proto::catalog::v1::GetDataSourceRequest;
-use roost_proto::query::v1::{EndpointParam, ExecuteEndpointRequest, ResolveConditionRequest};
+use roost_proto::query::v1::{
+    CompileNodeResponse, EndpointParam, ExecuteEndpointRequest, ResolveConditionRequest,
+};
 use roost_types::{quote_ident, quote_string};
 use serde_json::{Value, json};
 
@@ -31,12 +33,12 @@ impl From<EngineError> for JobFailure {
 }
 
 pub(crate) fn is_known(kind: &str) -> bool {
-    matches!(kind, kind::DELETE_DATA | kind::POPULATE | kind::COPY)
+    matches!(kind, kind::DELETE_DATA | kind::POPULATE | kind::COPY) || kind == kind::SINK
 }
 
 /// Kinds that look for a cancellation between their steps.
 pub(crate) fn stops_between_steps(kind: &str) -> bool {
-    matches!(kind, kind::DELETE_DATA | kind::COPY)
+    matches!(kind, kind::DELETE_DATA | kind::COPY) || kind == kind::SINK
 }
 
 /// Whether a job interrupted half-way may simply run again: a delete finds nothing left to
@@ -57,6 +59,7 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
         kind::DELETE_DATA => delete_data(context).await,
         kind::POPULATE => populate(context).await,
         kind::COPY => copy(context).await,
+        kind::SINK => crate::sink::run(context).await,
         other => Err(JobFailure::Failed(format!("Unknown job kind '{other}'"))),
     }
 }
@@ -210,8 +213,10 @@ struct NodeInsert {
     select: String,
 }
 
-/// Compiles the job's node with its parameters and matches its output to the target's columns.
-async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, JobFailure> {
+/// Compiles the job's node (`node` in the spec) with its parameters (`params`).
+pub(crate) async fn compile_job_node(
+    context: &JobContext,
+) -> Result<CompileNodeResponse, JobFailure> {
     let params = match context.spec.get("params") {
         Some(Value::Object(params)) => params
             .iter()
@@ -231,7 +236,7 @@ async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, J
             .collect(),
         _ => Vec::new(),
     };
-    let compiled = context
+    Ok(context
         .dependencies
         .endpoints
         .compile_node(ExecuteEndpointRequest {
@@ -242,7 +247,12 @@ async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, J
             read_all: true,
             ..ExecuteEndpointRequest::default()
         })
-        .await?;
+        .await?)
+}
+
+/// Compiles the job's node with its parameters and matches its output to the target's columns.
+async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, JobFailure> {
+    let compiled = compile_job_node(context).await?;
     let data_source = context
         .dependencies
         .catalog

@@ -1,5 +1,5 @@
 //! Jobs: long work tracked as records (delete rows, populate a materialized view, copy a pipe's
-//! result into a data source).
+//! result into a data source, sink it to files in a bucket or a directory).
 //!
 //! A job is stored `waiting` before [`JobsService::submit_job`] answers. Workers poll the store,
 //! claim a job with a compare-and-set on its status (so in distributed mode any number of workers
@@ -9,6 +9,7 @@
 //! stays `working` forever.
 
 mod kinds;
+mod sink;
 mod worker;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub mod kind {
     pub const POPULATE: &str = "populateview";
     /// A copy pipe's run.
     pub const COPY: &str = "copy";
+    /// A sink pipe's run: the node's result written as files to a bucket or a directory.
+    pub const SINK: &str = "sink";
 }
 
 /// How jobs run.
@@ -71,6 +74,8 @@ pub struct JobDependencies {
     pub catalog: CatalogClient,
     /// Compiles nodes and resolves conditions.
     pub endpoints: EndpointClient,
+    /// The directory local sinks write under; nothing is written outside it.
+    pub sink_local_root: std::path::PathBuf,
 }
 
 /// The jobs service: records and the API over them. Workers are started with [`Jobs::start_worker`].

@@ -84,6 +84,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
             engine: engine.clone(),
             catalog: catalog.clone(),
             endpoints: endpoints.clone(),
+            sink_local_root: config.sink_local_root(),
         },
     );
     let jobs: JobsClient = Arc::new(jobs_service);
@@ -105,6 +106,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
             local: true,
             events_requests_per_second: config.events_limits.requests_per_second,
             events_bytes_per_second: config.events_limits.bytes_per_second,
+            sink_local_root: config.sink_local_root(),
             ..GatewayConfig::default()
         },
     );

@@ -40,6 +40,9 @@ enum Command {
         /// Events API bytes per second per data source (Tinybird: 20 MB).
         #[arg(long, env = "ROOST_EVENTS_BYTES_PER_SECOND", default_value_t = EventsLimits::default().bytes_per_second)]
         events_bytes_per_second: u64,
+        /// The directory local sink connections write under (default: <data-dir>/exports).
+        #[arg(long, env = "ROOST_SINK_LOCAL_ROOT")]
+        sink_local_root: Option<PathBuf>,
     },
 }
 
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             libchdb,
             events_rps,
             events_bytes_per_second,
+            sink_local_root,
         } => {
             let events_limits = EventsLimits {
                 requests_per_second: events_rps.max(1),
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 libchdb,
                 events_limits,
+                sink_local_root,
                 ..LocalConfig::default()
             }))?;
         }

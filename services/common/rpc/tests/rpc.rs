@@ -226,6 +226,30 @@ impl CatalogService for FakeCatalog {
     ) -> Result<catalog::DropWorkspaceDataResponse, ServiceError> {
         Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
     }
+    async fn create_connection(
+        &self,
+        _request: catalog::CreateConnectionRequest,
+    ) -> Result<catalog::CreateConnectionResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
+    async fn get_connection(
+        &self,
+        _request: catalog::GetConnectionRequest,
+    ) -> Result<catalog::GetConnectionResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
+    async fn list_connections(
+        &self,
+        _request: catalog::ListConnectionsRequest,
+    ) -> Result<catalog::ListConnectionsResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
+    async fn delete_connection(
+        &self,
+        _request: catalog::DeleteConnectionRequest,
+    ) -> Result<catalog::DeleteConnectionResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
 }
 
 async fn serve_fake_catalog(
