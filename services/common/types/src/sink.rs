@@ -312,8 +312,13 @@ fn variable(body: &str, template: &str) -> Result<TemplatePart, String> {
     if let Some(fixed) = fixed {
         return Ok(fixed);
     }
-    crate::validate_column_name(name)
-        .map_err(|_| format!("Invalid variable '{{{body}}}' in file_template '{template}'"))?;
+    let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier {
+        return Err(format!(
+            "Invalid variable '{{{body}}}' in file_template '{template}': use date, datetime, timestamp, job_id or a column name"
+        ));
+    }
     Ok(TemplatePart::Column {
         name: name.to_string(),
         format,

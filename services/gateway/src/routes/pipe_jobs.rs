@@ -1,5 +1,6 @@
 //! What pipes run besides endpoints: materialized nodes (views into a data source, populated by a
-//! job), copy nodes (a node's result copied into a data source now or on a cron schedule).
+//! job), copy nodes (a node's result copied into a data source now or on a cron schedule); what
+//! sink pipes (`sinks.rs`) share with them.
 //!
 //! Routes: `POST|DELETE /v0/pipes/{p}/nodes/{n}/materialization`, `GET .../analysis`,
 //! `POST .../population`, `PUT|DELETE .../copy`, `POST /v0/pipes/{p}/copy`,
@@ -27,23 +28,23 @@ use super::{Caller, Need, caller};
 use crate::params::{Params, read_request};
 use crate::{ApiError, AppState};
 
-const ON_DEMAND: &str = "@on-demand";
+pub(super) const ON_DEMAND: &str = "@on-demand";
 
-fn settings(node: &Node) -> Map<String, Value> {
+pub(super) fn settings(node: &Node) -> Map<String, Value> {
     match serde_json::from_str(&node.settings_json) {
         Ok(Value::Object(settings)) => settings,
         _ => Map::new(),
     }
 }
 
-fn setting<'a>(settings: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
+pub(super) fn setting<'a>(settings: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
         .find_map(|key| settings.get(*key).and_then(Value::as_str))
         .map(str::trim)
         .filter(|value| !value.is_empty())
 }
 
-fn find_node<'a>(pipe: &'a Pipe, name_or_id: &str) -> Result<&'a Node, ApiError> {
+pub(super) fn find_node<'a>(pipe: &'a Pipe, name_or_id: &str) -> Result<&'a Node, ApiError> {
     pipe.nodes
         .iter()
         .find(|n| n.name == name_or_id || n.id == name_or_id)
@@ -245,11 +246,57 @@ async fn copy_settings(
             )));
         }
     };
-    let cron = cron
-        .map(str::trim)
+    Ok(CopySettings {
+        target,
+        mode,
+        cron: scheduled_cron(cron),
+    })
+}
+
+/// The cron of a schedule setting; none for `@on-demand`, `none` or nothing.
+pub(super) fn scheduled_cron(cron: Option<&str>) -> Option<String> {
+    cron.map(str::trim)
         .filter(|c| !c.is_empty() && *c != ON_DEMAND && !c.eq_ignore_ascii_case("none"))
-        .map(str::to_owned);
-    Ok(CopySettings { target, mode, cron })
+        .map(str::to_owned)
+}
+
+/// Sets the pipe's schedule to run `kind` jobs with `spec` on `cron`, or removes it without one.
+pub(super) async fn set_pipe_schedule(
+    state: &AppState,
+    caller: &Caller,
+    pipe: &Pipe,
+    kind: &str,
+    cron: Option<&str>,
+    spec: Value,
+) -> Result<Option<Schedule>, ApiError> {
+    let Some(cron) = cron else {
+        state
+            .services
+            .scheduler
+            .delete_schedule(DeleteScheduleRequest {
+                header: Some(caller.header.clone()),
+                pipe_id: pipe.id.clone(),
+            })
+            .await?;
+        return Ok(None);
+    };
+    Ok(state
+        .services
+        .scheduler
+        .set_schedule(SetScheduleRequest {
+            header: Some(caller.header.clone()),
+            schedule: Some(Schedule {
+                pipe_id: pipe.id.clone(),
+                cron: cron.to_string(),
+                status: "running".into(),
+                pipe_name: pipe.name.clone(),
+                kind: kind.into(),
+                job_spec_json: spec.to_string(),
+                ..Schedule::default()
+            }),
+        })
+        .await?
+        .schedule)
 }
 
 /// Stores a copy node's settings and sets (or removes) its schedule.
@@ -277,44 +324,16 @@ async fn apply_copy(
             settings_json: changes.to_string(),
         })
         .await?;
-    let Some(cron) = &copy.cron else {
-        state
-            .services
-            .scheduler
-            .delete_schedule(DeleteScheduleRequest {
-                header: Some(caller.header.clone()),
-                pipe_id: pipe.id.clone(),
-            })
-            .await?;
-        return Ok(None);
-    };
     let spec = json!({
         "node": node.name,
         "mode": copy.mode,
         "datasource_id": copy.target.id,
         "datasource_name": copy.target.name,
     });
-    let schedule = state
-        .services
-        .scheduler
-        .set_schedule(SetScheduleRequest {
-            header: Some(caller.header.clone()),
-            schedule: Some(Schedule {
-                pipe_id: pipe.id.clone(),
-                cron: cron.clone(),
-                status: "running".into(),
-                pipe_name: pipe.name.clone(),
-                kind: "copy".into(),
-                job_spec_json: spec.to_string(),
-                ..Schedule::default()
-            }),
-        })
-        .await?
-        .schedule;
-    Ok(schedule)
+    set_pipe_schedule(state, caller, pipe, "copy", copy.cron.as_deref(), spec).await
 }
 
-fn schedule_json(schedule: Option<&Schedule>) -> Value {
+pub(super) fn schedule_json(schedule: Option<&Schedule>) -> Value {
     match schedule {
         Some(s) => json!({
             "cron": s.cron,
@@ -326,7 +345,7 @@ fn schedule_json(schedule: Option<&Schedule>) -> Value {
     }
 }
 
-async fn schedule_of(
+pub(super) async fn schedule_of(
     state: &AppState,
     caller: &Caller,
     pipe: &Pipe,
@@ -343,12 +362,15 @@ async fn schedule_of(
         .find(|s| s.pipe_id == pipe.id))
 }
 
-/// Fields a copy pipe's JSON adds: its node, target and schedule.
-pub(crate) async fn copy_fields(
+/// Fields a copy or sink pipe's JSON adds: its node, target and schedule.
+pub(crate) async fn type_fields(
     state: &AppState,
     caller: &Caller,
     pipe: &Pipe,
 ) -> Result<Map<String, Value>, ApiError> {
+    if pipe.nodes.iter().any(|n| n.node_type == "sink") {
+        return super::sinks::sink_fields(state, caller, pipe).await;
+    }
     let mut fields = Map::new();
     let Some(node) = pipe.nodes.iter().find(|n| n.node_type == "copy") else {
         return Ok(fields);
@@ -372,8 +394,8 @@ pub(crate) async fn copy_fields(
     Ok(fields)
 }
 
-/// After a push: materializes the pipe's materialized nodes and sets up its copy node, as the
-/// node types and settings say. Returns the fields the push answer adds.
+/// After a push: materializes the pipe's materialized nodes and sets up its copy or sink node, as
+/// the node types and settings say. Returns the fields the push answer adds.
 pub(crate) async fn apply_node_types(
     state: &AppState,
     caller: &Caller,
@@ -420,10 +442,13 @@ pub(crate) async fn apply_node_types(
         fields.insert("datasource".into(), data_source_json(&copy.target));
         fields.insert("created_datasource".into(), json!(false));
     }
+    if let Some(node) = pipe.nodes.iter().find(|n| n.node_type == "sink") {
+        fields.extend(super::sinks::apply_pushed_sink(state, caller, pipe, node).await?);
+    }
     Ok(fields)
 }
 
-async fn pipe_and_caller(
+pub(super) async fn pipe_and_caller(
     state: &AppState,
     request: Request,
     pipe: &str,
@@ -435,13 +460,28 @@ async fn pipe_and_caller(
     Ok((caller, headers, params, pipe))
 }
 
-async fn pipe_answer(state: &AppState, caller: &Caller, name: &str) -> Result<Value, ApiError> {
+pub(super) async fn pipe_answer(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Value, ApiError> {
     let pipe = fetch(state, caller, name).await?;
     let mut answer = pipe_json(&pipe, &[]);
     if let Value::Object(fields) = &mut answer {
-        fields.extend(copy_fields(state, caller, &pipe).await?);
+        fields.extend(type_fields(state, caller, &pipe).await?);
     }
     Ok(answer)
+}
+
+/// The template parameters of a run request: every parameter but the reserved ones (`token`,
+/// `cli_version`, and those starting with `_`).
+pub(super) fn template_params(params: &Params) -> Map<String, Value> {
+    params
+        .pairs()
+        .iter()
+        .filter(|(key, _)| !key.starts_with('_') && key != "token" && key != "cli_version")
+        .map(|(key, value)| (key.clone(), json!(value)))
+        .collect()
 }
 
 /// `POST /v0/pipes/{p}/nodes/{n}/materialization?datasource=&populate=`.
@@ -659,12 +699,6 @@ pub async fn run_copy(
         None,
     )
     .await?;
-    let template_params: Map<String, Value> = params
-        .pairs()
-        .iter()
-        .filter(|(key, _)| !key.starts_with('_') && key != "token" && key != "cli_version")
-        .map(|(key, value)| (key.clone(), json!(value)))
-        .collect();
     let job = state
         .services
         .jobs
@@ -678,7 +712,7 @@ pub async fn run_copy(
             spec_json: json!({
                 "node": node.name,
                 "mode": copy.mode,
-                "params": template_params,
+                "params": template_params(&params),
                 "trigger": "api",
             })
             .to_string(),

@@ -320,7 +320,7 @@ pub async fn create(
         .pipe
         .unwrap_or_default();
     // Fail the push on SQL that can never run (bad template syntax), as Tinybird does, and on
-    // materialized or copy nodes that cannot be set up.
+    // materialized, copy or sink nodes that cannot be set up.
     let described = match describe(&state, &caller, &pipe).await {
         Ok(described) => {
             super::pipe_jobs::apply_node_types(&state, &caller, &headers, &pipe, &params)
@@ -367,7 +367,7 @@ pub async fn create(
     };
     let mut answer = pipe_json(&pipe, &described);
     if let Value::Object(fields) = &mut answer {
-        fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);
+        fields.extend(super::pipe_jobs::type_fields(&state, &caller, &pipe).await?);
         fields.extend(extra);
     }
     Ok(Json(answer))
@@ -461,7 +461,7 @@ pub async fn get_one(
     let params = describe(&state, &caller, &pipe).await?;
     let mut answer = pipe_json(&pipe, &params);
     if let Value::Object(fields) = &mut answer {
-        fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);
+        fields.extend(super::pipe_jobs::type_fields(&state, &caller, &pipe).await?);
     }
     Ok(Json(answer).into_response())
 }
