@@ -188,7 +188,11 @@ async fn apply_sink(
 ) -> Result<(), ApiError> {
     check_can_sink(pipe, node)?;
     let stored = sink.stored();
-    state
+    // The schedule first: the scheduler is what checks the cron, and a refused one must leave
+    // the node as it was.
+    let spec = job_spec(node, &stored, Map::new());
+    set_pipe_schedule(state, caller, pipe, "sink", sink.cron.as_deref(), spec).await?;
+    let typed = state
         .services
         .pipes
         .set_node_settings(SetNodeSettingsRequest {
@@ -196,11 +200,13 @@ async fn apply_sink(
             pipe: pipe.id.clone(),
             node: node.id.clone(),
             node_type: "sink".into(),
-            settings_json: Value::Object(stored.clone()).to_string(),
+            settings_json: Value::Object(stored).to_string(),
         })
-        .await?;
-    let spec = job_spec(node, &stored, Map::new());
-    set_pipe_schedule(state, caller, pipe, "sink", sink.cron.as_deref(), spec).await?;
+        .await;
+    if let Err(error) = typed {
+        let _ = set_pipe_schedule(state, caller, pipe, "sink", None, Value::Null).await;
+        return Err(error.into());
+    }
     Ok(())
 }
 
