@@ -259,6 +259,46 @@ async fn a_sink_exports_csv_gz_ndjson_and_parquet_to_an_s3_bucket() {
     assert_eq!(only_file(&again).0, "ndjson/part_1.ndjson", "{again}");
     assert_eq!(s3.object("ndjson/part.ndjson"), text.as_bytes(), "the first file was kept");
 
+    // A result larger than an upload part goes up in several parts and arrives whole.
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "big",
+                "nodes": [{"name": "rows", "sql": "SELECT a.id AS id, b.id AS k FROM events AS a CROSS JOIN (SELECT id FROM events WHERE id < 100) AS b"}],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    set_sink(
+        &api,
+        "big",
+        &[
+            ("connection", "warehouse"),
+            ("path", "s3://exports/big"),
+            ("file_template", "all"),
+            ("format", "ndjson"),
+        ],
+    )
+    .await;
+    let job = run_sink(&api, "big", &[]).await;
+    let (key, file) = only_file(&job);
+    let stored = s3.object(&key);
+    assert!(stored.len() > 16 * 1024 * 1024, "{} bytes", stored.len());
+    assert_eq!(file["bytes"], stored.len() as u64, "{job}");
+    assert_eq!(file["rows"], ROWS * 100, "{job}");
+    let text = String::from_utf8(stored).unwrap();
+    let mut pairs = 0u64;
+    let mut k_sum = 0u64;
+    for line in text.lines() {
+        let row: Value = serde_json::from_str(line).unwrap();
+        k_sum += row["k"].as_u64().unwrap();
+        pairs += 1;
+    }
+    assert_eq!(pairs, ROWS * 100);
+    assert_eq!(k_sum, ROWS * (99 * 100 / 2));
+
     // Parquet, written by the engine: read back by chDB.
     export_pipe(&api, "to_parquet").await;
     set_sink(
