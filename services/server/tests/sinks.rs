@@ -625,6 +625,9 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
 
     // A used connection cannot go; once its sink is removed it can.
     set_sink(&api, "to_s3", &base).await;
+    let linked = ok_json(api.get("/v0/connectors/warehouse").send().await.unwrap()).await;
+    assert_eq!(linked["sinks"][0]["resource_name"], "to_s3", "{linked}");
+    assert_eq!(linked["sinks"][0]["settings"]["bucket_path"], "s3://exports/x", "{linked}");
     let used = api.delete(&format!("/v0/connectors/{id}")).send().await.unwrap();
     assert!(error(used, 409).await.contains("to_s3"));
     let removed = api

@@ -3,6 +3,7 @@
 //! `s3_endpoint` for S3-compatible servers) or a local directory (`service=local`, `root` inside
 //! the server's export root). Secrets are written once and shown masked ever after.
 
+use std::collections::HashMap;
 use std::path::{Component, Path as FsPath};
 
 use axum::Json;
@@ -10,7 +11,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use roost_proto::catalog::v1::{
     Connection, CreateConnectionRequest, DeleteConnectionRequest, GetConnectionRequest,
-    ListConnectionsRequest,
+    ListConnectionsRequest, ListPipesRequest,
 };
 use serde_json::{Map, Value, json};
 
@@ -40,8 +41,48 @@ async fn connector_caller(
     Ok((caller, params))
 }
 
-/// The connection as Tinybird shows a connector, its secrets masked.
-pub(crate) fn connector_json(connection: &Connection) -> Value {
+/// The sink pipes writing through each connection (by connection id), as a connector's `sinks`
+/// shows them.
+async fn sinks_by_connection(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<HashMap<String, Vec<Value>>, ApiError> {
+    let pipes = state
+        .services
+        .pipes
+        .list_pipes(ListPipesRequest {
+            header: Some(caller.header.clone()),
+        })
+        .await?
+        .pipes;
+    let mut sinks: HashMap<String, Vec<Value>> = HashMap::new();
+    for pipe in &pipes {
+        for node in pipe.nodes.iter().filter(|n| n.node_type == "sink") {
+            let settings: Map<String, Value> =
+                serde_json::from_str(&node.settings_json).unwrap_or_default();
+            let text = |key: &str| settings.get(key).cloned().unwrap_or(Value::Null);
+            let Some(connection) = settings.get("connection_id").and_then(Value::as_str) else {
+                continue;
+            };
+            sinks.entry(connection.to_string()).or_default().push(json!({
+                "resource_id": pipe.id,
+                "resource_name": pipe.name,
+                "settings": {
+                    "bucket_path": text("path"),
+                    "file_template": text("file_template"),
+                    "format": text("format"),
+                    "compression": text("compression"),
+                    "write_strategy": text("write_strategy"),
+                },
+            }));
+        }
+    }
+    Ok(sinks)
+}
+
+/// The connection as Tinybird shows a connector, its secrets masked, with the sink pipes that
+/// write through it.
+pub(crate) fn connector_json(connection: &Connection, sinks: &HashMap<String, Vec<Value>>) -> Value {
     let mut settings: Map<String, Value> =
         serde_json::from_str(&connection.settings_json).unwrap_or_default();
     if connection.service == "s3" {
@@ -57,6 +98,7 @@ pub(crate) fn connector_json(connection: &Connection) -> Value {
         "created_at": connection.created_at,
         "updated_at": connection.updated_at,
         "linkers": [],
+        "sinks": sinks.get(&connection.id).cloned().unwrap_or_default(),
     })
 }
 
@@ -141,7 +183,7 @@ pub async fn create(
         .await?
         .connection
         .unwrap_or_default();
-    Ok(Json(connector_json(&connection)))
+    Ok(Json(connector_json(&connection, &HashMap::new())))
 }
 
 /// `GET /v0/connectors?service=`.
@@ -163,8 +205,12 @@ pub async fn list(
         })
         .await?
         .connections;
+    let sinks = sinks_by_connection(&state, &caller).await?;
     Ok(Json(json!({
-        "connectors": connections.iter().map(connector_json).collect::<Vec<_>>(),
+        "connectors": connections
+            .iter()
+            .map(|c| connector_json(c, &sinks))
+            .collect::<Vec<_>>(),
     })))
 }
 
@@ -186,7 +232,8 @@ pub async fn get_one(
         .await?
         .connection
         .unwrap_or_default();
-    Ok(Json(connector_json(&connection)))
+    let sinks = sinks_by_connection(&state, &caller).await?;
+    Ok(Json(connector_json(&connection, &sinks)))
 }
 
 /// `DELETE /v0/connectors/{id}`: refused (409) while a sink pipe uses the connection.
@@ -230,7 +277,7 @@ mod tests {
             secrets_json: r#"{"s3_secret_access_key": "very-secret"}"#.into(),
             ..Connection::default()
         };
-        let shown = connector_json(&connection);
+        let shown = connector_json(&connection, &HashMap::new());
         assert_eq!(shown["settings"]["s3_secret_access_key"], MASK);
         assert_eq!(shown["settings"]["s3_access_key_id"], "AK");
         assert!(!shown.to_string().contains("very-secret"));

@@ -443,7 +443,7 @@ pub(crate) async fn apply_node_types(
         fields.insert("created_datasource".into(), json!(false));
     }
     if let Some(node) = pipe.nodes.iter().find(|n| n.node_type == "sink") {
-        fields.extend(super::sinks::apply_pushed_sink(state, caller, pipe, node).await?);
+        fields.extend(super::sinks::apply_pushed_sink(state, caller, pipe, node, params).await?);
     }
     Ok(fields)
 }

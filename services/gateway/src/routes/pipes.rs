@@ -252,12 +252,16 @@ pub async fn create(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (headers, params, payload) = read_request(request, MAX_PIPE_BODY).await?;
+    let (headers, mut params, payload) = read_request(request, MAX_PIPE_BODY).await?;
     let caller = caller(&state, &headers, &params).await?;
     caller.require(Need::CreatePipe)?;
     let body: Option<Value> = serde_json::from_slice(&payload.data)
         .ok()
         .filter(Value::is_object);
+    if body.is_some() {
+        // `tb push` sends a sink's settings (connection, path, ...) beside the nodes.
+        params.extend_with_json_body(&payload.data);
+    }
     let (name, description, nodes) = match &body {
         Some(body) => {
             let name = body

@@ -20,6 +20,7 @@ use super::pipe_jobs::{
     ON_DEMAND, find_node, pipe_and_caller, pipe_answer, schedule_json, schedule_of,
     scheduled_cron, set_pipe_schedule, setting, settings, template_params,
 };
+use crate::params::Params;
 use crate::{ApiError, AppState};
 
 /// Where each sink setting is read from: the API's name first, then the datafile's `EXPORT_*`
@@ -210,16 +211,21 @@ async fn apply_sink(
     Ok(())
 }
 
-/// After a push: sets up the pipe's sink node from its `EXPORT_*` settings. Returns the fields
-/// the push answer adds.
+/// After a push: sets up the pipe's sink node from its settings (`EXPORT_*` on the node, or the
+/// API's names beside the nodes, as `tb push` sends them). Returns the fields the push answer
+/// adds.
 pub(crate) async fn apply_pushed_sink(
     state: &AppState,
     caller: &Caller,
     pipe: &Pipe,
     node: &Node,
+    params: &Params,
 ) -> Result<Map<String, Value>, ApiError> {
     let pushed = settings(node);
-    let sink = sink_settings(state, caller, |keys| setting(&pushed, keys)).await?;
+    let sink = sink_settings(state, caller, |keys| {
+        setting(&pushed, keys).or_else(|| keys.iter().find_map(|key| params.text(key)))
+    })
+    .await?;
     apply_sink(state, caller, pipe, node, &sink).await?;
     let mut fields = Map::new();
     fields.insert("sink_node".into(), json!(node.id));
