@@ -52,9 +52,10 @@ fn check(
                 ));
             }
             let endpoint = text(settings, "s3_endpoint");
-            if !endpoint.is_empty()
-                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-            {
+            let web = ["http://", "https://"]
+                .iter()
+                .any(|s| endpoint.starts_with(s));
+            if !endpoint.is_empty() && !web {
                 return Err(ServiceError::bad_request(format!(
                     "Invalid s3_endpoint '{endpoint}': use an http:// or https:// URL"
                 )));
@@ -139,10 +140,9 @@ impl Catalog {
             .insert_connection(&record)
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => ServiceError::conflict(format!(
-                    "Connection '{}' already exists",
-                    request.name
-                )),
+                StoreError::Conflict(_) => {
+                    ServiceError::conflict(format!("Connection '{}' already exists", request.name))
+                }
                 other => CatalogError::from(other).into(),
             })?;
         Ok(proto::CreateConnectionResponse {
@@ -275,9 +275,21 @@ mod tests {
             settings: settings.to_string(),
             ..NodeRecord::default()
         };
-        assert!(uses(&node("sink", json!({"connection_id": "c_1"})), &record));
-        assert!(uses(&node("sink", json!({"export_connection_name": "warehouse"})), &record));
-        assert!(!uses(&node("copy", json!({"connection_id": "c_1"})), &record));
-        assert!(!uses(&node("sink", json!({"connection": "other"})), &record));
+        assert!(uses(
+            &node("sink", json!({"connection_id": "c_1"})),
+            &record
+        ));
+        assert!(uses(
+            &node("sink", json!({"export_connection_name": "warehouse"})),
+            &record
+        ));
+        assert!(!uses(
+            &node("copy", json!({"connection_id": "c_1"})),
+            &record
+        ));
+        assert!(!uses(
+            &node("sink", json!({"connection": "other"})),
+            &record
+        ));
     }
 }

@@ -46,12 +46,17 @@ pub(crate) fn stops_between_steps(kind: &str) -> bool {
 pub(crate) fn safe_to_rerun(kind: &str, spec: &str) -> bool {
     match kind {
         kind::DELETE_DATA => true,
-        kind::COPY => serde_json::from_str::<Value>(spec)
-            .ok()
-            .and_then(|spec| spec.get("mode").and_then(Value::as_str).map(str::to_owned))
-            .is_some_and(|mode| mode == "replace"),
+        kind::COPY => spec_field(spec, "mode").is_some_and(|mode| mode == "replace"),
+        // A sink that replaces its files writes the same files again.
+        kind::SINK => spec_field(spec, "write_strategy").is_some_and(|s| s == "truncate"),
         _ => false,
     }
+}
+
+fn spec_field(spec: &str, key: &str) -> Option<String> {
+    serde_json::from_str::<Value>(spec)
+        .ok()
+        .and_then(|spec| spec.get(key).and_then(Value::as_str).map(str::to_owned))
 }
 
 pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
@@ -394,5 +399,10 @@ mod tests {
         assert!(safe_to_rerun(kind::COPY, r#"{"mode": "replace"}"#));
         assert!(!safe_to_rerun(kind::COPY, r#"{"mode": "append"}"#));
         assert!(!safe_to_rerun(kind::POPULATE, "{}"));
+        assert!(safe_to_rerun(
+            kind::SINK,
+            r#"{"write_strategy": "truncate"}"#
+        ));
+        assert!(!safe_to_rerun(kind::SINK, r#"{"write_strategy": "new"}"#));
     }
 }

@@ -103,12 +103,9 @@ async fn target(
                     .with_endpoint(endpoint)
                     .with_allow_http(endpoint.starts_with("http://"));
             }
-            let store = builder.build().map_err(|e| {
-                failed(format!(
-                    "Cannot use connection '{}': {e}",
-                    connection.name
-                ))
-            })?;
+            let store = builder
+                .build()
+                .map_err(|e| failed(format!("Cannot use connection '{}': {e}", connection.name)))?;
             Ok(Target {
                 store: Arc::new(store),
                 prefix: uri.prefix,
@@ -117,7 +114,8 @@ async fn target(
         }
         "local" => {
             let root = relative_path(text(&settings, "root")).map_err(failed)?;
-            let path = relative_path(path.strip_prefix("local://").unwrap_or(path)).map_err(failed)?;
+            let path =
+                relative_path(path.strip_prefix("local://").unwrap_or(path)).map_err(failed)?;
             let directory = local_root.join(&root).join(&path);
             let inside = |directory: PathBuf| async move {
                 tokio::fs::create_dir_all(&directory).await?;
@@ -325,18 +323,19 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
     let compression = SinkCompression::parse(context.spec_text("compression")).map_err(failed)?;
     let strategy = WriteStrategy::parse(context.spec_text("write_strategy")).map_err(failed)?;
     let template = FileTemplate::parse(context.spec_text("file_template")).map_err(failed)?;
-    let connection_name = context.spec_text("connection");
+    // The id: a connection renamed or replaced by one of the same name is not written to.
+    let connection_id = context.spec_text("connection_id");
     let connection = context
         .dependencies
         .catalog
         .get_connection(GetConnectionRequest {
             header: context.header(),
-            name_or_id: connection_name.to_string(),
+            name_or_id: connection_id.to_string(),
             with_secrets: true,
         })
         .await?
         .connection
-        .ok_or_else(|| failed(format!("Connection '{connection_name}' not found")))?;
+        .ok_or_else(|| failed(format!("Connection '{connection_id}' not found")))?;
     let target = target(
         &connection,
         context.spec_text("path"),
@@ -424,6 +423,9 @@ mod tests {
             shown_root: "s3://bucket".into(),
         };
         assert_eq!(target.location("a.csv"), "exports/daily/a.csv");
-        assert_eq!(target.shown("exports/daily/a.csv"), "s3://bucket/exports/daily/a.csv");
+        assert_eq!(
+            target.shown("exports/daily/a.csv"),
+            "s3://bucket/exports/daily/a.csv"
+        );
     }
 }

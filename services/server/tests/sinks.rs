@@ -257,7 +257,11 @@ async fn a_sink_exports_csv_gz_ndjson_and_parquet_to_an_s3_bucket() {
     assert!(rows.iter().all(|r| r["id"].as_u64().unwrap() < 2500));
     let again = run_sink(&api, "to_ndjson", &[("max_id", "10")]).await;
     assert_eq!(only_file(&again).0, "ndjson/part_1.ndjson", "{again}");
-    assert_eq!(s3.object("ndjson/part.ndjson"), text.as_bytes(), "the first file was kept");
+    assert_eq!(
+        s3.object("ndjson/part.ndjson"),
+        text.as_bytes(),
+        "the first file was kept"
+    );
 
     // A result larger than an upload part goes up in several parts and arrives whole.
     ok_json(
@@ -315,7 +319,10 @@ async fn a_sink_exports_csv_gz_ndjson_and_parquet_to_an_s3_bucket() {
     .await;
     let job = run_sink(&api, "to_parquet", &[]).await;
     let (key, file) = only_file(&job);
-    assert_eq!(key, format!("snapshot_{}.parquet", job["id"].as_str().unwrap()));
+    assert_eq!(
+        key,
+        format!("snapshot_{}.parquet", job["id"].as_str().unwrap())
+    );
     let parquet = s3.object(&key);
     assert_eq!(file["bytes"], parquet.len() as u64);
     assert_eq!(&parquet[..4], b"PAR1");
@@ -353,6 +360,25 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     walk(dir, dir, &mut found);
     found
+}
+
+/// The sink jobs of `pipe`.
+async fn sink_jobs(api: &Api, pipe: &str) -> Vec<Value> {
+    let jobs = ok_json(
+        api.get("/v0/jobs")
+            .query(&[("kind", "sink")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["pipe_name"] == pipe)
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
@@ -407,7 +433,10 @@ async fn a_local_sink_splits_by_column_and_a_schedule_writes_once_per_tick() {
             .to_string();
         let rows: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(rows.len() as u64, ROWS / 4);
-        assert!(rows.iter().all(|r| r.contains(&format!("\"{country}\""))), "{country}");
+        assert!(
+            rows.iter().all(|r| r.contains(&format!("\"{country}\""))),
+            "{country}"
+        );
     }
 
     // Pushed as `tb push` sends a sink node: every second, each run a new file.
@@ -449,21 +478,7 @@ async fn a_local_sink_splits_by_column_and_a_schedule_writes_once_per_tick() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let runs = loop {
-        let jobs = ok_json(
-            api.get("/v0/jobs")
-                .query(&[("kind", "sink")])
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let runs: Vec<Value> = jobs["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|j| j["pipe_name"] == "ticks")
-            .cloned()
-            .collect();
+        let runs = sink_jobs(&api, "ticks").await;
         if runs.iter().all(|j| j["status"] == "done") {
             break runs;
         }
@@ -481,10 +496,41 @@ async fn a_local_sink_splits_by_column_and_a_schedule_writes_once_per_tick() {
         "{} runs in {observed:.1} s",
         runs.len()
     );
+    // Deleting a scheduled sink pipe stops its schedule.
+    let pushed_again = api
+        .post("/v0/pipes")
+        .query(&[("force", "true")])
+        .json(&json!({
+            "name": "ticks",
+            "nodes": [{
+                "name": "rows", "type": "sink",
+                "sql": "SELECT id FROM events WHERE id < 10",
+                "export_connection_name": "disk", "export_bucket_uri": "ticks_again",
+                "export_file_template": "tick_{datetime}", "export_schedule": "* * * * * *",
+            }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok_json(pushed_again).await["schedule"]["status"], "running");
+    let deleted = api.delete("/v0/pipes/ticks").send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_delete = sink_jobs(&api, "ticks").await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        sink_jobs(&api, "ticks").await.len(),
+        after_delete,
+        "the schedule outlived its pipe"
+    );
+
     let written = files_under(&exports.join("team/ticks"));
     assert_eq!(written.len(), runs.len(), "{written:?}");
     for name in &written {
-        assert!(name.starts_with("tick_") && name.ends_with(".ndjson"), "{name}");
+        assert!(
+            name.starts_with("tick_") && name.ends_with(".ndjson"),
+            "{name}"
+        );
         let text = std::fs::read_to_string(exports.join("team/ticks").join(name)).unwrap();
         assert_eq!(text.lines().count(), 100, "{name}");
     }
@@ -508,12 +554,27 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
         let response = api.get(&path).send().await.unwrap();
         let text = response.text().await.unwrap();
         assert!(text.contains("warehouse"), "{path}: {text}");
-        assert!(!text.contains(SECRET_KEY), "{path} shows the secret: {text}");
+        assert!(
+            !text.contains(SECRET_KEY),
+            "{path} shows the secret: {text}"
+        );
     }
     let listed = ok_json(api.get("/v0/connectors").send().await.unwrap()).await;
-    assert_eq!(listed["connectors"][0]["settings"]["s3_secret_access_key"], "********");
-    assert_eq!(listed["connectors"][0]["settings"]["s3_access_key_id"], ACCESS_KEY);
-    let only_local = ok_json(api.get("/v0/connectors?service=local").send().await.unwrap()).await;
+    assert_eq!(
+        listed["connectors"][0]["settings"]["s3_secret_access_key"],
+        "********"
+    );
+    assert_eq!(
+        listed["connectors"][0]["settings"]["s3_access_key_id"],
+        ACCESS_KEY
+    );
+    let only_local = ok_json(
+        api.get("/v0/connectors?service=local")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(only_local["connectors"], json!([]));
 
     // Connections: a duplicate name, a missing key, an unknown service, roots outside the export
@@ -522,7 +583,11 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
     assert_eq!(duplicate.0, 409, "{}", duplicate.1);
     let no_secret = api
         .post("/v0/connectors")
-        .form(&[("service", "s3"), ("name", "half"), ("s3_access_key_id", "AK")])
+        .form(&[
+            ("service", "s3"),
+            ("name", "half"),
+            ("s3_access_key_id", "AK"),
+        ])
         .send()
         .await
         .unwrap();
@@ -534,20 +599,35 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
         .await
         .unwrap();
     assert!(error(unknown, 400).await.contains("ftp"));
-    for root in ["../outside".to_string(), "/etc".to_string(), format!("{}/../x", api.roost.data_dir().join("exports").display())] {
+    for root in [
+        "../outside".to_string(),
+        "/etc".to_string(),
+        format!("{}/../x", api.roost.data_dir().join("exports").display()),
+    ] {
         let escaping = api
             .post("/v0/connectors")
-            .form(&[("service", "local"), ("name", "escape"), ("root", root.as_str())])
+            .form(&[
+                ("service", "local"),
+                ("name", "escape"),
+                ("root", root.as_str()),
+            ])
             .send()
             .await
             .unwrap();
         let message = error(escaping, 400).await;
-        assert!(message.contains("root") || message.contains(".."), "{root}: {message}");
+        assert!(
+            message.contains("root") || message.contains(".."),
+            "{root}: {message}"
+        );
     }
     let inside = format!("{}/nested", api.roost.data_dir().join("exports").display());
     let absolute = ok_json(
         api.post("/v0/connectors")
-            .form(&[("service", "local"), ("name", "disk"), ("root", inside.as_str())])
+            .form(&[
+                ("service", "local"),
+                ("name", "disk"),
+                ("root", inside.as_str()),
+            ])
             .send()
             .await
             .unwrap(),
@@ -586,7 +666,9 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
             .cloned()
             .collect();
         form.extend(changes);
-        api.post("/v0/pipes/to_s3/nodes/rows/sink").form(&form).send()
+        api.post("/v0/pipes/to_s3/nodes/rows/sink")
+            .form(&form)
+            .send()
     };
     let missing = attempt(vec![("connection", "nowhere")]).await.unwrap();
     assert!(error(missing, 404).await.contains("nowhere"));
@@ -598,7 +680,9 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
     assert!(error(bad_template, 400).await.contains("file_template"));
     let bad_bucket = attempt(vec![("path", "gs://exports/x")]).await.unwrap();
     assert!(error(bad_bucket, 400).await.contains("s3://"));
-    let bad_cron = attempt(vec![("schedule_cron", "every minute")]).await.unwrap();
+    let bad_cron = attempt(vec![("schedule_cron", "every minute")])
+        .await
+        .unwrap();
     assert!(error(bad_cron, 400).await.contains("every minute"));
     let escaping = attempt(vec![("connection", "disk"), ("path", "../../etc")])
         .await
@@ -627,8 +711,15 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
     set_sink(&api, "to_s3", &base).await;
     let linked = ok_json(api.get("/v0/connectors/warehouse").send().await.unwrap()).await;
     assert_eq!(linked["sinks"][0]["resource_name"], "to_s3", "{linked}");
-    assert_eq!(linked["sinks"][0]["settings"]["bucket_path"], "s3://exports/x", "{linked}");
-    let used = api.delete(&format!("/v0/connectors/{id}")).send().await.unwrap();
+    assert_eq!(
+        linked["sinks"][0]["settings"]["bucket_path"], "s3://exports/x",
+        "{linked}"
+    );
+    let used = api
+        .delete(&format!("/v0/connectors/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert!(error(used, 409).await.contains("to_s3"));
     let removed = api
         .delete("/v0/pipes/to_s3/nodes/rows/sink")
@@ -636,7 +727,11 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
         .await
         .unwrap();
     assert_eq!(removed.status(), 204);
-    let deleted = api.delete(&format!("/v0/connectors/{id}")).send().await.unwrap();
+    let deleted = api
+        .delete(&format!("/v0/connectors/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 204);
     let gone = api.get("/v0/connectors/warehouse").send().await.unwrap();
     error(gone, 404).await;
@@ -660,16 +755,27 @@ async fn sink_and_connection_mistakes_are_clear_errors_and_secrets_stay_hidden()
     set_sink(
         &api,
         "to_s3",
-        &[("connection", "wrong_keys"), ("path", "s3://exports/denied"), ("file_template", "f")],
+        &[
+            ("connection", "wrong_keys"),
+            ("path", "s3://exports/denied"),
+            ("file_template", "f"),
+        ],
     )
     .await;
     let started = ok_json(api.post("/v0/pipes/to_s3/sink").send().await.unwrap()).await;
     let job = api
-        .wait_job(started["job_id"].as_str().unwrap(), Duration::from_secs(120), |_| {})
+        .wait_job(
+            started["job_id"].as_str().unwrap(),
+            Duration::from_secs(120),
+            |_| {},
+        )
         .await;
     assert_eq!(job["status"], "error", "{job}");
     let reason = job["error"].as_str().unwrap_or_default();
-    assert!(reason.contains("denied/f.csv") && reason.contains("403"), "{job}");
+    assert!(
+        reason.contains("denied/f.csv") && reason.contains("403"),
+        "{job}"
+    );
     assert!(!job.to_string().contains("not-the-secret"), "{job}");
     assert!(!s3.dir.path().join(BUCKET).join("denied").exists());
 }

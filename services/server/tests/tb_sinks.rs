@@ -71,7 +71,16 @@ async fn a_sink_pipe_is_pushed_and_run_with_the_tb_cli() {
 
     let ran = tb_ok(
         dir,
-        &["pipe", "sink", "run", "export", "--wait", "--yes", "--param", "max_id=20"],
+        &[
+            "pipe",
+            "sink",
+            "run",
+            "export",
+            "--wait",
+            "--yes",
+            "--param",
+            "max_id=20",
+        ],
     );
     assert!(!ran.to_lowercase().contains("error"), "{ran}");
     let exported = roost.data_dir().join("exports/daily");
@@ -82,7 +91,10 @@ async fn a_sink_pipe_is_pushed_and_run_with_the_tb_cli() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().to_string();
-    assert!(name.starts_with("events_") && name.ends_with(".csv"), "{name}");
+    assert!(
+        name.starts_with("events_") && name.ends_with(".csv"),
+        "{name}"
+    );
     let csv = std::fs::read_to_string(&files[0]).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], r#""id","country""#);

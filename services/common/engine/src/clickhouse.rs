@@ -249,7 +249,11 @@ impl ClickHouse {
 
     /// Runs `try_on` on an endpoint until it succeeds or [`EngineError::may_retry`] says stop,
     /// moving to the next URL when a server cannot be reached.
-    async fn with_retries<T, F, Fut>(&self, request: &Request, mut try_on: F) -> Result<T, EngineError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        request: &Request,
+        mut try_on: F,
+    ) -> Result<T, EngineError>
     where
         F: FnMut(usize) -> Fut,
         Fut: std::future::Future<Output = Result<T, EngineError>>,

@@ -69,7 +69,9 @@ pub trait Engine: Send + Sync + 'static {
     /// stream answer the whole result as one chunk.
     async fn query_stream(&self, sql: &str, format: &str) -> Result<ByteStream, EngineError> {
         let answer = self.query(sql, format).await?;
-        Ok(Box::pin(futures::stream::once(async move { Ok(answer.data) })))
+        Ok(Box::pin(futures::stream::once(
+            async move { Ok(answer.data) },
+        )))
     }
     /// Runs a statement without a result (DDL, ALTER, TRUNCATE, INSERT ... SELECT).
     async fn execute(&self, sql: &str) -> Result<(), EngineError>;

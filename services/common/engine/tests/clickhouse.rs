@@ -261,7 +261,11 @@ async fn a_streamed_result_comes_in_pieces_equal_to_the_whole_and_failures_stay_
         pieces += 1;
     }
     assert_eq!(streamed, whole.to_vec());
-    assert!(pieces > 1, "a {} byte answer came in one piece", whole.len());
+    assert!(
+        pieces > 1,
+        "a {} byte answer came in one piece",
+        whole.len()
+    );
     // The statement finishes before the first byte: a late failure is an error, never data.
     let failed = engine
         .query_stream(

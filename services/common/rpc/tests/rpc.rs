@@ -1020,7 +1020,7 @@ async fn each_method_has_its_own_subject() {
         let frame = Frame::from_message(reply.headers.as_ref(), reply.payload).expect("frame");
         answers.insert(*method, frame);
     }
-    assert_eq!(answers.len(), 8);
+    assert_eq!(answers.len(), 12);
     assert!(matches!(answers["list_data_sources"], Frame::Whole(_)));
     assert!(matches!(
         &answers["rename_data_source"],

@@ -133,7 +133,9 @@ pub fn relative_path(text: &str) -> Result<String, String> {
                 ));
             }
             segment if segment.contains(['\\', '\0']) || segment.contains(':') => {
-                return Err(format!("The path '{text}' has an invalid segment '{segment}'"));
+                return Err(format!(
+                    "The path '{text}' has an invalid segment '{segment}'"
+                ));
             }
             segment => segments.push(segment),
         }
@@ -264,12 +266,13 @@ impl FileTemplate {
             match part {
                 TemplatePart::Text(text) => name.push_str(text),
                 TemplatePart::Date => name.push_str(&run.at.format("%Y%m%d").to_string()),
-                TemplatePart::DateTime => {
-                    name.push_str(&run.at.format("%Y%m%d%H%M%S").to_string())
-                }
+                TemplatePart::DateTime => name.push_str(&run.at.format("%Y%m%d%H%M%S").to_string()),
                 TemplatePart::Timestamp => name.push_str(&run.at.timestamp().to_string()),
                 TemplatePart::JobId => name.push_str(run.job_id),
-                TemplatePart::Column { name: column, format } => {
+                TemplatePart::Column {
+                    name: column,
+                    format,
+                } => {
                     let index = partitions
                         .iter()
                         .position(|p| *p == (column.as_str(), format.as_deref()));
@@ -291,7 +294,9 @@ fn variable(body: &str, template: &str) -> Result<TemplatePart, String> {
                 .and_then(|f| f.strip_suffix('\''))
                 .or_else(|| format.strip_prefix('"').and_then(|f| f.strip_suffix('"')))
                 .ok_or_else(|| {
-                    format!("The format in '{{{body}}}' of file_template '{template}' must be quoted")
+                    format!(
+                        "The format in '{{{body}}}' of file_template '{template}' must be quoted"
+                    )
                 })?;
             if unquoted.is_empty() || unquoted.contains(['\'', '\\']) {
                 return Err(format!(
@@ -356,14 +361,20 @@ mod tests {
     #[test]
     fn formats_compressions_and_strategies_parse_as_tinybird_names_them() {
         assert_eq!(SinkFormat::parse("").unwrap(), SinkFormat::Csv);
-        assert_eq!(SinkFormat::parse("NDJSON").unwrap().engine_format(), "JSONEachRow");
+        assert_eq!(
+            SinkFormat::parse("NDJSON").unwrap().engine_format(),
+            "JSONEachRow"
+        );
         assert_eq!(SinkFormat::parse("parquet").unwrap().extension(), "parquet");
         assert!(SinkFormat::parse("xml").unwrap_err().contains("xml"));
         assert_eq!(SinkCompression::parse("gz").unwrap().suffix(), ".gz");
         assert_eq!(SinkCompression::parse("none").unwrap().suffix(), "");
         assert!(SinkCompression::parse("zip").is_err());
         assert_eq!(WriteStrategy::parse("").unwrap(), WriteStrategy::New);
-        assert_eq!(WriteStrategy::parse("truncate").unwrap(), WriteStrategy::Truncate);
+        assert_eq!(
+            WriteStrategy::parse("truncate").unwrap(),
+            WriteStrategy::Truncate
+        );
         assert!(WriteStrategy::parse("append").is_err());
     }
 
@@ -409,7 +420,10 @@ mod tests {
     #[test]
     fn formatted_columns_are_their_own_partition() {
         let template = FileTemplate::parse("{ts, '%Y-%m'}/{user}_{ts, '%Y-%m'}").unwrap();
-        assert_eq!(template.partitions(), [("ts", Some("%Y-%m")), ("user", None)]);
+        assert_eq!(
+            template.partitions(),
+            [("ts", Some("%Y-%m")), ("user", None)]
+        );
         assert_eq!(
             template.render(&run(), &["2026-03".into(), "u/1".into()]),
             "2026-03/u_1_2026-03"
@@ -427,11 +441,19 @@ mod tests {
     #[test]
     fn bad_templates_are_refused_with_the_reason() {
         assert!(FileTemplate::parse("").is_err());
-        assert!(FileTemplate::parse("{date").unwrap_err().contains("Unclosed"));
+        assert!(
+            FileTemplate::parse("{date")
+                .unwrap_err()
+                .contains("Unclosed")
+        );
         assert!(FileTemplate::parse("a}b").is_err());
         assert!(FileTemplate::parse("../{date}").is_err());
         assert!(FileTemplate::parse("/abs/{date}").is_err());
-        assert!(FileTemplate::parse("{ts, %Y}").unwrap_err().contains("quoted"));
+        assert!(
+            FileTemplate::parse("{ts, %Y}")
+                .unwrap_err()
+                .contains("quoted")
+        );
         assert!(FileTemplate::parse("{bad name}").is_err());
         assert!(FileTemplate::parse("dir/").is_err());
     }

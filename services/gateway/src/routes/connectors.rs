@@ -64,17 +64,20 @@ async fn sinks_by_connection(
             let Some(connection) = settings.get("connection_id").and_then(Value::as_str) else {
                 continue;
             };
-            sinks.entry(connection.to_string()).or_default().push(json!({
-                "resource_id": pipe.id,
-                "resource_name": pipe.name,
-                "settings": {
-                    "bucket_path": text("path"),
-                    "file_template": text("file_template"),
-                    "format": text("format"),
-                    "compression": text("compression"),
-                    "write_strategy": text("write_strategy"),
-                },
-            }));
+            sinks
+                .entry(connection.to_string())
+                .or_default()
+                .push(json!({
+                    "resource_id": pipe.id,
+                    "resource_name": pipe.name,
+                    "settings": {
+                        "bucket_path": text("path"),
+                        "file_template": text("file_template"),
+                        "format": text("format"),
+                        "compression": text("compression"),
+                        "write_strategy": text("write_strategy"),
+                    },
+                }));
         }
     }
     Ok(sinks)
@@ -82,7 +85,10 @@ async fn sinks_by_connection(
 
 /// The connection as Tinybird shows a connector, its secrets masked, with the sink pipes that
 /// write through it.
-pub(crate) fn connector_json(connection: &Connection, sinks: &HashMap<String, Vec<Value>>) -> Value {
+pub(crate) fn connector_json(
+    connection: &Connection,
+    sinks: &HashMap<String, Vec<Value>>,
+) -> Value {
     let mut settings: Map<String, Value> =
         serde_json::from_str(&connection.settings_json).unwrap_or_default();
     if connection.service == "s3" {
@@ -262,7 +268,10 @@ mod tests {
     fn local_roots_are_kept_relative_to_the_export_root() {
         let export_root = FsPath::new("/data/exports");
         assert_eq!(local_root("team/a", export_root).unwrap(), "team/a");
-        assert_eq!(local_root("/data/exports/team", export_root).unwrap(), "team");
+        assert_eq!(
+            local_root("/data/exports/team", export_root).unwrap(),
+            "team"
+        );
         assert_eq!(local_root("", export_root).unwrap(), "");
         assert!(local_root("/etc", export_root).is_err());
         assert!(local_root("/data/exports/../x", export_root).is_err());

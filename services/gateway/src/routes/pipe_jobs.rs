@@ -445,6 +445,14 @@ pub(crate) async fn apply_node_types(
     if let Some(node) = pipe.nodes.iter().find(|n| n.node_type == "sink") {
         fields.extend(super::sinks::apply_pushed_sink(state, caller, pipe, node, params).await?);
     }
+    // A pipe pushed over a copy or sink pipe as something else keeps no schedule.
+    if !pipe
+        .nodes
+        .iter()
+        .any(|n| matches!(n.node_type.as_str(), "copy" | "sink"))
+    {
+        set_pipe_schedule(state, caller, pipe, "", None, Value::Null).await?;
+    }
     Ok(fields)
 }
 

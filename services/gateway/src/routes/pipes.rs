@@ -12,6 +12,7 @@ use roost_proto::catalog::v1::{
 use roost_proto::query::v1::{
     DescribeEndpointRequest, EndpointParam, ExecuteEndpointRequest, ParamSpec,
 };
+use roost_proto::scheduler::v1::DeleteScheduleRequest;
 use serde_json::{Value, json};
 
 use super::{Caller, Need, caller};
@@ -535,7 +536,16 @@ pub async fn delete(
         .pipes
         .delete_pipe(DeletePipeRequest {
             header: Some(caller.header.clone()),
-            name_or_id: current.id,
+            name_or_id: current.id.clone(),
+        })
+        .await?;
+    // A copy or sink schedule must not outlive its pipe.
+    state
+        .services
+        .scheduler
+        .delete_schedule(DeleteScheduleRequest {
+            header: Some(caller.header.clone()),
+            pipe_id: current.id,
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,9 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use roost_proto::catalog::v1::{Connection, GetConnectionRequest, Node, Pipe, SetNodeSettingsRequest};
+use roost_proto::catalog::v1::{
+    Connection, GetConnectionRequest, Node, Pipe, SetNodeSettingsRequest,
+};
 use roost_proto::jobs::v1::SubmitJobRequest;
 use roost_types::sink::{
     BucketUri, FileTemplate, SinkCompression, SinkFormat, WriteStrategy, relative_path,
@@ -17,8 +19,8 @@ use serde_json::{Map, Value, json};
 use super::Caller;
 use super::jobs::started_job_json;
 use super::pipe_jobs::{
-    ON_DEMAND, find_node, pipe_and_caller, pipe_answer, schedule_json, schedule_of,
-    scheduled_cron, set_pipe_schedule, setting, settings, template_params,
+    ON_DEMAND, find_node, pipe_and_caller, pipe_answer, schedule_json, schedule_of, scheduled_cron,
+    set_pipe_schedule, setting, settings, template_params,
 };
 use crate::params::Params;
 use crate::{ApiError, AppState};
@@ -91,14 +93,16 @@ async fn sink_settings<'a>(
     lookup: impl Fn(&[&str]) -> Option<&'a str>,
 ) -> Result<SinkSettings, ApiError> {
     let required = |keys: &[&str]| {
-        lookup(keys)
-            .ok_or_else(|| ApiError::bad_request(format!("The '{}' parameter is required", keys[0])))
+        lookup(keys).ok_or_else(|| {
+            ApiError::bad_request(format!("The '{}' parameter is required", keys[0]))
+        })
     };
     let connection_name = required(CONNECTION)?;
     let path = required(PATH)?.to_string();
     let file_template = required(FILE_TEMPLATE)?.to_string();
     FileTemplate::parse(&file_template).map_err(ApiError::bad_request)?;
-    let format = SinkFormat::parse(lookup(FORMAT).unwrap_or_default()).map_err(ApiError::bad_request)?;
+    let format =
+        SinkFormat::parse(lookup(FORMAT).unwrap_or_default()).map_err(ApiError::bad_request)?;
     let compression = SinkCompression::parse(lookup(COMPRESSION).unwrap_or_default())
         .map_err(ApiError::bad_request)?;
     let write_strategy = WriteStrategy::parse(lookup(WRITE_STRATEGY).unwrap_or_default())
@@ -169,7 +173,8 @@ fn job_spec(node: &Node, stored: &Map<String, Value>, params: Map<String, Value>
     let text = |key: &str| stored.get(key).cloned().unwrap_or(Value::Null);
     json!({
         "node": node.name,
-        "connection": text("connection_id"),
+        "connection": text("connection"),
+        "connection_id": text("connection_id"),
         "path": text("path"),
         "file_template": text("file_template"),
         "format": text("format"),
@@ -356,9 +361,18 @@ mod tests {
         };
         check_can_sink(&pipe, &sink).unwrap();
         pipe.endpoint_node_id = "n2".into();
-        assert!(check_can_sink(&pipe, &sink).unwrap_err().message.contains("API Endpoint"));
+        assert!(
+            check_can_sink(&pipe, &sink)
+                .unwrap_err()
+                .message
+                .contains("API Endpoint")
+        );
         pipe.endpoint_node_id.clear();
-        for (kind, says) in [("materialized", "materializing"), ("copy", "copy"), ("sink", "already sinks")] {
+        for (kind, says) in [
+            ("materialized", "materializing"),
+            ("copy", "copy"),
+            ("sink", "already sinks"),
+        ] {
             pipe.nodes[1].node_type = kind.into();
             let error = check_can_sink(&pipe, &sink).unwrap_err();
             assert!(error.message.contains(says), "{kind}: {}", error.message);
@@ -379,7 +393,8 @@ mod tests {
         let mut params = Map::new();
         params.insert("day".into(), json!("2026-01-01"));
         let spec = job_spec(&node("n1", "sink"), &stored, params);
-        assert_eq!(spec["connection"], "c_1");
+        assert_eq!(spec["connection_id"], "c_1");
+        assert_eq!(spec["connection"], "warehouse");
         assert_eq!(spec["node"], "node_n1");
         assert_eq!(spec["params"]["day"], "2026-01-01");
         assert_eq!(spec["compression"], "gz");

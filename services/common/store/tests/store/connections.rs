@@ -3,7 +3,9 @@
 use roost_store::{ConnectionRecord, StoreError};
 
 use crate::backend::TestCatalog;
-use crate::fixtures::{NOW, assert_conflict, assert_missing_reference, assert_not_found, seed, workspace};
+use crate::fixtures::{
+    NOW, assert_conflict, assert_missing_reference, assert_not_found, seed, workspace,
+};
 
 conformance!(
     connections_are_found_by_id_or_name_and_listed_by_name,
@@ -75,7 +77,10 @@ async fn a_connection_id_wins_over_a_name_equal_to_it(catalog: TestCatalog) {
 async fn connection_names_are_unique_per_workspace_only(catalog: TestCatalog) {
     let store = catalog.connect().await;
     seed(&store).await;
-    store.insert_workspace(&workspace("w2", "other")).await.unwrap();
+    store
+        .insert_workspace(&workspace("w2", "other"))
+        .await
+        .unwrap();
     store
         .insert_connection(&connection("c1", "w1", "warehouse"))
         .await
@@ -96,7 +101,10 @@ async fn connection_names_are_unique_per_workspace_only(catalog: TestCatalog) {
         .unwrap();
     // Another workspace's connection is not visible by id or by name.
     assert_not_found(store.get_connection("w1", "c3").await);
-    assert_eq!(store.get_connection("w2", "warehouse").await.unwrap().id, "c3");
+    assert_eq!(
+        store.get_connection("w2", "warehouse").await.unwrap().id,
+        "c3"
+    );
     assert_not_found(store.delete_connection("w1", "c3").await);
     assert_eq!(store.list_connections("w2").await.unwrap().len(), 1);
 }
@@ -111,7 +119,7 @@ async fn a_connection_with_a_nul_or_an_unknown_workspace_is_refused(catalog: Tes
         Err(StoreError::InvalidText(_))
     ));
     assert_not_found(store.get_connection("w1", "ware\0house").await);
-    assert!(store.list_connections("w\01").await.unwrap().is_empty());
+    assert!(store.list_connections("w1\0").await.unwrap().is_empty());
     assert_missing_reference(
         store
             .insert_connection(&connection("c1", "w9", "warehouse"))
@@ -130,7 +138,10 @@ async fn deleting_a_workspace_removes_its_connections(catalog: TestCatalog) {
     store.delete_workspace("w1").await.unwrap();
     assert!(store.list_connections("w1").await.unwrap().is_empty());
     // The id and the name are free again in a new workspace of the same id.
-    store.insert_workspace(&workspace("w1", "ws")).await.unwrap();
+    store
+        .insert_workspace(&workspace("w1", "ws"))
+        .await
+        .unwrap();
     store
         .insert_connection(&connection("c1", "w1", "warehouse"))
         .await
