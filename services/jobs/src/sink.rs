@@ -18,7 +18,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, RetryConfig, WriteMultipart};
 use roost_proto::catalog::v1::{Connection, GetConnectionRequest};
 use roost_types::sink::{
-    BucketUri, FileTemplate, RunValues, SinkCompression, SinkFormat, WriteStrategy, relative_path,
+    BucketUri, FileTemplate, RunValues, SinkCompression, SinkFormat, WriteStrategy, local_path,
+    relative_path,
 };
 use roost_types::{quote_ident, quote_string};
 use serde_json::{Map, Value, json};
@@ -114,8 +115,7 @@ async fn target(
         }
         "local" => {
             let root = relative_path(text(&settings, "root")).map_err(failed)?;
-            let path =
-                relative_path(path.strip_prefix("local://").unwrap_or(path)).map_err(failed)?;
+            let path = local_path(path).map_err(failed)?;
             let directory = local_root.join(&root).join(&path);
             let inside = |directory: PathBuf| async move {
                 tokio::fs::create_dir_all(&directory).await?;

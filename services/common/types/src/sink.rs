@@ -143,6 +143,12 @@ pub fn relative_path(text: &str) -> Result<String, String> {
     Ok(segments.join("/"))
 }
 
+/// A local sink's path: relative to its connection's root, optionally written `local://path`.
+pub fn local_path(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    relative_path(text.strip_prefix("local://").unwrap_or(text))
+}
+
 /// `s3://bucket/prefix`: the bucket and the prefix (relative, maybe empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketUri {
@@ -387,6 +393,8 @@ mod tests {
         assert!(relative_path("/etc").is_err());
         assert!(relative_path("a\\..\\b").is_err());
         assert!(relative_path("c:/x").is_err());
+        assert_eq!(local_path("local://daily/x").unwrap(), "daily/x");
+        assert!(local_path("local://../x").is_err());
     }
 
     #[test]

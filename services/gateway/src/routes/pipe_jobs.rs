@@ -306,31 +306,63 @@ async fn apply_copy(
     pipe: &Pipe,
     node: &Node,
     copy: &CopySettings,
-) -> Result<Option<Schedule>, ApiError> {
+) -> Result<(), ApiError> {
     let changes = json!({
         "target_datasource": copy.target.name,
         "target_datasource_id": copy.target.id,
         "mode": copy.mode,
         "copy_schedule": copy.cron.clone().unwrap_or_else(|| ON_DEMAND.to_string()),
     });
-    state
-        .services
-        .pipes
-        .set_node_settings(SetNodeSettingsRequest {
-            header: Some(caller.header.clone()),
-            pipe: pipe.id.clone(),
-            node: node.id.clone(),
-            node_type: "copy".into(),
-            settings_json: changes.to_string(),
-        })
-        .await?;
     let spec = json!({
         "node": node.name,
         "mode": copy.mode,
         "datasource_id": copy.target.id,
         "datasource_name": copy.target.name,
     });
-    set_pipe_schedule(state, caller, pipe, "copy", copy.cron.as_deref(), spec).await
+    set_scheduled_node(
+        state,
+        caller,
+        pipe,
+        node,
+        "copy",
+        changes,
+        copy.cron.as_deref(),
+        spec,
+    )
+    .await
+}
+
+/// Gives `node` its type (copy, sink) and settings, and sets the pipe's schedule to run jobs of
+/// that kind with `spec` on `cron` (or removes it). The schedule goes first: the scheduler is
+/// what checks the cron, and a refused one must leave the node as it was.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn set_scheduled_node(
+    state: &AppState,
+    caller: &Caller,
+    pipe: &Pipe,
+    node: &Node,
+    node_type: &str,
+    settings: Value,
+    cron: Option<&str>,
+    spec: Value,
+) -> Result<(), ApiError> {
+    set_pipe_schedule(state, caller, pipe, node_type, cron, spec).await?;
+    let typed = state
+        .services
+        .pipes
+        .set_node_settings(SetNodeSettingsRequest {
+            header: Some(caller.header.clone()),
+            pipe: pipe.id.clone(),
+            node: node.id.clone(),
+            node_type: node_type.into(),
+            settings_json: settings.to_string(),
+        })
+        .await;
+    if let Err(error) = typed {
+        let _ = set_pipe_schedule(state, caller, pipe, node_type, None, Value::Null).await;
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 pub(super) fn schedule_json(schedule: Option<&Schedule>) -> Value {
@@ -657,14 +689,7 @@ pub async fn remove_copy(
 ) -> Result<axum::http::StatusCode, ApiError> {
     let (caller, _, _, pipe) = pipe_and_caller(&state, request, &pipe).await?;
     let node = find_node(&pipe, &node)?;
-    state
-        .services
-        .scheduler
-        .delete_schedule(DeleteScheduleRequest {
-            header: Some(caller.header.clone()),
-            pipe_id: pipe.id.clone(),
-        })
-        .await?;
+    set_pipe_schedule(&state, &caller, &pipe, "copy", None, Value::Null).await?;
     let removed = json!({
         "target_datasource": null, "target_datasource_id": null, "mode": null, "copy_schedule": null,
     });

@@ -12,7 +12,7 @@ use roost_proto::catalog::v1::{
 };
 use roost_proto::jobs::v1::SubmitJobRequest;
 use roost_types::sink::{
-    BucketUri, FileTemplate, SinkCompression, SinkFormat, WriteStrategy, relative_path,
+    BucketUri, FileTemplate, SinkCompression, SinkFormat, WriteStrategy, local_path,
 };
 use serde_json::{Map, Value, json};
 
@@ -20,7 +20,7 @@ use super::Caller;
 use super::jobs::started_job_json;
 use super::pipe_jobs::{
     ON_DEMAND, find_node, pipe_and_caller, pipe_answer, schedule_json, schedule_of, scheduled_cron,
-    set_pipe_schedule, setting, settings, template_params,
+    set_pipe_schedule, set_scheduled_node, setting, settings, template_params,
 };
 use crate::params::Params;
 use crate::{ApiError, AppState};
@@ -70,19 +70,22 @@ struct SinkSettings {
 impl SinkSettings {
     /// What the node stores, and what each run's job is given besides its node and parameters.
     fn stored(&self) -> Map<String, Value> {
-        let Value::Object(fields) = json!({
-            "connection": self.connection.name,
-            "connection_id": self.connection.id,
-            "path": self.path,
-            "file_template": self.file_template,
-            "format": self.format.extension(),
-            "compression": self.compression.as_str(),
-            "write_strategy": self.write_strategy.as_str(),
-            "schedule_cron": self.cron.clone().unwrap_or_else(|| ON_DEMAND.to_string()),
-        }) else {
-            unreachable!("a JSON object literal")
-        };
-        fields
+        [
+            ("connection", json!(self.connection.name)),
+            ("connection_id", json!(self.connection.id)),
+            ("path", json!(self.path)),
+            ("file_template", json!(self.file_template)),
+            ("format", json!(self.format.extension())),
+            ("compression", json!(self.compression.as_str())),
+            ("write_strategy", json!(self.write_strategy.as_str())),
+            (
+                "schedule_cron",
+                json!(self.cron.as_deref().unwrap_or(ON_DEMAND)),
+            ),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
     }
 }
 
@@ -123,8 +126,7 @@ async fn sink_settings<'a>(
             BucketUri::parse(&path).map_err(ApiError::bad_request)?;
             path
         }
-        _ => relative_path(path.strip_prefix("local://").unwrap_or(&path))
-            .map_err(ApiError::bad_request)?,
+        _ => local_path(&path).map_err(ApiError::bad_request)?,
     };
     Ok(SinkSettings {
         connection,
@@ -194,26 +196,18 @@ async fn apply_sink(
 ) -> Result<(), ApiError> {
     check_can_sink(pipe, node)?;
     let stored = sink.stored();
-    // The schedule first: the scheduler is what checks the cron, and a refused one must leave
-    // the node as it was.
     let spec = job_spec(node, &stored, Map::new());
-    set_pipe_schedule(state, caller, pipe, "sink", sink.cron.as_deref(), spec).await?;
-    let typed = state
-        .services
-        .pipes
-        .set_node_settings(SetNodeSettingsRequest {
-            header: Some(caller.header.clone()),
-            pipe: pipe.id.clone(),
-            node: node.id.clone(),
-            node_type: "sink".into(),
-            settings_json: Value::Object(stored).to_string(),
-        })
-        .await;
-    if let Err(error) = typed {
-        let _ = set_pipe_schedule(state, caller, pipe, "sink", None, Value::Null).await;
-        return Err(error.into());
-    }
-    Ok(())
+    set_scheduled_node(
+        state,
+        caller,
+        pipe,
+        node,
+        "sink",
+        Value::Object(stored),
+        sink.cron.as_deref(),
+        spec,
+    )
+    .await
 }
 
 /// After a push: sets up the pipe's sink node from its settings (`EXPORT_*` on the node, or the
