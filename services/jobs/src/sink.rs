@@ -9,6 +9,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures::StreamExt;
@@ -280,16 +281,16 @@ async fn write_file(
                     encoder
                         .write_all(&chunk)
                         .map_err(|e| failed(format!("Cannot compress: {e}")))?;
-                    std::mem::take(encoder.get_mut())
+                    Bytes::from(std::mem::take(encoder.get_mut()))
                 }
-                None => chunk.to_vec(),
+                None => chunk,
             };
             bytes += out.len() as u64;
             writer
                 .wait_for_capacity(PARTS_IN_FLIGHT)
                 .await
                 .map_err(|e| failed(format!("Cannot write {location}: {e}")))?;
-            writer.write(&out);
+            writer.put(out);
         }
         if let Some(encoder) = gzip {
             let rest = encoder
