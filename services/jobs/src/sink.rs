@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flate2::Compression;
@@ -247,10 +247,72 @@ async fn free_location(
     Err(failed(format!("Too many files named '{stem}' exist")))
 }
 
+/// How often a file being written reports progress (and looks for a cancellation).
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Where a run is: the files written of all, and within the file being written, the rows seen
+/// of its rows (text formats end every row with a newline; Parquet counts per file only).
+struct Progress<'a> {
+    context: &'a JobContext,
+    files: usize,
+    files_done: usize,
+    rows: u64,
+    rows_seen: u64,
+    counts_rows: bool,
+    reported: Instant,
+}
+
+impl<'a> Progress<'a> {
+    fn new(context: &'a JobContext, files: usize, format: SinkFormat) -> Self {
+        Progress {
+            context,
+            files: files.max(1),
+            files_done: 0,
+            rows: 0,
+            rows_seen: 0,
+            counts_rows: format != SinkFormat::Parquet,
+            reported: Instant::now(),
+        }
+    }
+
+    fn start_file(&mut self, rows: u64) {
+        self.rows = rows;
+        self.rows_seen = 0;
+    }
+
+    /// Counts a piece of the file being written; now and then reports, and stops a cancelled
+    /// job.
+    async fn saw(&mut self, piece: &[u8]) -> Result<(), JobFailure> {
+        if self.counts_rows {
+            self.rows_seen += piece.iter().filter(|&&byte| byte == b'\n').count() as u64;
+        }
+        if self.reported.elapsed() < PROGRESS_EVERY {
+            return Ok(());
+        }
+        self.reported = Instant::now();
+        let within = match self.rows {
+            0 => 0.0,
+            // A CSV header, or a newline inside a quoted value, may count one too many.
+            rows => (self.rows_seen as f64 / rows as f64).min(1.0),
+        };
+        self.report(within).await
+    }
+
+    async fn finish_file(&mut self) -> Result<(), JobFailure> {
+        self.files_done += 1;
+        self.report(0.0).await
+    }
+
+    async fn report(&self, within_file: f64) -> Result<(), JobFailure> {
+        let done = (self.files_done as f64 + within_file) / self.files as f64;
+        self.context.checkpoint(done).await
+    }
+}
+
 /// Streams the result of `sql` into the file at `location`, compressed as asked. Returns the
-/// bytes written. A failed upload is aborted, so no partial file stays behind.
+/// bytes written. A failed or cancelled upload is aborted, so no partial file stays behind.
 async fn write_file(
-    context: &JobContext,
+    progress: &mut Progress<'_>,
     target: &Target,
     location: &Path,
     sql: &str,
@@ -264,7 +326,8 @@ async fn write_file(
         .map_err(|e| failed(format!("Cannot write {location}: {e}")))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
     let written = async {
-        let mut chunks = context
+        let mut chunks = progress
+            .context
             .dependencies
             .engine
             .query_stream(sql, format.engine_format())
@@ -276,6 +339,7 @@ async fn write_file(
         let mut bytes = 0u64;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
+            progress.saw(&chunk).await?;
             let out = match &mut gzip {
                 Some(encoder) => {
                     encoder
@@ -366,7 +430,8 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
     let extension = format!("{}{}", format.extension(), compression.suffix());
     let mut files = Vec::new();
     let (mut total_rows, mut total_bytes) = (0u64, 0u64);
-    for (index, part) in parts.iter().enumerate() {
+    let mut progress = Progress::new(context, parts.len(), format);
+    for part in &parts {
         let stem = template.render(&run, &part.values);
         let location = free_location(&target, &stem, &extension, strategy).await?;
         let sql = match expressions.is_empty() {
@@ -381,7 +446,9 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
                 format!("SELECT * FROM ({}) WHERE {filter}", compiled.sql)
             }
         };
-        let bytes = write_file(context, &target, &location, &sql, format, compression).await?;
+        progress.start_file(part.rows);
+        let bytes =
+            write_file(&mut progress, &target, &location, &sql, format, compression).await?;
         files.push(json!({
             "path": target.shown(location.as_ref()),
             "bytes": bytes,
@@ -389,9 +456,7 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
         }));
         total_rows += part.rows;
         total_bytes += bytes;
-        context
-            .checkpoint((index + 1) as f64 / parts.len() as f64)
-            .await?;
+        progress.finish_file().await?;
     }
     Ok(json!({
         "files": files,
