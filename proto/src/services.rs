@@ -135,6 +135,26 @@ pub trait CatalogService: Send + Sync + 'static {
         &self,
         request: catalog::DropWorkspaceDataRequest,
     ) -> Result<catalog::DropWorkspaceDataResponse, ServiceError>;
+    /// Stores a connection (the credentials a sink writes with).
+    async fn create_connection(
+        &self,
+        request: catalog::CreateConnectionRequest,
+    ) -> Result<catalog::CreateConnectionResponse, ServiceError>;
+    /// One connection by name or id; its secrets only when asked.
+    async fn get_connection(
+        &self,
+        request: catalog::GetConnectionRequest,
+    ) -> Result<catalog::GetConnectionResponse, ServiceError>;
+    /// The workspace's connections, without secrets.
+    async fn list_connections(
+        &self,
+        request: catalog::ListConnectionsRequest,
+    ) -> Result<catalog::ListConnectionsResponse, ServiceError>;
+    /// Removes a connection no sink uses.
+    async fn delete_connection(
+        &self,
+        request: catalog::DeleteConnectionRequest,
+    ) -> Result<catalog::DeleteConnectionResponse, ServiceError>;
 }
 /// A handle on a [`CatalogService`].
 pub type CatalogClient = Arc<dyn CatalogService>;

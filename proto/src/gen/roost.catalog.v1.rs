@@ -506,3 +506,81 @@ pub struct DeleteVariableResponse {
     #[prost(message, optional, tag = "1")]
     pub variable: ::core::option::Option<Variable>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Connection {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// s3 or local.
+    #[prost(string, tag = "3")]
+    pub service: ::prost::alloc::string::String,
+    /// JSON object shown to callers: s3_region, s3_endpoint, s3_access_key_id, root.
+    #[prost(string, tag = "4")]
+    pub settings_json: ::prost::alloc::string::String,
+    /// JSON object of the secrets (s3_secret_access_key); only when asked with_secrets, which
+    /// only the jobs that write ask for.
+    #[prost(string, tag = "5")]
+    pub secrets_json: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub created_at: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub updated_at: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateConnectionRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub service: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub settings_json: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub secrets_json: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateConnectionResponse {
+    #[prost(message, optional, tag = "1")]
+    pub connection: ::core::option::Option<Connection>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetConnectionRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+    #[prost(bool, tag = "3")]
+    pub with_secrets: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetConnectionResponse {
+    #[prost(message, optional, tag = "1")]
+    pub connection: ::core::option::Option<Connection>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListConnectionsRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    /// Only connections of this service; empty for all.
+    #[prost(string, tag = "2")]
+    pub service: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListConnectionsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub connections: ::prost::alloc::vec::Vec<Connection>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteConnectionRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: ::core::option::Option<super::super::common::v1::RequestHeader>,
+    #[prost(string, tag = "2")]
+    pub name_or_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteConnectionResponse {
+    #[prost(message, optional, tag = "1")]
+    pub connection: ::core::option::Option<Connection>,
+}

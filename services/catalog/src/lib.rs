@@ -3,6 +3,7 @@
 //! by its id so a rename never touches the engine, plus `<table>_quarantine`.
 //! Depends on the store, the engine and the contracts; never on another service.
 
+mod connections;
 mod ddl;
 mod error;
 mod materialized;
@@ -473,5 +474,33 @@ impl CatalogService for Catalog {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, known| *known != database);
         Ok(proto::DropWorkspaceDataResponse {})
+    }
+
+    async fn create_connection(
+        &self,
+        request: proto::CreateConnectionRequest,
+    ) -> Result<proto::CreateConnectionResponse, ServiceError> {
+        self.create_connection_of(request).await
+    }
+
+    async fn get_connection(
+        &self,
+        request: proto::GetConnectionRequest,
+    ) -> Result<proto::GetConnectionResponse, ServiceError> {
+        self.get_connection_of(request).await
+    }
+
+    async fn list_connections(
+        &self,
+        request: proto::ListConnectionsRequest,
+    ) -> Result<proto::ListConnectionsResponse, ServiceError> {
+        self.list_connections_of(request).await
+    }
+
+    async fn delete_connection(
+        &self,
+        request: proto::DeleteConnectionRequest,
+    ) -> Result<proto::DeleteConnectionResponse, ServiceError> {
+        self.delete_connection_of(request).await
     }
 }

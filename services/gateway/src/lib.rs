@@ -56,6 +56,9 @@ pub struct GatewayConfig {
     pub events_bytes_per_second: u64,
     /// How URLs given to imports and `/v0/analyze` are checked and read.
     pub imports: roost_fetch::FetchConfig,
+    /// The directory local sink connections write under: a connection's root is taken
+    /// relative to it, and an absolute root must lie inside it.
+    pub sink_local_root: std::path::PathBuf,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +70,7 @@ impl Default for GatewayConfig {
             events_requests_per_second: 100,
             events_bytes_per_second: 20 * 1024 * 1024,
             imports: roost_fetch::FetchConfig::default(),
+            sink_local_root: std::path::PathBuf::from("./roost-data/exports"),
         }
     }
 }

@@ -65,6 +65,20 @@ impl Params {
         &self.0
     }
 
+    /// Adds the text fields of a JSON object body, which carry the same fields as a form, and
+    /// returns the body (`Null` when it is not JSON).
+    pub fn extend_with_json_body(&mut self, data: &[u8]) -> serde_json::Value {
+        let body: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
+        if let serde_json::Value::Object(fields) = &body {
+            for (key, value) in fields {
+                if let Some(text) = value.as_str() {
+                    self.push(key.clone(), text);
+                }
+            }
+        }
+        body
+    }
+
     /// A boolean with a default when absent.
     pub fn flag_or(&self, name: &str, default: bool) -> bool {
         match self.get(name) {

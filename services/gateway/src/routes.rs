@@ -1,6 +1,7 @@
 //! The route table and what every handler needs: authentication and scope checks.
 
 mod build;
+mod connectors;
 mod datasources;
 mod events;
 mod imports;
@@ -8,6 +9,7 @@ mod internal;
 mod jobs;
 mod pipe_jobs;
 mod pipes;
+mod sinks;
 mod sql;
 mod tokens;
 mod variables;
@@ -105,6 +107,19 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/pipes/{name}/copy", post(pipe_jobs::run_copy))
         .route("/v0/pipes/{name}/copy/pause", post(pipe_jobs::pause_copy))
         .route("/v0/pipes/{name}/copy/resume", post(pipe_jobs::resume_copy))
+        .route(
+            "/v0/pipes/{name}/nodes/{node}/sink",
+            post(sinks::create_sink).delete(sinks::remove_sink),
+        )
+        .route("/v0/pipes/{name}/sink", post(sinks::run_sink))
+        .route(
+            "/v0/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/v0/connectors/{id}",
+            get(connectors::get_one).delete(connectors::delete),
+        )
         .route("/v0/analyze", post(imports::analyze))
         .route("/v1/build", post(build::build))
         .route("/v1/datasources/{name}/{mode}", post(imports::import_v1))

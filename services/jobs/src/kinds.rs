@@ -4,7 +4,9 @@
 use roost_engine::{Engine, EngineError};
 use roost_proto::ServiceError;
 use roost_proto::catalog::v1::GetDataSourceRequest;
-use roost_proto::query::v1::{EndpointParam, ExecuteEndpointRequest, ResolveConditionRequest};
+use roost_proto::query::v1::{
+    CompileNodeResponse, EndpointParam, ExecuteEndpointRequest, ResolveConditionRequest,
+};
 use roost_types::{quote_ident, quote_string};
 use serde_json::{Value, json};
 
@@ -31,30 +33,37 @@ impl From<EngineError> for JobFailure {
 }
 
 pub(crate) fn is_known(kind: &str) -> bool {
-    matches!(kind, kind::DELETE_DATA | kind::POPULATE | kind::COPY) || kind == kind::IMPORT
+    matches!(
+        kind,
+        kind::DELETE_DATA | kind::POPULATE | kind::COPY | kind::IMPORT | kind::SINK
+    )
 }
 
 /// Kinds that look for a cancellation between their steps.
 pub(crate) fn stops_between_steps(kind: &str) -> bool {
-    matches!(kind, kind::DELETE_DATA | kind::COPY) || kind == kind::IMPORT
+    matches!(
+        kind,
+        kind::DELETE_DATA | kind::COPY | kind::IMPORT | kind::SINK
+    )
 }
 
 /// Whether a job interrupted half-way may simply run again: a delete finds nothing left to
 /// delete, a replacing copy or import builds its result aside and swaps it in at the end (an
 /// appending import would add its first chunks twice).
 pub(crate) fn safe_to_rerun(kind: &str, spec: &str) -> bool {
-    let replaces = || {
-        serde_json::from_str::<Value>(spec)
-            .ok()
-            .and_then(|spec| spec.get("mode").and_then(Value::as_str).map(str::to_owned))
-            .is_some_and(|mode| mode == "replace")
-    };
     match kind {
         kind::DELETE_DATA => true,
-        kind::COPY => replaces(),
-        kind::IMPORT => replaces(),
+        kind::COPY | kind::IMPORT => spec_field(spec, "mode").is_some_and(|mode| mode == "replace"),
+        // A sink that replaces its files writes the same files again.
+        kind::SINK => spec_field(spec, "write_strategy").is_some_and(|s| s == "truncate"),
         _ => false,
     }
+}
+
+fn spec_field(spec: &str, key: &str) -> Option<String> {
+    serde_json::from_str::<Value>(spec)
+        .ok()
+        .and_then(|spec| spec.get(key).and_then(Value::as_str).map(str::to_owned))
 }
 
 pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
@@ -63,6 +72,7 @@ pub(crate) async fn run(context: &JobContext) -> Result<Value, JobFailure> {
         kind::POPULATE => populate(context).await,
         kind::COPY => copy(context).await,
         kind::IMPORT => crate::import::run(context).await,
+        kind::SINK => crate::sink::run(context).await,
         other => Err(JobFailure::Failed(format!("Unknown job kind '{other}'"))),
     }
 }
@@ -256,8 +266,10 @@ struct NodeInsert {
     select: String,
 }
 
-/// Compiles the job's node with its parameters and matches its output to the target's columns.
-async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, JobFailure> {
+/// Compiles the job's node (`node` in the spec) with its parameters (`params`).
+pub(crate) async fn compile_job_node(
+    context: &JobContext,
+) -> Result<CompileNodeResponse, JobFailure> {
     let params = match context.spec.get("params") {
         Some(Value::Object(params)) => params
             .iter()
@@ -277,7 +289,7 @@ async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, J
             .collect(),
         _ => Vec::new(),
     };
-    let compiled = context
+    Ok(context
         .dependencies
         .endpoints
         .compile_node(ExecuteEndpointRequest {
@@ -288,7 +300,12 @@ async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, J
             read_all: true,
             ..ExecuteEndpointRequest::default()
         })
-        .await?;
+        .await?)
+}
+
+/// Compiles the job's node with its parameters and matches its output to the target's columns.
+async fn node_insert(context: &JobContext, target: &str) -> Result<NodeInsert, JobFailure> {
+    let compiled = compile_job_node(context).await?;
     let data_source = context
         .dependencies
         .catalog
@@ -433,5 +450,10 @@ mod tests {
         assert!(safe_to_rerun(kind::IMPORT, r#"{"mode": "replace"}"#));
         assert!(!safe_to_rerun(kind::IMPORT, r#"{"mode": "append"}"#));
         assert!(!safe_to_rerun(kind::IMPORT, r#"{"mode": "create"}"#));
+        assert!(safe_to_rerun(
+            kind::SINK,
+            r#"{"write_strategy": "truncate"}"#
+        ));
+        assert!(!safe_to_rerun(kind::SINK, r#"{"write_strategy": "new"}"#));
     }
 }

@@ -1,5 +1,6 @@
 //! Jobs: long work tracked as records (delete rows, populate a materialized view, copy a pipe's
-//! result into a data source, import a file from a URL).
+//! result into a data source, import a file from a URL, sink a result to files in a bucket or a
+//! directory).
 //!
 //! A job is stored `waiting` before [`JobsService::submit_job`] answers. Workers poll the store,
 //! claim a job with a compare-and-set on its status (so in distributed mode any number of workers
@@ -10,6 +11,7 @@
 
 mod import;
 mod kinds;
+mod sink;
 mod worker;
 
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub mod kind {
     pub const COPY: &str = "copy";
     /// A file from a URL into a data source (`POST /v0/datasources?url=`).
     pub const IMPORT: &str = "import";
+    /// A sink pipe's run: the node's result written as files to a bucket or a directory.
+    pub const SINK: &str = "sink";
 }
 
 /// How jobs run.
@@ -78,6 +82,8 @@ pub struct JobDependencies {
     pub ingest: IngestClient,
     /// Reads the files of imports.
     pub fetcher: roost_fetch::Fetcher,
+    /// The directory local sinks write under; nothing is written outside it.
+    pub sink_local_root: std::path::PathBuf,
 }
 
 /// The jobs service: records and the API over them. Workers are started with [`Jobs::start_worker`].

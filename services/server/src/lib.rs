@@ -104,6 +104,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
             endpoints: endpoints.clone(),
             ingest: ingest.clone(),
             fetcher: roost_fetch::Fetcher::new(fetch.clone())?,
+            sink_local_root: config.sink_local_root(),
         },
     );
     let jobs: JobsClient = Arc::new(jobs_service);
@@ -134,6 +135,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
             events_requests_per_second: config.events_limits.requests_per_second,
             events_bytes_per_second: config.events_limits.bytes_per_second,
             imports: fetch,
+            sink_local_root: config.sink_local_root(),
             ..GatewayConfig::default()
         },
     );

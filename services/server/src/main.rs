@@ -50,6 +50,9 @@ enum Command {
         /// Largest Parquet file a URL import reads (it is held whole in memory).
         #[arg(long, env = "ROOST_IMPORT_MAX_PARQUET_BYTES", default_value_t = ImportLimits::default().max_parquet_bytes)]
         import_max_parquet_bytes: u64,
+        /// The directory local sink connections write under (default: <data-dir>/exports).
+        #[arg(long, env = "ROOST_SINK_LOCAL_ROOT")]
+        sink_local_root: Option<PathBuf>,
     },
 }
 
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             import_allow_private,
             import_max_bytes,
             import_max_parquet_bytes,
+            sink_local_root,
         } => {
             let events_limits = EventsLimits {
                 requests_per_second: events_rps.max(1),
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
                     max_bytes: import_max_bytes,
                     max_parquet_bytes: import_max_parquet_bytes,
                 },
+                sink_local_root,
                 ..LocalConfig::default()
             }))?;
         }

@@ -18,6 +18,9 @@ pub struct LocalConfig {
     pub query_limits: QueryLimits,
     /// Capacity of the Events API per data source.
     pub events_limits: EventsLimits,
+    /// The directory local sink connections write under (default `<data_dir>/exports`); no
+    /// sink writes outside it.
+    pub sink_local_root: Option<PathBuf>,
     /// Imports of files from URLs.
     pub imports: ImportLimits,
 }
@@ -106,6 +109,15 @@ impl QueryLimits {
     }
 }
 
+impl LocalConfig {
+    /// The directory local sinks write under.
+    pub fn sink_local_root(&self) -> PathBuf {
+        self.sink_local_root
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("exports"))
+    }
+}
+
 impl Default for LocalConfig {
     fn default() -> Self {
         LocalConfig {
@@ -116,6 +128,7 @@ impl Default for LocalConfig {
             query_limits: QueryLimits::default(),
             events_limits: EventsLimits::default(),
             imports: ImportLimits::default(),
+            sink_local_root: None,
         }
     }
 }

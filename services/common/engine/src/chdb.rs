@@ -18,7 +18,11 @@
 //!   another workspace's. After any error a sentinel query drains it; a connection that cannot be
 //!   drained is replaced, never reused (test `a_failed_querys_partial_output_never_reaches_the_next_caller`).
 //! - Results are materialized by chDB; the answer buffer is handed to [`Bytes`] without a copy and
-//!   freed when the last reference drops.
+//!   freed when the last reference drops. A streamed query (`query_stream`) holds its connection on
+//!   a blocking thread and fetches the result block by block, a couple of blocks ahead of its
+//!   reader; chDB reports a statement that cannot run at the first fetch, so the call waits for
+//!   that one. A reader that stops early cancels the query, and any stream that did not end cleanly
+//!   is drained like a failed query (test `a_streamed_result_comes_block_by_block_and_leaves_its_connection_clean`).
 //! - chDB's own fatal-signal handlers sleep for minutes before re-raising; they are turned off so a
 //!   crash inside the engine ends the process at once (and a supervisor restarts it).
 //! - chDB 26.7 cannot shut an engine with MergeTree tables down cleanly, so connections are never
@@ -28,13 +32,13 @@ mod ffi;
 
 use std::ffi::{CStr, CString, c_char};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::{Engine, EngineError, InsertBlock, InsertSummary, QueryResult};
+use crate::{ByteStream, Engine, EngineError, InsertBlock, InsertSummary, QueryResult};
 
 /// Environment variable naming the `libchdb.so` to load.
 pub const LIBCHDB_ENV: &str = "ROOST_LIBCHDB";
@@ -119,18 +123,59 @@ static OPEN_LOCK: Mutex<()> = Mutex::new(());
 
 /// The embedded ClickHouse engine.
 pub struct Chdb {
+    pool: Arc<Pool>,
+}
+
+/// The engine's connections: shared with the threads that stream results, which hold a
+/// connection for as long as their reader reads.
+struct Pool {
     shared: &'static Shared,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     /// The session settings of every connection, to open a replacement with.
     settings: Vec<(String, String)>,
+}
+
+impl Pool {
+    fn check_out(&self) -> Result<Connection, EngineError> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop()
+            .ok_or_else(|| EngineError::Unavailable("no idle chDB connection".into()))
+    }
+
+    /// Returns a connection after use, or a fresh one in place of a tainted one.
+    fn give_back(&self, connection: Connection, health: Health) {
+        let connection = match health {
+            Health::Good => Some(connection),
+            // Never hand a connection that may answer with someone else's output to a caller:
+            // it is left open (chDB cannot close one safely here) and a new one takes its place.
+            Health::Tainted => match connect(self.shared, &self.settings) {
+                Ok(fresh) => Some(fresh),
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot replace a tainted chDB connection");
+                    None
+                }
+            },
+        };
+        if let Some(connection) = connection {
+            self.idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(connection);
+        } else {
+            // One connection fewer: keep the permits in step so no caller waits for it.
+            self.permits.forget_permits(1);
+        }
+    }
 }
 
 impl std::fmt::Debug for Chdb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chdb")
-            .field("data_dir", &self.shared.data_dir)
-            .field("version", &self.shared.version)
+            .field("data_dir", &self.pool.shared.data_dir)
+            .field("version", &self.pool.shared.version)
             .finish()
     }
 }
@@ -172,16 +217,18 @@ impl Chdb {
         }
         tracing::info!(path = %shared.data_dir.display(), version = %shared.version, connections = size, "chDB engine open");
         Ok(Chdb {
-            shared,
-            idle: Mutex::new(idle),
-            permits: Semaphore::new(size),
-            settings: config.settings.clone(),
+            pool: Arc::new(Pool {
+                shared,
+                idle: Mutex::new(idle),
+                permits: Arc::new(Semaphore::new(size)),
+                settings: config.settings.clone(),
+            }),
         })
     }
 
     /// The chDB library version.
     pub fn version(&self) -> &str {
-        &self.shared.version
+        &self.pool.shared.version
     }
 
     /// Runs `work` with a connection of the pool on a blocking thread.
@@ -193,17 +240,13 @@ impl Chdb {
             + 'static,
     {
         let _permit = self
+            .pool
             .permits
             .acquire()
             .await
             .map_err(|_| EngineError::Unavailable("engine closed".into()))?;
-        let connection = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop()
-            .ok_or_else(|| EngineError::Unavailable("no idle chDB connection".into()))?;
-        let api = &self.shared.api;
+        let connection = self.pool.check_out()?;
+        let api = &self.pool.shared.api;
         let connection = tokio::task::spawn_blocking(move || {
             // SAFETY: the connection pointer came from chdb_connect and is used by this thread only.
             let handle = unsafe { *connection.0 };
@@ -213,27 +256,7 @@ impl Chdb {
         .await
         .map_err(|e| EngineError::Unavailable(format!("engine task failed: {e}")))?;
         let (connection, outcome, health) = connection;
-        let connection = match health {
-            Health::Good => Some(connection),
-            // Never hand a connection that may answer with someone else's output to a caller:
-            // it is left open (chDB cannot close one safely here) and a new one takes its place.
-            Health::Tainted => match connect(self.shared, &self.settings) {
-                Ok(fresh) => Some(fresh),
-                Err(error) => {
-                    tracing::error!(error = %error, "cannot replace a tainted chDB connection");
-                    None
-                }
-            },
-        };
-        if let Some(connection) = connection {
-            self.idle
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(connection);
-        } else {
-            // One connection fewer: keep the permits in step so no caller waits for it.
-            self.permits.forget_permits(1);
-        }
+        self.pool.give_back(connection, health);
         outcome
     }
 }
@@ -383,6 +406,38 @@ impl Engine for Chdb {
         .await
     }
 
+    /// chDB's streaming query: a blocking thread holds a connection and fetches the result
+    /// block by block, handing each on through a short channel, so the reader's pace bounds what
+    /// is held. A reader that stops early cancels the query.
+    async fn query_stream(&self, sql: &str, format: &str) -> Result<ByteStream, EngineError> {
+        let permit = self
+            .pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| EngineError::Unavailable("engine closed".into()))?;
+        let connection = self.pool.check_out()?;
+        let pool = self.pool.clone();
+        let (sql, format) = (sql.to_owned(), format.to_owned());
+        let (started, start) = tokio::sync::oneshot::channel();
+        let (chunks, received) = tokio::sync::mpsc::channel(STREAM_CHUNKS_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: the connection pointer came from chdb_connect and is used by this thread only.
+            let handle = unsafe { *connection.0 };
+            let health = stream_blocking(&pool.shared.api, handle, &sql, &format, started, &chunks);
+            pool.give_back(connection, health);
+            drop(permit);
+        });
+        start
+            .await
+            .map_err(|_| EngineError::Unavailable("engine task failed".into()))??;
+        Ok(Box::pin(futures::stream::unfold(
+            received,
+            |mut received| async move { received.recv().await.map(|chunk| (chunk, received)) },
+        )))
+    }
+
     async fn execute(&self, sql: &str) -> Result<(), EngineError> {
         self.query(sql, "Null").await.map(|_| ())
     }
@@ -437,6 +492,74 @@ fn drain_after_error(api: &'static ffi::Api, connection: ffi::Connection) -> Hea
     }
     tracing::error!("a chDB connection still returns stale output after an error; replacing it");
     Health::Tainted
+}
+
+/// Blocks of a streamed result fetched ahead of their reader.
+const STREAM_CHUNKS_AHEAD: usize = 2;
+
+/// Runs a streaming query on `connection`: says on `started` whether its first block came (chDB
+/// reports a statement that cannot run only when the first block is fetched), then sends its
+/// blocks on `chunks` until the end, an error, or a reader that went away (then the query is
+/// cancelled). Returns whether the connection may serve the next caller.
+fn stream_blocking(
+    api: &'static ffi::Api,
+    connection: ffi::Connection,
+    sql: &str,
+    format: &str,
+    started: tokio::sync::oneshot::Sender<Result<(), EngineError>>,
+    chunks: &tokio::sync::mpsc::Sender<Result<Bytes, EngineError>>,
+) -> Health {
+    // SAFETY: pointers and lengths describe live Rust strings; the connection is ours.
+    let handle = unsafe {
+        (api.stream_query_n)(
+            connection,
+            sql.as_ptr().cast(),
+            sql.len(),
+            format.as_ptr().cast(),
+            format.len(),
+        )
+    };
+    // The handle is a result of its own, destroyed when `stream` drops.
+    let stream = match OwnedResult::take(api, handle) {
+        Ok(stream) => stream,
+        Err(error) => {
+            let _ = started.send(Err(error));
+            return drain_after_error(api, connection);
+        }
+    };
+    let mut started = Some(started);
+    loop {
+        // SAFETY: the stream handle is live and fetched by this thread only.
+        let chunk = unsafe { (api.stream_fetch_result)(connection, stream.result) };
+        let chunk = match (OwnedResult::take(api, chunk), started.take()) {
+            (Err(error), Some(started)) => {
+                let _ = started.send(Err(error));
+                drop(stream);
+                return drain_after_error(api, connection);
+            }
+            (chunk, Some(started)) => {
+                let _ = started.send(Ok(()));
+                chunk
+            }
+            (chunk, None) => chunk,
+        };
+        match chunk {
+            Ok(chunk) if chunk.as_ref().is_empty() => return Health::Good,
+            Ok(chunk) => {
+                if chunks.blocking_send(Ok(Bytes::from_owner(chunk))).is_err() {
+                    // SAFETY: the stream handle is live; it is destroyed after the cancel.
+                    unsafe { (api.stream_cancel_query)(connection, stream.result) };
+                    drop(stream);
+                    return drain_after_error(api, connection);
+                }
+            }
+            Err(error) => {
+                let _ = chunks.blocking_send(Err(error));
+                drop(stream);
+                return drain_after_error(api, connection);
+            }
+        }
+    }
 }
 
 /// Whether a connection may serve the next caller.

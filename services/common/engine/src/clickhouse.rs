@@ -29,16 +29,18 @@
 //!   URL is tried and kept as long as it answers.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
-use crate::{Engine, EngineError, InsertBlock, InsertSummary, QueryResult};
+use crate::{ByteStream, Engine, EngineError, InsertBlock, InsertSummary, QueryResult};
 
 /// URL parameters the engine sets itself; session settings may not override them.
 const RESERVED_PARAMETERS: &[&str] = &[
@@ -132,7 +134,7 @@ pub struct ClickHouse {
     password: String,
     cluster: Option<String>,
     settings: Vec<(String, String)>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     retries: u32,
     retry_backoff: Duration,
     retry_backoff_max: Duration,
@@ -225,7 +227,7 @@ impl ClickHouse {
             password: config.password.clone(),
             cluster: config.cluster.clone(),
             settings: config.settings.clone(),
-            permits: Semaphore::new(pool_size),
+            permits: Arc::new(Semaphore::new(pool_size)),
             retries: config.retries,
             retry_backoff: config.retry_backoff,
             retry_backoff_max: config.retry_backoff_max,
@@ -241,10 +243,25 @@ impl ClickHouse {
 
     /// Sends `request`, retrying what [`EngineError::may_retry`] allows.
     async fn send(&self, request: Request) -> Result<Answer, EngineError> {
+        self.with_retries(&request, |endpoint| self.attempt(endpoint, &request))
+            .await
+    }
+
+    /// Runs `try_on` on an endpoint until it succeeds or [`EngineError::may_retry`] says stop,
+    /// moving to the next URL when a server cannot be reached.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        request: &Request,
+        mut try_on: F,
+    ) -> Result<T, EngineError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
+    {
         let mut endpoint = self.current.load(Ordering::Relaxed) % self.endpoints.len();
         let mut attempt = 0u32;
         loop {
-            match self.attempt(endpoint, &request).await {
+            match try_on(endpoint).await {
                 Ok(answer) => {
                     self.current.store(endpoint, Ordering::Relaxed);
                     return Ok(answer);
@@ -279,9 +296,27 @@ impl ClickHouse {
 
     /// One try on one endpoint.
     async fn attempt(&self, endpoint: usize, request: &Request) -> Result<Answer, EngineError> {
-        let _permit = self
+        let opened = self.open(endpoint, request).await?;
+        let body = opened
+            .response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&self.endpoints[endpoint], &e))?;
+        Ok(Answer {
+            body,
+            headers: opened.headers,
+            round_trip: opened.started.elapsed(),
+        })
+    }
+
+    /// Sends a request to one endpoint and reads its status: a success is answered with the body
+    /// still to read (and the request's permit, held until it is read), a failure with the
+    /// server's error.
+    async fn open(&self, endpoint: usize, request: &Request) -> Result<Opened, EngineError> {
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| EngineError::Unavailable("engine closed".into()))?;
         let url = request_url(
@@ -301,41 +336,53 @@ impl ClickHouse {
             .map_err(|e| transport_error(&self.endpoints[endpoint], &e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&self.endpoints[endpoint], &e))?;
-        if status.is_success() {
-            Ok(Answer {
-                body,
-                headers,
-                round_trip: started.elapsed(),
-            })
-        } else {
-            Err(server_error(status.as_u16(), &headers, &body))
+        if !status.is_success() {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(&self.endpoints[endpoint], &e))?;
+            return Err(server_error(status.as_u16(), &headers, &body));
         }
+        Ok(Opened {
+            response,
+            headers,
+            started,
+            _permit: permit,
+        })
     }
-}
 
-#[async_trait]
-impl Engine for ClickHouse {
-    async fn query(&self, sql: &str, format: &str) -> Result<QueryResult, EngineError> {
+    /// A query with its output format as a URL parameter, so the SQL is sent as written.
+    fn select(sql: &str, format: &str) -> Result<Request, EngineError> {
         if !is_identifier(format) {
             return Err(EngineError::Invalid(format!(
                 "{format:?} is not a ClickHouse format name"
             )));
         }
-        let answer = self
-            .send(Request {
-                body: Bytes::copy_from_slice(sql.as_bytes()),
-                parameters: vec![
-                    ("default_format".into(), format.into()),
-                    ("wait_end_of_query".into(), "1".into()),
-                ],
-                idempotent: is_idempotent(sql),
-                label: statement_label(sql),
-            })
-            .await?;
+        Ok(Request {
+            body: Bytes::copy_from_slice(sql.as_bytes()),
+            parameters: vec![
+                ("default_format".into(), format.into()),
+                ("wait_end_of_query".into(), "1".into()),
+            ],
+            idempotent: is_idempotent(sql),
+            label: statement_label(sql),
+        })
+    }
+}
+
+/// A successful answer whose body is still to read.
+struct Opened {
+    response: reqwest::Response,
+    headers: HeaderMap,
+    started: Instant,
+    /// Counts the request as in flight until the body is read or dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+#[async_trait]
+impl Engine for ClickHouse {
+    async fn query(&self, sql: &str, format: &str) -> Result<QueryResult, EngineError> {
+        let answer = self.send(ClickHouse::select(sql, format)?).await?;
         let summary = Summary::from_headers(&answer.headers);
         // Only the JSON document formats end with a `statistics` object; 18.16 sends no summary.
         let document = format.starts_with("JSON") && !format.contains("EachRow");
@@ -364,6 +411,24 @@ impl Engine for ClickHouse {
             rows_read,
             bytes_read,
         })
+    }
+
+    /// The server finishes the statement first (`wait_end_of_query`, so a failure is still an
+    /// error status, never text glued to the data), buffering the result on its side; the body
+    /// then comes in the pieces the network delivers, never held whole here.
+    async fn query_stream(&self, sql: &str, format: &str) -> Result<ByteStream, EngineError> {
+        let request = &ClickHouse::select(sql, format)?;
+        let (opened, endpoint) = self
+            .with_retries(request, |endpoint| async move {
+                Ok((self.open(endpoint, request).await?, endpoint))
+            })
+            .await?;
+        let url = self.endpoints[endpoint].clone();
+        let permit = opened._permit;
+        Ok(Box::pin(opened.response.bytes_stream().map(move |chunk| {
+            let _in_flight = &permit;
+            chunk.map_err(|e| transport_error(&url, &e))
+        })))
     }
 
     async fn execute(&self, sql: &str) -> Result<(), EngineError> {

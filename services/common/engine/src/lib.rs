@@ -32,6 +32,9 @@ pub struct QueryResult {
     pub bytes_read: u64,
 }
 
+/// A result as ordered chunks of its encoded bytes.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, EngineError>>;
+
 /// What an insert wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InsertSummary {
@@ -61,6 +64,15 @@ pub struct InsertBlock<'a> {
 pub trait Engine: Send + Sync + 'static {
     /// Runs a statement that returns rows and answers it in `format` (a ClickHouse output format).
     async fn query(&self, sql: &str, format: &str) -> Result<QueryResult, EngineError>;
+    /// Runs a statement that returns rows and answers it in `format` as ordered chunks, for
+    /// callers that pass a large result on (sinks) rather than hold it. Engines that cannot
+    /// stream answer the whole result as one chunk.
+    async fn query_stream(&self, sql: &str, format: &str) -> Result<ByteStream, EngineError> {
+        let answer = self.query(sql, format).await?;
+        Ok(Box::pin(futures::stream::once(
+            async move { Ok(answer.data) },
+        )))
+    }
     /// Runs a statement without a result (DDL, ALTER, TRUNCATE, INSERT ... SELECT).
     async fn execute(&self, sql: &str) -> Result<(), EngineError>;
     /// Inserts one block of encoded rows.

@@ -223,3 +223,70 @@ async fn a_failed_querys_partial_output_never_reaches_the_next_caller() {
         next.data.len()
     );
 }
+
+/// A streamed result comes block by block and equals the whole answer; a reader that stops early,
+/// a statement that fails before its first block and one that fails half-way all leave the
+/// connection clean for the next caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_result_comes_block_by_block_and_leaves_its_connection_clean() {
+    use futures::StreamExt;
+    let shared = engine();
+    let mut config = ChdbConfig::new(
+        std::env::temp_dir().join(format!("roost-engine-test-{}", std::process::id())),
+    );
+    config.connections = 1;
+    let single = Chdb::open(&config).expect("a second pool on the same path");
+    let _ = shared;
+    let sql =
+        "SELECT number, toString(number * 7) FROM numbers(200000) SETTINGS max_block_size = 10000";
+    let whole = single.query(sql, "TSV").await.unwrap().data;
+    let mut stream = single.query_stream(sql, "TSV").await.unwrap();
+    let (mut blocks, mut streamed) = (0, Vec::new());
+    while let Some(block) = stream.next().await {
+        streamed.extend_from_slice(&block.unwrap());
+        blocks += 1;
+    }
+    assert_eq!(streamed, whole.to_vec());
+    assert!(blocks > 1, "{} bytes came in one block", whole.len());
+
+    let next = |expected: &'static str| {
+        let single = &single;
+        async move {
+            let answer = single
+                .query(&format!("SELECT '{expected}'"), "TSVRaw")
+                .await
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&answer.data),
+                format!("{expected}\n"),
+                "another statement's output reached this answer"
+            );
+        }
+    };
+    let mut stopped = single.query_stream(sql, "TSV").await.unwrap();
+    assert!(!stopped.next().await.unwrap().unwrap().is_empty());
+    drop(stopped);
+    next("after a reader stopped").await;
+
+    let error = single
+        .query_stream("SELECT * FROM no_such_database.no_such_table", "TSV")
+        .await
+        .err()
+        .expect("an unknown table fails the call");
+    assert!(error.to_string().contains("no_such"), "{error}");
+    next("after a failed start").await;
+
+    let failing = "SELECT number, throwIf(number = 150000, 'boom') FROM numbers(200000) SETTINGS max_block_size = 10000";
+    let failure = match single.query_stream(failing, "TSV").await {
+        Err(error) => error,
+        Ok(mut blocks) => loop {
+            match blocks.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => break error,
+                None => panic!("a failing statement streamed to its end"),
+            }
+        },
+    };
+    assert!(failure.to_string().contains("boom"), "{failure}");
+    next("after a failure half-way").await;
+}

@@ -243,6 +243,41 @@ async fn a_failure_after_the_first_rows_is_an_error_not_a_truncated_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_result_comes_in_pieces_equal_to_the_whole_and_failures_stay_errors() {
+    use futures::StreamExt;
+    let Some(cluster) = cluster_or_skip(
+        "a_streamed_result_comes_in_pieces_equal_to_the_whole_and_failures_stay_errors",
+    ) else {
+        return;
+    };
+    let _shared = SERVERS.read().await;
+    let engine = engine(cluster);
+    let sql = "SELECT number, toString(number * 7) FROM numbers(500000)";
+    let whole = engine.query(sql, "TabSeparated").await.unwrap().data;
+    let mut stream = engine.query_stream(sql, "TabSeparated").await.unwrap();
+    let (mut pieces, mut streamed) = (0, Vec::new());
+    while let Some(piece) = stream.next().await {
+        streamed.extend_from_slice(&piece.unwrap());
+        pieces += 1;
+    }
+    assert_eq!(streamed, whole.to_vec());
+    assert!(
+        pieces > 1,
+        "a {} byte answer came in one piece",
+        whole.len()
+    );
+    // The statement finishes before the first byte: a late failure is an error, never data.
+    let failed = engine
+        .query_stream(
+            "SELECT number, throwIf(number = 400000) FROM numbers(500000)",
+            "TabSeparated",
+        )
+        .await;
+    let error = failed.err().expect("a failure, not a stream");
+    assert_eq!(error.code(), Some(395), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ddl_on_cluster_creates_replicated_shards_behind_a_distributed_table() {
     let Some(cluster) =
         cluster_or_skip("ddl_on_cluster_creates_replicated_shards_behind_a_distributed_table")

@@ -90,6 +90,30 @@ impl CatalogService for Catalog {
     ) -> Result<catalog::DropWorkspaceDataResponse, ServiceError> {
         unused()
     }
+    async fn create_connection(
+        &self,
+        _: catalog::CreateConnectionRequest,
+    ) -> Result<catalog::CreateConnectionResponse, ServiceError> {
+        unused()
+    }
+    async fn get_connection(
+        &self,
+        _: catalog::GetConnectionRequest,
+    ) -> Result<catalog::GetConnectionResponse, ServiceError> {
+        unused()
+    }
+    async fn list_connections(
+        &self,
+        _: catalog::ListConnectionsRequest,
+    ) -> Result<catalog::ListConnectionsResponse, ServiceError> {
+        unused()
+    }
+    async fn delete_connection(
+        &self,
+        _: catalog::DeleteConnectionRequest,
+    ) -> Result<catalog::DeleteConnectionResponse, ServiceError> {
+        unused()
+    }
 }
 
 /// Streams 5 MB in 64 KiB pieces.

@@ -104,6 +104,10 @@ rpc_services! {
         unary truncate_data_source(catalog::TruncateDataSourceRequest) -> catalog::TruncateDataSourceResponse;
         unary alter_data_source(catalog::AlterDataSourceRequest) -> catalog::AlterDataSourceResponse;
         unary drop_workspace_data(catalog::DropWorkspaceDataRequest) -> catalog::DropWorkspaceDataResponse;
+        unary create_connection(catalog::CreateConnectionRequest) -> catalog::CreateConnectionResponse;
+        unary get_connection(catalog::GetConnectionRequest) -> catalog::GetConnectionResponse;
+        unary list_connections(catalog::ListConnectionsRequest) -> catalog::ListConnectionsResponse;
+        unary delete_connection(catalog::DeleteConnectionRequest) -> catalog::DeleteConnectionResponse;
     }
 
     PipeCatalogService as "pipe_catalog", client NatsPipeCatalogClient, serve serve_pipe_catalog {

@@ -226,6 +226,30 @@ impl CatalogService for FakeCatalog {
     ) -> Result<catalog::DropWorkspaceDataResponse, ServiceError> {
         Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
     }
+    async fn create_connection(
+        &self,
+        _request: catalog::CreateConnectionRequest,
+    ) -> Result<catalog::CreateConnectionResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
+    async fn get_connection(
+        &self,
+        _request: catalog::GetConnectionRequest,
+    ) -> Result<catalog::GetConnectionResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
+    async fn list_connections(
+        &self,
+        _request: catalog::ListConnectionsRequest,
+    ) -> Result<catalog::ListConnectionsResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
+    async fn delete_connection(
+        &self,
+        _request: catalog::DeleteConnectionRequest,
+    ) -> Result<catalog::DeleteConnectionResponse, ServiceError> {
+        Err(ServiceError::new(ErrorCode::Unsupported, "not in the fake"))
+    }
 }
 
 async fn serve_fake_catalog(
@@ -1003,7 +1027,7 @@ async fn each_method_has_its_own_subject() {
         let frame = Frame::from_message(reply.headers.as_ref(), reply.payload).expect("frame");
         answers.insert(*method, frame);
     }
-    assert_eq!(answers.len(), 8);
+    assert_eq!(answers.len(), 12);
     assert!(matches!(answers["list_data_sources"], Frame::Whole(_)));
     assert!(matches!(
         &answers["rename_data_source"],

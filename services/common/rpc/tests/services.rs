@@ -90,6 +90,10 @@ stubs! {
         truncate_data_source(catalog::TruncateDataSourceRequest) -> catalog::TruncateDataSourceResponse;
         alter_data_source(catalog::AlterDataSourceRequest) -> catalog::AlterDataSourceResponse;
         drop_workspace_data(catalog::DropWorkspaceDataRequest) -> catalog::DropWorkspaceDataResponse;
+        create_connection(catalog::CreateConnectionRequest) -> catalog::CreateConnectionResponse;
+        get_connection(catalog::GetConnectionRequest) -> catalog::GetConnectionResponse;
+        list_connections(catalog::ListConnectionsRequest) -> catalog::ListConnectionsResponse;
+        delete_connection(catalog::DeleteConnectionRequest) -> catalog::DeleteConnectionResponse;
     }
     StubPipeCatalog, call_pipe_catalog: PipeCatalogService as "pipe_catalog" {
         create_pipe(catalog::CreatePipeRequest) -> catalog::CreatePipeResponse;
@@ -243,7 +247,7 @@ async fn every_method_of_every_service_reaches_its_implementation() {
     ]
     .iter()
     .sum();
-    assert_eq!(method_count, 53);
+    assert_eq!(method_count, 57);
 
     for server in servers {
         server.shutdown().await;

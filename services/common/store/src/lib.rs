@@ -17,11 +17,13 @@
 //!   ([`StoreError::InvalidText`]) and lookups of such a key find nothing.
 //! - A lookup "by name or id" lets the id win when one record's name is another's id.
 
+mod connections;
 mod jobs;
 mod records;
 mod schedules;
 mod variables;
 
+pub use connections::ConnectionRecord;
 pub use jobs::{JobFilter, JobRecord, JobUpdate};
 pub use records::{
     DataSourceRecord, NodeRecord, Organization, PipeRecord, TokenRecord, User, WorkspaceRecord,
@@ -447,7 +449,7 @@ impl Store {
     }
 
     /// Removes a workspace with every record that belongs to it (tokens, data sources, pipes and
-    /// their nodes) in one transaction; its tokens stop working at once. The engine's data is not
+    /// their nodes, connections) in one transaction; its tokens stop working at once. The engine's data is not
     /// touched here.
     pub async fn delete_workspace(&self, id: &str) -> Result<(), StoreError> {
         if has_nul(&[id]) {
@@ -464,6 +466,7 @@ impl Store {
             "jobs",
             "schedules",
             "variables",
+            "connections",
             "pipes",
             "data_sources",
             "tokens",

@@ -1,6 +1,6 @@
 //! Shared vocabulary of Roost: resource and column names, ClickHouse types, the Tinybird schema string
 //! (columns, types, `json:$.path`, DEFAULT/MATERIALIZED, CODEC), jsonpaths, token scopes and type
-//! guessing for NDJSON and CSV.
+//! guessing for NDJSON and CSV, and the settings of sink pipes.
 //!
 //! Pure logic: no I/O, no async, and no dependency on any other Roost crate, so every service can use
 //! it and it can be tested on its own.
@@ -13,6 +13,7 @@ pub mod names;
 pub mod quarantine;
 pub mod schema;
 pub mod scope;
+pub mod sink;
 pub mod sql_policy;
 
 pub use chtype::{AggregateSignature, ChType, TypeError};

@@ -1,5 +1,6 @@
 //! What pipes run besides endpoints: materialized nodes (views into a data source, populated by a
-//! job), copy nodes (a node's result copied into a data source now or on a cron schedule).
+//! job), copy nodes (a node's result copied into a data source now or on a cron schedule); what
+//! sink pipes (`sinks.rs`) share with them.
 //!
 //! Routes: `POST|DELETE /v0/pipes/{p}/nodes/{n}/materialization`, `GET .../analysis`,
 //! `POST .../population`, `PUT|DELETE .../copy`, `POST /v0/pipes/{p}/copy`,
@@ -27,23 +28,23 @@ use super::{Caller, Need, caller};
 use crate::params::{Params, read_request};
 use crate::{ApiError, AppState};
 
-const ON_DEMAND: &str = "@on-demand";
+pub(super) const ON_DEMAND: &str = "@on-demand";
 
-fn settings(node: &Node) -> Map<String, Value> {
+pub(super) fn settings(node: &Node) -> Map<String, Value> {
     match serde_json::from_str(&node.settings_json) {
         Ok(Value::Object(settings)) => settings,
         _ => Map::new(),
     }
 }
 
-fn setting<'a>(settings: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
+pub(super) fn setting<'a>(settings: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
         .find_map(|key| settings.get(*key).and_then(Value::as_str))
         .map(str::trim)
         .filter(|value| !value.is_empty())
 }
 
-fn find_node<'a>(pipe: &'a Pipe, name_or_id: &str) -> Result<&'a Node, ApiError> {
+pub(super) fn find_node<'a>(pipe: &'a Pipe, name_or_id: &str) -> Result<&'a Node, ApiError> {
     pipe.nodes
         .iter()
         .find(|n| n.name == name_or_id || n.id == name_or_id)
@@ -253,39 +254,30 @@ async fn copy_settings(
             )));
         }
     };
-    let cron = cron
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && *c != ON_DEMAND && !c.eq_ignore_ascii_case("none"))
-        .map(str::to_owned);
-    Ok(CopySettings { target, mode, cron })
+    Ok(CopySettings {
+        target,
+        mode,
+        cron: scheduled_cron(cron),
+    })
 }
 
-/// Stores a copy node's settings and sets (or removes) its schedule.
-async fn apply_copy(
+/// The cron of a schedule setting; none for `@on-demand`, `none` or nothing.
+pub(super) fn scheduled_cron(cron: Option<&str>) -> Option<String> {
+    cron.map(str::trim)
+        .filter(|c| !c.is_empty() && *c != ON_DEMAND && !c.eq_ignore_ascii_case("none"))
+        .map(str::to_owned)
+}
+
+/// Sets the pipe's schedule to run `kind` jobs with `spec` on `cron`, or removes it without one.
+pub(super) async fn set_pipe_schedule(
     state: &AppState,
     caller: &Caller,
     pipe: &Pipe,
-    node: &Node,
-    copy: &CopySettings,
+    kind: &str,
+    cron: Option<&str>,
+    spec: Value,
 ) -> Result<Option<Schedule>, ApiError> {
-    let changes = json!({
-        "target_datasource": copy.target.name,
-        "target_datasource_id": copy.target.id,
-        "mode": copy.mode,
-        "copy_schedule": copy.cron.clone().unwrap_or_else(|| ON_DEMAND.to_string()),
-    });
-    state
-        .services
-        .pipes
-        .set_node_settings(SetNodeSettingsRequest {
-            header: Some(caller.header.clone()),
-            pipe: pipe.id.clone(),
-            node: node.id.clone(),
-            node_type: "copy".into(),
-            settings_json: changes.to_string(),
-        })
-        .await?;
-    let Some(cron) = &copy.cron else {
+    let Some(cron) = cron else {
         state
             .services
             .scheduler
@@ -296,33 +288,92 @@ async fn apply_copy(
             .await?;
         return Ok(None);
     };
-    let spec = json!({
-        "node": node.name,
-        "mode": copy.mode,
-        "datasource_id": copy.target.id,
-        "datasource_name": copy.target.name,
-    });
-    let schedule = state
+    Ok(state
         .services
         .scheduler
         .set_schedule(SetScheduleRequest {
             header: Some(caller.header.clone()),
             schedule: Some(Schedule {
                 pipe_id: pipe.id.clone(),
-                cron: cron.clone(),
+                cron: cron.to_string(),
                 status: "running".into(),
                 pipe_name: pipe.name.clone(),
-                kind: "copy".into(),
+                kind: kind.into(),
                 job_spec_json: spec.to_string(),
                 ..Schedule::default()
             }),
         })
         .await?
-        .schedule;
-    Ok(schedule)
+        .schedule)
 }
 
-fn schedule_json(schedule: Option<&Schedule>) -> Value {
+/// Stores a copy node's settings and sets (or removes) its schedule.
+async fn apply_copy(
+    state: &AppState,
+    caller: &Caller,
+    pipe: &Pipe,
+    node: &Node,
+    copy: &CopySettings,
+) -> Result<(), ApiError> {
+    let changes = json!({
+        "target_datasource": copy.target.name,
+        "target_datasource_id": copy.target.id,
+        "mode": copy.mode,
+        "copy_schedule": copy.cron.clone().unwrap_or_else(|| ON_DEMAND.to_string()),
+    });
+    let spec = json!({
+        "node": node.name,
+        "mode": copy.mode,
+        "datasource_id": copy.target.id,
+        "datasource_name": copy.target.name,
+    });
+    set_scheduled_node(
+        state,
+        caller,
+        pipe,
+        node,
+        "copy",
+        changes,
+        copy.cron.as_deref(),
+        spec,
+    )
+    .await
+}
+
+/// Gives `node` its type (copy, sink) and settings, and sets the pipe's schedule to run jobs of
+/// that kind with `spec` on `cron` (or removes it). The schedule goes first: the scheduler is
+/// what checks the cron, and a refused one must leave the node as it was.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn set_scheduled_node(
+    state: &AppState,
+    caller: &Caller,
+    pipe: &Pipe,
+    node: &Node,
+    node_type: &str,
+    settings: Value,
+    cron: Option<&str>,
+    spec: Value,
+) -> Result<(), ApiError> {
+    set_pipe_schedule(state, caller, pipe, node_type, cron, spec).await?;
+    let typed = state
+        .services
+        .pipes
+        .set_node_settings(SetNodeSettingsRequest {
+            header: Some(caller.header.clone()),
+            pipe: pipe.id.clone(),
+            node: node.id.clone(),
+            node_type: node_type.into(),
+            settings_json: settings.to_string(),
+        })
+        .await;
+    if let Err(error) = typed {
+        let _ = set_pipe_schedule(state, caller, pipe, node_type, None, Value::Null).await;
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+pub(super) fn schedule_json(schedule: Option<&Schedule>) -> Value {
     match schedule {
         Some(s) => json!({
             "cron": s.cron,
@@ -334,7 +385,7 @@ fn schedule_json(schedule: Option<&Schedule>) -> Value {
     }
 }
 
-async fn schedule_of(
+pub(super) async fn schedule_of(
     state: &AppState,
     caller: &Caller,
     pipe: &Pipe,
@@ -351,12 +402,15 @@ async fn schedule_of(
         .find(|s| s.pipe_id == pipe.id))
 }
 
-/// Fields a copy pipe's JSON adds: its node, target and schedule.
-pub(crate) async fn copy_fields(
+/// Fields a copy or sink pipe's JSON adds: its node, target and schedule.
+pub(crate) async fn type_fields(
     state: &AppState,
     caller: &Caller,
     pipe: &Pipe,
 ) -> Result<Map<String, Value>, ApiError> {
+    if pipe.nodes.iter().any(|n| n.node_type == "sink") {
+        return super::sinks::sink_fields(state, caller, pipe).await;
+    }
     let mut fields = Map::new();
     let Some(node) = pipe.nodes.iter().find(|n| n.node_type == "copy") else {
         return Ok(fields);
@@ -380,8 +434,8 @@ pub(crate) async fn copy_fields(
     Ok(fields)
 }
 
-/// After a push: materializes the pipe's materialized nodes and sets up its copy node, as the
-/// node types and settings say. Returns the fields the push answer adds.
+/// After a push: materializes the pipe's materialized nodes and sets up its copy or sink node, as
+/// the node types and settings say. Returns the fields the push answer adds.
 pub(crate) async fn apply_node_types(
     state: &AppState,
     caller: &Caller,
@@ -428,10 +482,21 @@ pub(crate) async fn apply_node_types(
         fields.insert("datasource".into(), data_source_json(&copy.target));
         fields.insert("created_datasource".into(), json!(false));
     }
+    if let Some(node) = pipe.nodes.iter().find(|n| n.node_type == "sink") {
+        fields.extend(super::sinks::apply_pushed_sink(state, caller, pipe, node, params).await?);
+    }
+    // A pipe pushed over a copy or sink pipe as something else keeps no schedule.
+    if !pipe
+        .nodes
+        .iter()
+        .any(|n| matches!(n.node_type.as_str(), "copy" | "sink"))
+    {
+        set_pipe_schedule(state, caller, pipe, "", None, Value::Null).await?;
+    }
     Ok(fields)
 }
 
-async fn pipe_and_caller(
+pub(super) async fn pipe_and_caller(
     state: &AppState,
     request: Request,
     pipe: &str,
@@ -443,13 +508,28 @@ async fn pipe_and_caller(
     Ok((caller, headers, params, pipe))
 }
 
-async fn pipe_answer(state: &AppState, caller: &Caller, name: &str) -> Result<Value, ApiError> {
+pub(super) async fn pipe_answer(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Value, ApiError> {
     let pipe = fetch(state, caller, name).await?;
     let mut answer = pipe_json(&pipe, &[]);
     if let Value::Object(fields) = &mut answer {
-        fields.extend(copy_fields(state, caller, &pipe).await?);
+        fields.extend(type_fields(state, caller, &pipe).await?);
     }
     Ok(answer)
+}
+
+/// The template parameters of a run request: every parameter but the reserved ones (`token`,
+/// `cli_version`, and those starting with `_`).
+pub(super) fn template_params(params: &Params) -> Map<String, Value> {
+    params
+        .pairs()
+        .iter()
+        .filter(|(key, _)| !key.starts_with('_') && key != "token" && key != "cli_version")
+        .map(|(key, value)| (key.clone(), json!(value)))
+        .collect()
 }
 
 /// `POST /v0/pipes/{p}/nodes/{n}/materialization?datasource=&populate=`.
@@ -617,14 +697,7 @@ pub async fn remove_copy(
 ) -> Result<axum::http::StatusCode, ApiError> {
     let (caller, _, _, pipe) = pipe_and_caller(&state, request, &pipe).await?;
     let node = find_node(&pipe, &node)?;
-    state
-        .services
-        .scheduler
-        .delete_schedule(DeleteScheduleRequest {
-            header: Some(caller.header.clone()),
-            pipe_id: pipe.id.clone(),
-        })
-        .await?;
+    set_pipe_schedule(&state, &caller, &pipe, "copy", None, Value::Null).await?;
     let removed = json!({
         "target_datasource": null, "target_datasource_id": null, "mode": null, "copy_schedule": null,
     });
@@ -667,12 +740,6 @@ pub async fn run_copy(
         None,
     )
     .await?;
-    let template_params: Map<String, Value> = params
-        .pairs()
-        .iter()
-        .filter(|(key, _)| !key.starts_with('_') && key != "token" && key != "cli_version")
-        .map(|(key, value)| (key.clone(), json!(value)))
-        .collect();
     let job = state
         .services
         .jobs
@@ -686,7 +753,7 @@ pub async fn run_copy(
             spec_json: json!({
                 "node": node.name,
                 "mode": copy.mode,
-                "params": template_params,
+                "params": template_params(&params),
                 "trigger": "api",
             })
             .to_string(),

@@ -12,6 +12,7 @@ use roost_proto::catalog::v1::{
 use roost_proto::query::v1::{
     DescribeEndpointRequest, EndpointParam, ExecuteEndpointRequest, ParamSpec,
 };
+use roost_proto::scheduler::v1::DeleteScheduleRequest;
 use serde_json::{Value, json};
 
 use super::{Caller, Need, caller};
@@ -252,12 +253,16 @@ pub async fn create(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (headers, params, payload) = read_request(request, MAX_PIPE_BODY).await?;
+    let (headers, mut params, payload) = read_request(request, MAX_PIPE_BODY).await?;
     let caller = caller(&state, &headers, &params).await?;
     caller.require(Need::CreatePipe)?;
     let body: Option<Value> = serde_json::from_slice(&payload.data)
         .ok()
         .filter(Value::is_object);
+    if body.is_some() {
+        // `tb push` sends a sink's settings (connection, path, ...) beside the nodes.
+        params.extend_with_json_body(&payload.data);
+    }
     let (name, description, nodes) = match &body {
         Some(body) => {
             let name = body
@@ -320,7 +325,7 @@ pub async fn create(
         .pipe
         .unwrap_or_default();
     // Fail the push on SQL that can never run (bad template syntax), as Tinybird does, and on
-    // materialized or copy nodes that cannot be set up.
+    // materialized, copy or sink nodes that cannot be set up.
     let described = match describe(&state, &caller, &pipe).await {
         Ok(described) => {
             super::pipe_jobs::apply_node_types(&state, &caller, &headers, &pipe, &params)
@@ -367,7 +372,7 @@ pub async fn create(
     };
     let mut answer = pipe_json(&pipe, &described);
     if let Value::Object(fields) = &mut answer {
-        fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);
+        fields.extend(super::pipe_jobs::type_fields(&state, &caller, &pipe).await?);
         fields.extend(extra);
     }
     Ok(Json(answer))
@@ -461,7 +466,7 @@ pub async fn get_one(
     let params = describe(&state, &caller, &pipe).await?;
     let mut answer = pipe_json(&pipe, &params);
     if let Value::Object(fields) = &mut answer {
-        fields.extend(super::pipe_jobs::copy_fields(&state, &caller, &pipe).await?);
+        fields.extend(super::pipe_jobs::type_fields(&state, &caller, &pipe).await?);
     }
     Ok(Json(answer).into_response())
 }
@@ -531,7 +536,16 @@ pub async fn delete(
         .pipes
         .delete_pipe(DeletePipeRequest {
             header: Some(caller.header.clone()),
-            name_or_id: current.id,
+            name_or_id: current.id.clone(),
+        })
+        .await?;
+    // A copy or sink schedule must not outlive its pipe.
+    state
+        .services
+        .scheduler
+        .delete_schedule(DeleteScheduleRequest {
+            header: Some(caller.header.clone()),
+            pipe_id: current.id,
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -34,15 +34,7 @@ async fn admin(state: &AppState, request: Request) -> Result<(Caller, Params, Va
             "Environment variables need an admin token",
         ));
     }
-    // JSON bodies carry the same fields as forms.
-    let body: Value = serde_json::from_slice(&payload.data).unwrap_or(Value::Null);
-    if let Value::Object(fields) = &body {
-        for (key, value) in fields {
-            if let Some(text) = value.as_str() {
-                params.push(key.clone(), text);
-            }
-        }
-    }
+    let body = params.extend_with_json_body(&payload.data);
     Ok((caller, params, body))
 }
 

@@ -38,6 +38,13 @@ pub struct Api {
     pub stream_done: unsafe extern "C" fn(InsertStream) -> ResultPtr,
     pub stream_insert_error: unsafe extern "C" fn(InsertStream) -> *const c_char,
     pub destroy_insert_stream: unsafe extern "C" fn(InsertStream),
+    /// Starts a streaming query; the handle is a result (carrying the error when it failed).
+    pub stream_query_n:
+        unsafe extern "C" fn(Connection, *const c_char, usize, *const c_char, usize) -> ResultPtr,
+    /// The next chunk of a streaming query: a result of its own, empty at the end.
+    pub stream_fetch_result: unsafe extern "C" fn(Connection, ResultPtr) -> ResultPtr,
+    /// Stops a streaming query that was not read to its end.
+    pub stream_cancel_query: unsafe extern "C" fn(Connection, ResultPtr),
     pub set_signal_handlers_enabled: unsafe extern "C" fn(c_int),
     pub version: unsafe extern "C" fn() -> *const c_char,
 }
@@ -72,6 +79,9 @@ impl Api {
             stream_done: symbol!("chdb_stream_done"),
             stream_insert_error: symbol!("chdb_stream_insert_error"),
             destroy_insert_stream: symbol!("chdb_destroy_insert_stream"),
+            stream_query_n: symbol!("chdb_stream_query_n"),
+            stream_fetch_result: symbol!("chdb_stream_fetch_result"),
+            stream_cancel_query: symbol!("chdb_stream_cancel_query"),
             set_signal_handlers_enabled: symbol!("chdb_set_signal_handlers_enabled"),
             version: symbol!("chdb_version"),
         })

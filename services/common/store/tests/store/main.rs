@@ -25,6 +25,7 @@ macro_rules! conformance {
 
 mod backend;
 mod connect;
+mod connections;
 mod data_sources;
 mod fixtures;
 mod jobs;
