@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use roost_bus::{CatalogChanges, ChangeGuard};
 use roost_engine::Engine;
 use roost_proto::catalog::v1 as proto;
 use roost_proto::{CatalogService, ServiceError, columns_from_proto};
@@ -31,6 +32,8 @@ pub struct Catalog {
     /// workspace's database never changes, so hot paths (every query and endpoint call lists
     /// data sources) skip both the store read and the `CREATE DATABASE`.
     databases: Mutex<HashMap<String, String>>,
+    /// Counted after every change, for caches of what the catalog lists.
+    changes: Arc<CatalogChanges>,
 }
 
 impl Catalog {
@@ -40,7 +43,22 @@ impl Catalog {
             store,
             engine,
             databases: Mutex::new(HashMap::new()),
+            changes: CatalogChanges::local(),
         }
+    }
+
+    /// Counts (and announces) this catalog's changes on `changes`.
+    pub fn with_changes(mut self, changes: Arc<CatalogChanges>) -> Self {
+        self.changes = changes;
+        self
+    }
+
+    /// Held while a method changes the caller's workspace; the change counts when it drops.
+    fn changing(
+        &self,
+        header: &Option<roost_proto::common::v1::RequestHeader>,
+    ) -> Option<ChangeGuard> {
+        workspace_id(header).ok().map(|id| self.changes.guard(id))
     }
 
     async fn database_of(
@@ -141,6 +159,7 @@ impl CatalogService for Catalog {
         &self,
         request: proto::CreateDataSourceRequest,
     ) -> Result<proto::CreateDataSourceResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         validate_name("Data Source", &request.name)
             .map_err(|e| ServiceError::bad_request(e.to_string()))?;
         if request.name.ends_with("_quarantine") {
@@ -264,6 +283,7 @@ impl CatalogService for Catalog {
         &self,
         request: proto::RenameDataSourceRequest,
     ) -> Result<proto::RenameDataSourceResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         validate_name("Data Source", &request.new_name)
             .map_err(|e| ServiceError::bad_request(e.to_string()))?;
         if request.new_name.ends_with("_quarantine") {
@@ -295,6 +315,7 @@ impl CatalogService for Catalog {
         &self,
         request: proto::DeleteDataSourceRequest,
     ) -> Result<proto::DeleteDataSourceResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let record = self
             .get_record(&request.header, &request.name_or_id)
             .await?;
@@ -358,6 +379,7 @@ impl CatalogService for Catalog {
         &self,
         request: proto::AlterDataSourceRequest,
     ) -> Result<proto::AlterDataSourceResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let mut record = self
             .get_record(&request.header, &request.name_or_id)
             .await?;
@@ -452,6 +474,7 @@ impl CatalogService for Catalog {
         &self,
         request: proto::DropWorkspaceDataRequest,
     ) -> Result<proto::DropWorkspaceDataResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let database = request.database;
         // Only a workspace database (`roost_auth::database_for`) may go: never a system one.
         let is_workspace_database = database.strip_prefix("w_").is_some_and(|rest| {

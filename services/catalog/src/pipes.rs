@@ -186,6 +186,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::CreatePipeRequest,
     ) -> Result<proto::CreatePipeResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         validate_name("Pipe", &request.name)
             .map_err(|e| ServiceError::bad_request(e.to_string()))?;
         let workspace = workspace_id(&request.header)?.to_string();
@@ -279,6 +280,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::UpdatePipeRequest,
     ) -> Result<proto::UpdatePipeResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let (mut pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
         if let Some(name) = request.new_name.filter(|name| *name != pipe.name) {
             validate_name("Pipe", &name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
@@ -297,6 +299,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::DeletePipeRequest,
     ) -> Result<proto::DeletePipeResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let (pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
         let database = self.database_of(&request.header).await?;
         self.drop_views(&database, &nodes).await?;
@@ -314,6 +317,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::CreateNodeRequest,
     ) -> Result<proto::CreateNodeResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let node = request.node.unwrap_or_default();
         check_node(&node)?;
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
@@ -333,6 +337,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::UpdateNodeRequest,
     ) -> Result<proto::UpdateNodeResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
         let node = find_node(&mut nodes, &request.node)?;
         if let Some(name) = request.new_name {
@@ -366,6 +371,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::DeleteNodeRequest,
     ) -> Result<proto::DeleteNodeResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
         let node = find_node(&mut nodes, &request.node)?.clone();
         let database = self.database_of(&request.header).await?;
@@ -385,6 +391,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::SetEndpointRequest,
     ) -> Result<proto::SetEndpointResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
         for node in nodes.iter_mut().filter(|n| n.node_type == "endpoint") {
             node.node_type = "standard".into();
@@ -411,6 +418,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::SetMaterializationRequest,
     ) -> Result<proto::SetMaterializationResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         self.set_materialization_of(request).await
     }
 
@@ -418,6 +426,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::DropMaterializationRequest,
     ) -> Result<proto::DropMaterializationResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         self.drop_materialization_of(request).await
     }
 
@@ -425,6 +434,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::SetNodeSettingsRequest,
     ) -> Result<proto::SetNodeSettingsResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         self.set_node_settings_of(request).await
     }
 
@@ -439,6 +449,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::SetVariableRequest,
     ) -> Result<proto::SetVariableResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         self.set_variable_of(request).await
     }
 
@@ -446,6 +457,7 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::DeleteVariableRequest,
     ) -> Result<proto::DeleteVariableResponse, ServiceError> {
+        let _change = self.changing(&request.header);
         self.delete_variable_of(request).await
     }
 }

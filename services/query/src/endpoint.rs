@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::stream;
+use roost_bus::CatalogChanges;
 use roost_engine::Engine;
 use roost_proto::catalog::v1::{
     ListDataSourcesRequest, ListPipesRequest, ListVariablesRequest, Node, Pipe,
@@ -46,6 +47,11 @@ pub struct Endpoints {
     pipes: PipeCatalogClient,
     /// Parsed templates by node id and version, so a node is parsed once per change.
     templates: Mutex<HashMap<(String, String), Arc<Template>>>,
+    /// The catalog's change count, when this process sees it: then what the catalog lists is
+    /// cached per workspace until the count moves, and a call needs no catalog round trip.
+    changes: Option<Arc<CatalogChanges>>,
+    /// Workspace id → its listing and the change count read before it was fetched.
+    workspaces: Mutex<HashMap<String, (u64, Arc<Listing>)>>,
 }
 
 impl Endpoints {
@@ -56,7 +62,15 @@ impl Endpoints {
             catalog,
             pipes,
             templates: Mutex::new(HashMap::new()),
+            changes: None,
+            workspaces: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Caches catalog listings until `changes` counts a change.
+    pub fn with_changes(mut self, changes: Arc<CatalogChanges>) -> Self {
+        self.changes = Some(changes);
+        self
     }
 
     fn template(&self, node: &Node) -> Result<Arc<Template>, ServiceError> {
@@ -78,7 +92,32 @@ impl Endpoints {
         Ok(template)
     }
 
-    async fn workspace(&self, header: &Option<RequestHeader>) -> Result<Workspace, ServiceError> {
+    /// What the catalog lists for the caller's workspace, from the cache while no change was
+    /// counted since it was fetched.
+    async fn listing(&self, header: &Option<RequestHeader>) -> Result<Arc<Listing>, ServiceError> {
+        let workspace_id = header
+            .as_ref()
+            .map(|h| h.workspace_id.clone())
+            .unwrap_or_default();
+        // Read before fetching: a change landing during the fetch then invalidates its result.
+        let count = self.changes.as_ref().map(|changes| changes.count());
+        let lock = || self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = count
+            && let Some((cached_at, listing)) = lock().get(&workspace_id)
+            && *cached_at == count
+        {
+            return Ok(listing.clone());
+        }
+        let listing = Arc::new(self.fetch_listing(header).await?);
+        if let Some(count) = count {
+            let mut cache = lock();
+            cache.retain(|_, (cached_at, _)| *cached_at == count);
+            cache.insert(workspace_id, (count, listing.clone()));
+        }
+        Ok(listing)
+    }
+
+    async fn fetch_listing(&self, header: &Option<RequestHeader>) -> Result<Listing, ServiceError> {
         let data_sources = self.catalog.list_data_sources(ListDataSourcesRequest {
             header: header.clone(),
             with_statistics: false,
@@ -95,12 +134,11 @@ impl Endpoints {
             );
             tables.insert(data_source.name, data_source.table);
         }
-        let pipes = pipes
+        let pipes: HashMap<String, Pipe> = pipes
             .pipes
             .into_iter()
             .map(|pipe| (pipe.name.clone(), pipe))
             .collect();
-        let pipes: HashMap<String, Pipe> = pipes;
         // Variables are read only when some template uses them: most endpoints never do.
         let uses_variables = pipes.values().any(|pipe| {
             pipe.nodes
@@ -121,11 +159,23 @@ impl Endpoints {
         } else {
             HashMap::new()
         };
-        Ok(Workspace {
+        Ok(Listing {
             tables: WorkspaceTables(tables),
             pipes,
             variables,
         })
+    }
+
+    /// The caller's workspace as one request sees it: the listing with the caller's row filters.
+    async fn workspace(
+        &self,
+        header: &Option<RequestHeader>,
+        filters: &[proto::RowFilter],
+    ) -> Result<Workspace, ServiceError> {
+        let listing = self.listing(header).await?;
+        let mut tables = listing.tables.clone();
+        crate::apply_filters(&mut tables, filters)?;
+        Ok(Workspace { tables, listing })
     }
 
     /// The full statement for `request` (its pipe, node or endpoint, and `q`), and the format.
@@ -133,12 +183,11 @@ impl Endpoints {
         &self,
         request: &proto::ExecuteEndpointRequest,
     ) -> Result<(String, &'static str, WorkspaceTables), ServiceError> {
-        let mut workspace = self.workspace(&request.header).await?;
-        crate::apply_filters(&mut workspace.tables, &request.filters)?;
-        let pipe = workspace
-            .pipes
-            .get(&request.pipe)
-            .ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
+        let workspace = self.workspace(&request.header, &request.filters).await?;
+        let pipe =
+            workspace.listing.pipes.get(&request.pipe).ok_or_else(|| {
+                ServiceError::not_found(format!("Pipe '{}' not found", request.pipe))
+            })?;
         let index = target_node(pipe, &request.node)?;
         let params = request_params(&request.params);
         let compiler = Compiler {
@@ -171,11 +220,18 @@ impl Endpoints {
     }
 }
 
-struct Workspace {
+/// What the catalog lists for a workspace, as endpoints need it.
+struct Listing {
     tables: WorkspaceTables,
     pipes: HashMap<String, Pipe>,
     /// Values for `tb_secret()` and `tb_var()`.
     variables: HashMap<String, String>,
+}
+
+/// A workspace as one request sees it: its tables behind the caller's row filters.
+struct Workspace {
+    tables: WorkspaceTables,
+    listing: Arc<Listing>,
 }
 
 /// The node a request runs: the one it names, else the published one.
@@ -309,7 +365,7 @@ impl Compiler<'_> {
         let rendered = self
             .endpoints
             .template(node)?
-            .render(self.params, &self.workspace.variables)
+            .render(self.params, &self.workspace.listing.variables)
             .map_err(|e| template_error(&node.name, e))?;
         let resolver = NodeResolver {
             compiler: self,
@@ -372,7 +428,7 @@ impl TableResolver for NodeResolver<'_, '_> {
         if let Some(table) = self.compiler.workspace.tables.0.get(name) {
             return Some(table.clone());
         }
-        let other = self.compiler.workspace.pipes.get(name)?;
+        let other = self.compiler.workspace.listing.pipes.get(name)?;
         if self
             .compiler
             .visiting
@@ -448,8 +504,8 @@ impl EndpointService for Endpoints {
         &self,
         request: proto::DescribeEndpointRequest,
     ) -> Result<proto::DescribeEndpointResponse, ServiceError> {
-        let workspace = self.workspace(&request.header).await?;
-        let pipe = workspace
+        let listing = self.listing(&request.header).await?;
+        let pipe = listing
             .pipes
             .get(&request.pipe)
             .ok_or_else(|| ServiceError::not_found(format!("Pipe '{}' not found", request.pipe)))?;
@@ -506,7 +562,7 @@ impl EndpointService for Endpoints {
         if request.condition.trim().is_empty() {
             return Err(ServiceError::bad_request("The condition is empty"));
         }
-        let workspace = self.workspace(&request.header).await?;
+        let workspace = self.workspace(&request.header, &[]).await?;
         let data_source = self
             .catalog
             .get_data_source(roost_proto::catalog::v1::GetDataSourceRequest {

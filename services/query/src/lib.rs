@@ -64,6 +64,7 @@ pub(crate) fn query_failure(
 }
 
 /// Table names a caller may read, mapped to their qualified engine tables.
+#[derive(Clone)]
 pub(crate) struct WorkspaceTables(pub(crate) HashMap<String, String>);
 
 impl WorkspaceTables {

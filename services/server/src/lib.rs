@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use roost_auth::{Auth, SeedOptions, Seeded};
+use roost_bus::CatalogChanges;
 use roost_catalog::Catalog;
 use roost_config::LocalConfig;
 use roost_engine::{Chdb, ChdbConfig, Engine};
@@ -80,14 +81,16 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     let query_engine: Arc<dyn Engine> = Arc::new(query_engine);
     let store = Store::connect(&Store::sqlite_url(&config.data_dir.join("catalog.db"))).await?;
     let seeded = Seeded::ensure(&store, &SeedOptions::default()).await?;
-    let catalog_service = Arc::new(Catalog::new(store.clone(), engine.clone()));
+    // The catalog and the endpoints share a process: endpoints cache what the catalog lists
+    // until the catalog counts a change.
+    let changes = CatalogChanges::local();
+    let catalog_service =
+        Arc::new(Catalog::new(store.clone(), engine.clone()).with_changes(changes.clone()));
     let catalog: CatalogClient = catalog_service.clone();
     let pipes: PipeCatalogClient = catalog_service;
-    let endpoints: EndpointClient = Arc::new(Endpoints::new(
-        query_engine.clone(),
-        catalog.clone(),
-        pipes.clone(),
-    ));
+    let endpoints: EndpointClient = Arc::new(
+        Endpoints::new(query_engine.clone(), catalog.clone(), pipes.clone()).with_changes(changes),
+    );
     let ingest: IngestClient =
         Arc::new(Ingest::new(engine.clone(), catalog.clone()).with_conditions(endpoints.clone()));
     let jobs_service = Jobs::new(store.clone());

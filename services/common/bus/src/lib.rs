@@ -19,10 +19,12 @@
 //!
 //! This crate knows nothing of services; it carries bytes.
 
+mod changes;
 mod memory;
 mod nats;
 mod subject;
 
+pub use changes::{CATALOG_CHANGED, CatalogChanges, ChangeGuard};
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusOptions};
 
