@@ -12,7 +12,7 @@ use roost_proto::catalog::v1::{
     TruncateDataSourceRequest,
 };
 use roost_proto::ingest::v1::{
-    AnalyzeDataRequest, DataFormat, IngestDataRequest, IngestDataResponse,
+    AnalyzeDataRequest, AnalyzeDataResponse, DataFormat, IngestDataRequest, IngestDataResponse,
 };
 use serde_json::{Value, json};
 
@@ -271,15 +271,16 @@ pub async fn create_or_append(
     }
 }
 
-/// The columns the ingest service guesses from a sample of data.
-pub(crate) async fn analyze_columns(
+/// What the ingest service makes of a sample of data, with the request's guessing and dialect
+/// options.
+pub(crate) async fn analyze_sample(
     state: &AppState,
     caller: &super::Caller,
     params: &Params,
     format: FileFormat,
     data: bytes::Bytes,
-) -> Result<Vec<catalog::Column>, ApiError> {
-    let analysis = state
+) -> Result<AnalyzeDataResponse, ApiError> {
+    Ok(state
         .services
         .ingest
         .analyze_data(AnalyzeDataRequest {
@@ -293,8 +294,20 @@ pub(crate) async fn analyze_columns(
                 .to_string(),
             csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
         })
-        .await?;
-    Ok(analysis.columns)
+        .await?)
+}
+
+/// The columns the ingest service guesses from a sample of data.
+pub(crate) async fn analyze_columns(
+    state: &AppState,
+    caller: &super::Caller,
+    params: &Params,
+    format: FileFormat,
+    data: bytes::Bytes,
+) -> Result<Vec<catalog::Column>, ApiError> {
+    Ok(analyze_sample(state, caller, params, format, data)
+        .await?
+        .columns)
 }
 
 /// Creates a data source with the request's engine settings and description.

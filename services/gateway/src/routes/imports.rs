@@ -16,17 +16,16 @@ use bytes::Bytes;
 use roost_fetch::chunks::complete_rows;
 use roost_fetch::{FetchError, FileFormat, RowFormat};
 use roost_proto::catalog::v1 as catalog;
-use roost_proto::ingest::v1::{AnalyzeDataRequest, FinishReplaceRequest};
+use roost_proto::ingest::v1::FinishReplaceRequest;
 use roost_proto::jobs::v1::SubmitJobRequest;
-use roost_proto::query::v1::ResolveConditionRequest;
 use serde_json::{Value, json};
 
 use super::datasources::{
-    analyze_columns, create_data_source, data_format, data_source_json, fetch, import_reply,
+    analyze_columns, analyze_sample, create_data_source, data_source_json, fetch, import_reply,
     ingest_request, named_format, parse_columns, payload_format,
 };
 use super::internal::InternalApi;
-use super::jobs::{count_matching, started_job_json};
+use super::jobs::{check_condition, started_job_json};
 use super::{Caller, Need, caller};
 use crate::params::{Params, Payload, read_request};
 use crate::{ApiError, AppState};
@@ -92,28 +91,6 @@ async fn remote_sample(
         _ => {}
     }
     Ok((data, format))
-}
-
-/// Refuses a replace condition that is not valid SQL over the data source, before anything is
-/// replaced: resolved as the delete job resolves its condition, then counted, so that unknown
-/// columns and wrong types are refused here rather than by a failed job.
-async fn check_condition(
-    state: &AppState,
-    caller: &Caller,
-    data_source: &catalog::DataSource,
-    condition: &str,
-) -> Result<(), ApiError> {
-    state
-        .services
-        .endpoints
-        .resolve_condition(ResolveConditionRequest {
-            header: Some(caller.header.clone()),
-            datasource: data_source.id.clone(),
-            condition: condition.to_string(),
-        })
-        .await?;
-    count_matching(state, caller, &data_source.name, condition).await?;
-    Ok(())
 }
 
 /// `POST /v0/datasources?mode=...&url=...`: starts an import job.
@@ -324,21 +301,7 @@ pub async fn analyze(
         }
     };
     let bytes_read = data.len();
-    let analysis = state
-        .services
-        .ingest
-        .analyze_data(AnalyzeDataRequest {
-            header: Some(caller.header.clone()),
-            format: data_format(format) as i32,
-            data,
-            type_guessing: params.flag_or("type_guessing", true),
-            csv_delimiter: params
-                .text("dialect_delimiter")
-                .unwrap_or_default()
-                .to_string(),
-            csv_header: params.text("dialect_header").unwrap_or("auto").to_string(),
-        })
-        .await?;
+    let analysis = analyze_sample(&state, &caller, &params, format, data).await?;
     let columns: Vec<Value> = analysis
         .columns
         .iter()

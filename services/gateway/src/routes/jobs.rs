@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
-use roost_proto::catalog::v1::GetDataSourceRequest;
+use roost_proto::catalog::v1::{DataSource, GetDataSourceRequest};
 use roost_proto::jobs::v1::{
     CancelJobRequest, GetJobRequest, Job, ListJobsRequest, SubmitJobRequest,
 };
@@ -191,19 +191,7 @@ pub async fn delete_rows(
         .text("delete_condition")
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("The 'delete_condition' parameter is required"))?;
-    // Refuses a condition that is not valid SQL over the workspace before anything runs.
-    state
-        .services
-        .endpoints
-        .resolve_condition(ResolveConditionRequest {
-            header: Some(caller.header.clone()),
-            datasource: data_source.id.clone(),
-            condition: condition.to_string(),
-        })
-        .await?;
-    // Counting runs the condition in the engine, so unknown columns and bad types are refused
-    // here rather than by a failed job.
-    let rows = count_matching(&state, &caller, &data_source.name, condition).await?;
+    let rows = check_condition(&state, &caller, &data_source, condition).await?;
     if params.flag("dry_run") {
         return Ok(Json(json!({ "rows_to_be_deleted": rows })));
     }
@@ -226,7 +214,29 @@ pub async fn delete_rows(
     Ok(Json(answer))
 }
 
-pub(crate) async fn count_matching(
+/// Checks a condition over `data_source` before any job or data depends on it, and counts the
+/// rows it matches. It must be valid SQL over the workspace (the query service's checks); counting
+/// runs it in the engine, so unknown columns and bad types are refused here rather than by a
+/// failed job.
+pub(crate) async fn check_condition(
+    state: &AppState,
+    caller: &Caller,
+    data_source: &DataSource,
+    condition: &str,
+) -> Result<u64, ApiError> {
+    state
+        .services
+        .endpoints
+        .resolve_condition(ResolveConditionRequest {
+            header: Some(caller.header.clone()),
+            datasource: data_source.id.clone(),
+            condition: condition.to_string(),
+        })
+        .await?;
+    count_matching(state, caller, &data_source.name, condition).await
+}
+
+async fn count_matching(
     state: &AppState,
     caller: &Caller,
     data_source: &str,
