@@ -215,6 +215,46 @@ async fn a_view_of_aggregate_states_creates_an_aggregating_target_and_merges_exa
 }
 
 #[tokio::test]
+async fn a_forced_push_that_fails_puts_the_old_view_back() {
+    let api = Api::start(ROOST).await;
+    sales(&api).await;
+    let view = |sql: &str, target: &str| {
+        json!({
+            "name": "sales_by_user",
+            "nodes": [{"name": "agg", "type": "materialized", "datasource": target, "sql": sql}],
+        })
+    };
+    let good = "SELECT user, count() AS sales_count, sum(amount) AS total FROM sales GROUP BY user";
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&view(good, "by_user"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // The replacement cannot work (its output does not fit the target): the push fails...
+    api.data_source("narrow", "`x` Int32", &[]).await;
+    error(
+        api.post("/v0/pipes")
+            .query(&[("force", "true")])
+            .json(&view("SELECT user, amount FROM sales", "narrow"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    // ... and the old pipe is back with its view: new rows still reach its target.
+    let pipe = ok_json(api.get("/v0/pipes/sales_by_user").send().await.unwrap()).await;
+    assert_eq!(pipe["nodes"][0]["sql"], good, "{pipe}");
+    api.events("sales", &sale_rows(0, 70)).await;
+    let (merged, direct) = totals(&api).await;
+    assert_eq!(merged, direct);
+    assert_eq!(merged.len(), 7);
+}
+
+#[tokio::test]
 async fn dropping_a_pipe_drops_its_view_and_inserts_keep_working() {
     let api = Api::start(ROOST).await;
     sales(&api).await;

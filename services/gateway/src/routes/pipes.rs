@@ -339,18 +339,10 @@ pub async fn create(
         Err(error) => {
             let header = Some(caller.header.clone());
             let _ = match replaced {
-                Some(old) => state
-                    .services
-                    .pipes
-                    .create_pipe(CreatePipeRequest {
-                        header,
-                        name: old.name,
-                        description: old.description,
-                        nodes: old.nodes,
-                        force: true,
-                    })
-                    .await
-                    .map(drop),
+                Some(old) => {
+                    restore(&state, &caller, &headers, old).await;
+                    Ok(())
+                }
                 None => state
                     .services
                     .pipes
@@ -376,6 +368,35 @@ pub async fn create(
         fields.extend(extra);
     }
     Ok(Json(answer))
+}
+
+/// Puts back the pipe a failed forced push replaced: its nodes, and what its node types set up
+/// (views, schedules), which the replacement took down. Nothing is backfilled again.
+async fn restore(state: &AppState, caller: &Caller, headers: &HeaderMap, old: Pipe) {
+    let restored = state
+        .services
+        .pipes
+        .create_pipe(CreatePipeRequest {
+            header: Some(caller.header.clone()),
+            name: old.name.clone(),
+            description: old.description,
+            nodes: old.nodes,
+            force: true,
+        })
+        .await;
+    let outcome = match restored {
+        Ok(restored) => {
+            let pipe = restored.pipe.unwrap_or_default();
+            super::pipe_jobs::apply_node_types(state, caller, headers, &pipe, &Params::default())
+                .await
+                .map(drop)
+                .map_err(|e| e.message)
+        }
+        Err(error) => Err(error.message),
+    };
+    if let Err(error) = outcome {
+        tracing::error!(pipe = %old.name, %error, "a pipe replaced by a failed push could not be restored");
+    }
 }
 
 /// The endpoint call of `GET|POST /v0/pipes/<name>.<format>`.
