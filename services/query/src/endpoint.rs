@@ -24,6 +24,7 @@ use roost_proto::query::v1 as proto;
 use roost_proto::{CatalogClient, EndpointService, PipeCatalogClient, ServiceError, SqlAnswer};
 use roost_types::quote_ident;
 
+use crate::cache::CatalogCache;
 use crate::format::output_format;
 use crate::sql::{TableResolver, validate_and_rewrite};
 use crate::template::{Params, Template, TemplateError};
@@ -47,11 +48,9 @@ pub struct Endpoints {
     pipes: PipeCatalogClient,
     /// Parsed templates by node id and version, so a node is parsed once per change.
     templates: Mutex<HashMap<(String, String), Arc<Template>>>,
-    /// The catalog's change count, when this process sees it: then what the catalog lists is
-    /// cached per workspace until the count moves, and a call needs no catalog round trip.
-    changes: Option<Arc<CatalogChanges>>,
-    /// Workspace id → its listing and the change count read before it was fetched.
-    workspaces: Mutex<HashMap<String, (u64, Arc<Listing>)>>,
+    /// What the catalog lists, per workspace: a call needs no catalog round trip while the
+    /// catalog counts no change (when this process sees its count).
+    listings: CatalogCache<Listing>,
 }
 
 impl Endpoints {
@@ -62,14 +61,13 @@ impl Endpoints {
             catalog,
             pipes,
             templates: Mutex::new(HashMap::new()),
-            changes: None,
-            workspaces: Mutex::new(HashMap::new()),
+            listings: CatalogCache::default(),
         }
     }
 
     /// Caches catalog listings until `changes` counts a change.
     pub fn with_changes(mut self, changes: Arc<CatalogChanges>) -> Self {
-        self.changes = Some(changes);
+        self.listings = CatalogCache::following(changes);
         self
     }
 
@@ -92,29 +90,14 @@ impl Endpoints {
         Ok(template)
     }
 
-    /// What the catalog lists for the caller's workspace, from the cache while no change was
-    /// counted since it was fetched.
+    /// What the catalog lists for the caller's workspace.
     async fn listing(&self, header: &Option<RequestHeader>) -> Result<Arc<Listing>, ServiceError> {
-        let workspace_id = header
-            .as_ref()
-            .map(|h| h.workspace_id.clone())
-            .unwrap_or_default();
-        // Read before fetching: a change landing during the fetch then invalidates its result.
-        let count = self.changes.as_ref().map(|changes| changes.count());
-        let lock = || self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = count
-            && let Some((cached_at, listing)) = lock().get(&workspace_id)
-            && *cached_at == count
-        {
-            return Ok(listing.clone());
-        }
-        let listing = Arc::new(self.fetch_listing(header).await?);
-        if let Some(count) = count {
-            let mut cache = lock();
-            cache.retain(|_, (cached_at, _)| *cached_at == count);
-            cache.insert(workspace_id, (count, listing.clone()));
-        }
-        Ok(listing)
+        let workspace_id = header.as_ref().map(|h| h.workspace_id.as_str());
+        self.listings
+            .get(workspace_id.unwrap_or_default(), || {
+                self.fetch_listing(header)
+            })
+            .await
     }
 
     async fn fetch_listing(&self, header: &Option<RequestHeader>) -> Result<Listing, ServiceError> {

@@ -3,6 +3,7 @@
 //! source of the caller's workspace (or its quarantine) that the caller may read, and everything
 //! else is refused before the engine sees it.
 
+mod cache;
 mod endpoint;
 pub mod format;
 pub mod sql;
@@ -16,10 +17,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream;
 use roost_engine::{Engine, ErrorClass};
-use roost_proto::catalog::v1::ListDataSourcesRequest;
+use roost_proto::catalog::v1::{DataSource, ListDataSourcesRequest};
 use roost_proto::query::v1 as proto;
 use roost_proto::{CatalogClient, QueryService, ServiceError, SqlAnswer};
 
+use crate::cache::CatalogCache;
 use crate::format::output_format;
 use crate::sql::{SqlError, TableResolver, validate_and_rewrite};
 
@@ -27,12 +29,24 @@ use crate::sql::{SqlError, TableResolver, validate_and_rewrite};
 pub struct Query {
     engine: Arc<dyn Engine>,
     catalog: CatalogClient,
+    /// The workspace's data sources, while the catalog counts no change.
+    data_sources: CatalogCache<Vec<DataSource>>,
 }
 
 impl Query {
     /// A query service reading `engine` and resolving names through `catalog`.
     pub fn new(engine: Arc<dyn Engine>, catalog: CatalogClient) -> Self {
-        Query { engine, catalog }
+        Query {
+            engine,
+            catalog,
+            data_sources: CatalogCache::default(),
+        }
+    }
+
+    /// Caches the catalog's listings until `changes` counts a change.
+    pub fn with_changes(mut self, changes: Arc<roost_bus::CatalogChanges>) -> Self {
+        self.data_sources = CatalogCache::following(changes);
+        self
     }
 }
 
@@ -176,26 +190,33 @@ impl QueryService for Query {
         &self,
         request: proto::ExecuteSqlRequest,
     ) -> Result<SqlAnswer, ServiceError> {
-        let listed = self
-            .catalog
-            .list_data_sources(ListDataSourcesRequest {
-                header: request.header.clone(),
-                with_statistics: false,
+        let workspace_id = request.header.as_ref().map(|h| h.workspace_id.as_str());
+        let data_sources = self
+            .data_sources
+            .get(workspace_id.unwrap_or_default(), || async {
+                Ok(self
+                    .catalog
+                    .list_data_sources(ListDataSourcesRequest {
+                        header: request.header.clone(),
+                        with_statistics: false,
+                    })
+                    .await?
+                    .data_sources)
             })
             .await?;
         let mut tables = HashMap::new();
         let mut unreadable = Vec::new();
-        for data_source in listed.data_sources {
+        for data_source in data_sources.iter() {
             if !request.read_all && !request.readable.contains(&data_source.name) {
                 unreadable.push(format!("{}_quarantine", data_source.name));
-                unreadable.push(data_source.name);
+                unreadable.push(data_source.name.clone());
                 continue;
             }
             tables.insert(
                 format!("{}_quarantine", data_source.name),
-                data_source.quarantine_table,
+                data_source.quarantine_table.clone(),
             );
-            tables.insert(data_source.name, data_source.table);
+            tables.insert(data_source.name.clone(), data_source.table.clone());
         }
         let mut tables = WorkspaceTables(tables);
         apply_filters(&mut tables, &request.filters)?;

@@ -89,7 +89,8 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     let catalog: CatalogClient = catalog_service.clone();
     let pipes: PipeCatalogClient = catalog_service;
     let endpoints: EndpointClient = Arc::new(
-        Endpoints::new(query_engine.clone(), catalog.clone(), pipes.clone()).with_changes(changes),
+        Endpoints::new(query_engine.clone(), catalog.clone(), pipes.clone())
+            .with_changes(changes.clone()),
     );
     let ingest: IngestClient =
         Arc::new(Ingest::new(engine.clone(), catalog.clone()).with_conditions(endpoints.clone()));
@@ -124,7 +125,7 @@ pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
     let services = Services {
         auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
         catalog: catalog.clone(),
-        query: Arc::new(Query::new(query_engine, catalog.clone())),
+        query: Arc::new(Query::new(query_engine, catalog.clone()).with_changes(changes)),
         ingest,
         pipes,
         endpoints,
