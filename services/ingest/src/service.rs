@@ -345,7 +345,8 @@ impl IngestService for Ingest {
                 let batch = tokio::task::spawn_blocking(move || {
                     let dialect: CsvDialect =
                         sniff_csv(&data, Some(&decode_columns), delimiter, header);
-                    decode::decode_csv(&decode_columns, &data, &dialect)
+                    decode::decode_csv(&decode_columns, &data, &dialect)?
+                        .into_native(&decode_columns)
                 })
                 .await
                 .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?

@@ -126,6 +126,7 @@ async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
 const SYNTAX_ERROR: u32 = 62;
 const NOT_IMPLEMENTED: u32 = 48;
 const UNKNOWN_SETTING: u32 = 115;
+const UNKNOWN_IDENTIFIER: u32 = 47;
 
 /// The mutations of one table, as `system.mutations` shows them.
 struct Mutations {
@@ -176,12 +177,25 @@ impl Mutations {
             .collect::<Vec<_>>()
             .join(", ");
         let scope = format!("{} AND mutation_id IN ({id_list})", self.filter);
-        let status = format!(
-            "SELECT sum(parts_to_do), countIf(NOT is_done), any(latest_fail_reason) FROM system.mutations WHERE {scope}"
+        let columns = "sum(parts_to_do), countIf(NOT is_done)";
+        let mut status = format!(
+            "SELECT {columns}, any(latest_fail_reason) FROM system.mutations WHERE {scope}"
         );
+        let without_reason = format!("SELECT {columns}, '' FROM system.mutations WHERE {scope}");
         let mut most_parts = 0u64;
         loop {
-            let answer = engine.query(&status, "TSVRaw").await?;
+            let answer = match engine.query(&status, "TSVRaw").await {
+                Ok(answer) => answer,
+                // 18.16's system.mutations has no latest_fail_reason; there a failing mutation
+                // only shows as one that does not finish.
+                Err(error)
+                    if error.code() == Some(UNKNOWN_IDENTIFIER) && status != without_reason =>
+                {
+                    status = without_reason.clone();
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
             let text = String::from_utf8_lossy(&answer.data);
             let mut fields = text.trim_end_matches('\n').splitn(3, '\t');
             let parts_to_do: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -1,0 +1,195 @@
+//! Distributed mode, black-box: every role its own `roost serve` process over NATS, on a fresh
+//! PostgreSQL database and the ClickHouse test cluster (Debian's 18.16, two shards), driven
+//! through the gateway's HTTP API as the local suites drive `roost local`.
+//!
+//! Skipped with a `SKIPPED:` line when the ClickHouse cluster cannot run here (set
+//! ROOST_TEST_REQUIRE_CLICKHOUSE to fail instead).
+
+use std::time::Duration;
+
+use roost_testkit::api::Api;
+use roost_testkit::clickhouse::cluster_or_skip;
+use roost_testkit::cluster::RoostCluster;
+use roost_testkit::http::{error, ok_json};
+use serde_json::json;
+
+const ROOST: &str = env!("CARGO_BIN_EXE_roost");
+
+const SCHEMA: &str =
+    "`id` Int32 `json:$.id`, `country` String `json:$.country`, `amount` Float64 `json:$.amount`";
+
+/// An endpoint with a typed parameter.
+const BY_COUNTRY: &str = r#"%
+SELECT country, count() AS n, sum(amount) AS total FROM events
+WHERE id >= {{ Int32(min_id, 0, description="Smallest id") }}
+GROUP BY country ORDER BY country"#;
+
+fn ndjson(ids: std::ops::RangeInclusive<i32>) -> String {
+    ids.map(|id| {
+        let country = if id % 2 == 0 { "ES" } else { "FR" };
+        format!("{{\"id\":{id},\"country\":\"{country}\",\"amount\":{id}.5}}\n")
+    })
+    .collect()
+}
+
+async fn count(api: &Api<RoostCluster>) -> u64 {
+    api.number("SELECT count() AS n FROM events").await as u64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
+    let Some(clickhouse) = cluster_or_skip("a_cluster_of_role_processes_serves_the_http_scenarios")
+    else {
+        return;
+    };
+    let cluster = RoostCluster::start(ROOST, clickhouse)
+        .await
+        .expect("the cluster starts");
+    println!(
+        "{} processes ready in {:?} (prefix {}, database {})",
+        cluster.processes.len(),
+        cluster.startup,
+        cluster.subject_prefix,
+        cluster.database
+    );
+    let api = Api::over(cluster);
+
+    // A data source, through gateway → catalog.
+    let created = api.data_source("events", SCHEMA, &[]).await;
+    assert_eq!(created["datasource"]["name"], "events", "{created}");
+
+    // Events with wait=true: gateway → ingest → ClickHouse; the rows are readable at once.
+    let appended = api.events("events", &ndjson(1..=100)).await;
+    assert_eq!(appended["successful_rows"], 100, "{appended}");
+    assert_eq!(appended["quarantined_rows"], 0, "{appended}");
+    assert_eq!(count(&api).await, 100);
+
+    // A CSV file appended through the Data Sources API.
+    let csv: String = std::iter::once("id,country,amount\n".to_string())
+        .chain((101..=150).map(|id| format!("{id},DE,{id}.25\n")))
+        .collect();
+    let csv_answer = ok_json(
+        api.post("/v0/datasources?name=events&mode=append&format=csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(csv_answer["error"], false, "{csv_answer}");
+    assert_eq!(csv_answer["quarantine_rows"], 0, "{csv_answer}");
+    assert_eq!(count(&api).await, 150);
+
+    // /v0/sql: gateway → query, which resolves the data source through the catalog.
+    let rows = api
+        .rows("SELECT country, count() AS n FROM events GROUP BY country ORDER BY country")
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"country": "DE", "n": 50}),
+            json!({"country": "ES", "n": 50}),
+            json!({"country": "FR", "n": 50}),
+        ]
+    );
+
+    // A pipe published as an endpoint with a typed parameter.
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "by_country",
+                "nodes": [{ "name": "by_country_node", "sql": BY_COUNTRY, "type": "endpoint" }],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let endpoint = ok_json(
+        api.get("/v0/pipes/by_country.json?min_id=91")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let by_country: Vec<(String, u64)> = endpoint["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data in {endpoint}"))
+        .iter()
+        .map(|row| {
+            (
+                row["country"].as_str().unwrap().to_string(),
+                row["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_country,
+        vec![("DE".into(), 50), ("ES".into(), 5), ("FR".into(), 5)]
+    );
+    let refused = error(
+        api.get("/v0/pipes/by_country.json?min_id=many")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(refused.contains("min_id"), "{refused}");
+
+    // Tokens: one that may read the endpoint reads it, and may not append or query the table.
+    let token = ok_json(
+        api.post("/v0/tokens")
+            .query(&[("name", "reader"), ("scope", "PIPES:READ:by_country")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let as_reader = |request: reqwest::RequestBuilder| request.bearer_auth(&token);
+    let read = ok_json(
+        as_reader(api.http.get(api.url("/v0/pipes/by_country.json")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(read["rows"], 3, "{read}");
+    error(
+        as_reader(api.http.post(api.url("/v0/events?name=events")))
+            .body(ndjson(1..=1))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    error(
+        as_reader(api.http.get(api.url("/v0/sql")))
+            .query(&[("q", "SELECT count() FROM events")])
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+
+    // A delete job: gateway → jobs (PostgreSQL) → the worker process → ClickHouse.
+    let started = ok_json(
+        api.post("/v0/datasources/events/delete")
+            .form(&[("delete_condition", "id <= 10")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let job_id = started["job_id"].as_str().expect("a job id").to_string();
+    let job = api
+        .wait_job(&job_id, Duration::from_secs(120), |_| {})
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(count(&api).await, 140);
+}
