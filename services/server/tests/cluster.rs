@@ -193,3 +193,77 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(count(&api).await, 140);
 }
+
+/// The endpoint's answer, or the status it failed with.
+async fn by_country(api: &Api<RoostCluster>) -> Result<Vec<serde_json::Value>, u16> {
+    let response = api
+        .get("/v0/pipes/by_country.json?min_id=0")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(status);
+    }
+    let body: serde_json::Value = response.json().await.unwrap();
+    Ok(body["data"].as_array().cloned().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_query_replica_takes_over_when_the_first_is_killed() {
+    let Some(clickhouse) =
+        cluster_or_skip("a_second_query_replica_takes_over_when_the_first_is_killed")
+    else {
+        return;
+    };
+    let cluster = RoostCluster::start_with(
+        ROOST,
+        clickhouse,
+        &["auth,catalog,ingest,jobs,scheduler", "query", "query", "gateway"],
+        &[],
+    )
+    .await
+    .expect("the cluster starts");
+    let api = Api::over(cluster);
+    api.data_source("events", SCHEMA, &[]).await;
+    api.events("events", &ndjson(1..=40)).await;
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "by_country",
+                "nodes": [{ "name": "by_country_node", "sql": BY_COUNTRY, "type": "endpoint" }],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let expected = by_country(&api).await.expect("the endpoint answers");
+    assert_eq!(expected.len(), 2, "{expected:?}");
+
+    // kill -9 of one replica: the queue group has one member left, which takes every call.
+    let mut api = api;
+    let first = api.roost.index_of("query").expect("a query process");
+    api.roost.processes[first].kill();
+    for call in 0..20 {
+        assert_eq!(
+            by_country(&api).await,
+            Ok(expected.clone()),
+            "call {call} after the first replica died; logs:\n{}",
+            api.roost.logs()
+        );
+    }
+
+    // With no replica left the endpoint fails (the calls really went to the query processes)...
+    let second = first + 1 + api.roost.processes[first + 1..]
+        .iter()
+        .position(|p| p.role == "query")
+        .expect("a second query process");
+    api.roost.processes[second].kill();
+    let failed = by_country(&api).await.expect_err("no query replica is left");
+    assert!(failed >= 500, "{failed}");
+
+    // ...and a replica started afterwards serves at once.
+    api.roost.add("query").await.expect("a new replica starts");
+    assert_eq!(by_country(&api).await, Ok(expected));
+}
