@@ -77,7 +77,11 @@ impl Role {
     /// Reads a comma-separated list of roles (`all` for every one).
     pub fn parse_list(text: &str) -> anyhow::Result<BTreeSet<Role>> {
         let mut roles = BTreeSet::new();
-        for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        for name in text
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
             if name == "all" {
                 roles.extend(Role::ALL);
                 continue;
@@ -150,9 +154,15 @@ pub struct Local {
 }
 
 /// Session settings that make the engine answer as Tinybird does.
-fn engine_settings(kind: EngineKind) -> Vec<(String, String)> {
+fn engine_settings(kind: EngineKind, cluster: bool) -> Vec<(String, String)> {
     // Tinybird's JSON answers carry 64-bit integers as numbers.
     let mut settings = vec![("output_format_json_quote_64bit_integers", "0")];
+    // An insert into a Distributed table answers once the shards have the rows, so an
+    // acknowledged write (events with wait=true, imports) is readable at once and is not lost
+    // with a server's pending queue.
+    if cluster {
+        settings.push(("insert_distributed_sync", "1"));
+    }
     // Times are UTC unless a column says otherwise, as in Tinybird. A ClickHouse server has no
     // `session_timezone` before 23.6 and refuses unknown settings, so there the server's own
     // `<timezone>` must be UTC (scripts/clickhouse-up.sh sets it).
@@ -183,7 +193,7 @@ fn fetch_config(config: &Config) -> anyhow::Result<roost_fetch::FetchConfig> {
 /// The engine for writes and DDL, and the one user queries run on: the latter's session settings
 /// carry the limits, which the SQL validator lets no query change.
 async fn open_engines(config: &Config) -> anyhow::Result<(Arc<dyn Engine>, Arc<dyn Engine>)> {
-    let settings = engine_settings(config.engine.kind);
+    let settings = engine_settings(config.engine.kind, config.engine.cluster_name().is_some());
     let mut query_settings = settings.clone();
     query_settings.extend(config.query_limits.settings());
     match config.engine.kind {
@@ -275,7 +285,9 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
 
     // Only auth creates the seed, so processes starting together on a new store never race to.
     let seeded = match &store {
-        Some(store) if here(Role::Auth) => Some(Seeded::ensure(store, &SeedOptions::default()).await?),
+        Some(store) if here(Role::Auth) => {
+            Some(Seeded::ensure(store, &SeedOptions::default()).await?)
+        }
         _ => None,
     };
 
@@ -294,11 +306,9 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         |rpc| Arc::new(NatsPipeCatalogClient::new(rpc)),
     )?;
     let endpoints: EndpointClient = client(
-        query_engine()
-            .filter(|_| here(Role::Query))
-            .map(|engine| {
-                Arc::new(Endpoints::new(engine, catalog.clone(), pipes.clone())) as EndpointClient
-            }),
+        query_engine().filter(|_| here(Role::Query)).map(|engine| {
+            Arc::new(Endpoints::new(engine, catalog.clone(), pipes.clone())) as EndpointClient
+        }),
         &mode,
         |rpc| Arc::new(NatsEndpointClient::new(rpc)),
     )?;
@@ -414,8 +424,9 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
             servers.push(serve_scheduler(nats.clone(), scheduler.clone(), options.clone()).await?);
         }
     }
-    let scheduler: SchedulerClient =
-        client(scheduler_here, &mode, |rpc| Arc::new(NatsSchedulerClient::new(rpc)))?;
+    let scheduler: SchedulerClient = client(scheduler_here, &mode, |rpc| {
+        Arc::new(NatsSchedulerClient::new(rpc))
+    })?;
 
     let router = here(Role::Gateway).then(|| {
         roost_gateway::router(

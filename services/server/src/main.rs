@@ -111,7 +111,8 @@ impl ConfigArgs {
         ];
         for (key, value) in named.iter().chain(extra) {
             if let Some(value) = value {
-                builder = builder.set(key, value, &format!("--{}", key.replace(['.', '_'], "-")))?;
+                builder =
+                    builder.set(key, value, &format!("--{}", key.replace(['.', '_'], "-")))?;
             }
         }
         for assignment in &self.set {

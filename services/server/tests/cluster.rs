@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use roost_testkit::api::Api;
-use roost_testkit::clickhouse::cluster_or_skip;
+use roost_testkit::clickhouse::{ClickHouseCluster, cluster_or_skip};
 use roost_testkit::cluster::RoostCluster;
 use roost_testkit::http::{error, ok_json};
 use serde_json::json;
@@ -30,6 +30,44 @@ fn ndjson(ids: std::ops::RangeInclusive<i32>) -> String {
         format!("{{\"id\":{id},\"country\":\"{country}\",\"amount\":{id}.5}}\n")
     })
     .collect()
+}
+
+/// Rows of the local table `name` on each ClickHouse server, asked directly.
+async fn rows_per_shard(clickhouse: &ClickHouseCluster, name: &str) -> Vec<u64> {
+    let http = reqwest::Client::new();
+    let mut counts = Vec::new();
+    for url in &clickhouse.urls {
+        let database = http
+            .post(url)
+            .body(format!(
+                "SELECT database FROM system.tables WHERE name = '{name}'"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let answer = http
+            .post(url)
+            .body(format!(
+                "SELECT count() FROM `{}`.`{name}`",
+                database.trim()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        counts.push(
+            answer
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{url}: {answer}")),
+        );
+    }
+    counts
 }
 
 async fn count(api: &Api<RoostCluster>) -> u64 {
@@ -79,6 +117,18 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     assert_eq!(csv_answer["error"], false, "{csv_answer}");
     assert_eq!(csv_answer["quarantine_rows"], 0, "{csv_answer}");
     assert_eq!(count(&api).await, 150);
+
+    // The rows are spread over the shards' local tables, behind the Distributed table the data
+    // source names; the statistics add up every shard's parts.
+    let id = created["datasource"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let per_shard = rows_per_shard(&api.roost.clickhouse, &format!("{id}_local")).await;
+    assert_eq!(per_shard.iter().sum::<u64>(), 150, "{per_shard:?}");
+    assert!(per_shard.iter().all(|&rows| rows > 0), "{per_shard:?}");
+    let described = ok_json(api.get("/v0/datasources/events").send().await.unwrap()).await;
+    assert_eq!(described["statistics"]["row_count"], 150, "{described}");
 
     // /v0/sql: gateway → query, which resolves the data source through the catalog.
     let rows = api
@@ -192,6 +242,37 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
         .await;
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(count(&api).await, 140);
+    let per_shard = rows_per_shard(&api.roost.clickhouse, &format!("{id}_local")).await;
+    assert_eq!(per_shard.iter().sum::<u64>(), 140, "{per_shard:?}");
+
+    // Truncate empties every shard; delete drops the tables everywhere.
+    let truncated = api
+        .post("/v0/datasources/events/truncate")
+        .send()
+        .await
+        .unwrap();
+    assert!(truncated.status().is_success(), "{}", truncated.status());
+    assert_eq!(count(&api).await, 0);
+    let deleted = api
+        .delete("/v0/datasources/events?force=true")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    for url in &api.roost.clickhouse.urls {
+        let left = reqwest::Client::new()
+            .post(url)
+            .body(format!(
+                "SELECT count() FROM system.tables WHERE name LIKE '{id}%'"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(left.trim(), "0", "{url} still has tables of {id}");
+    }
 }
 
 /// The endpoint's answer, or the status it failed with.
@@ -219,7 +300,12 @@ async fn a_second_query_replica_takes_over_when_the_first_is_killed() {
     let cluster = RoostCluster::start_with(
         ROOST,
         clickhouse,
-        &["auth,catalog,ingest,jobs,scheduler", "query", "query", "gateway"],
+        &[
+            "auth,catalog,ingest,jobs,scheduler",
+            "query",
+            "query",
+            "gateway",
+        ],
         &[],
     )
     .await
@@ -255,12 +341,16 @@ async fn a_second_query_replica_takes_over_when_the_first_is_killed() {
     }
 
     // With no replica left the endpoint fails (the calls really went to the query processes)...
-    let second = first + 1 + api.roost.processes[first + 1..]
-        .iter()
-        .position(|p| p.role == "query")
-        .expect("a second query process");
+    let second = first
+        + 1
+        + api.roost.processes[first + 1..]
+            .iter()
+            .position(|p| p.role == "query")
+            .expect("a second query process");
     api.roost.processes[second].kill();
-    let failed = by_country(&api).await.expect_err("no query replica is left");
+    let failed = by_country(&api)
+        .await
+        .expect_err("no query replica is left");
     assert!(failed >= 500, "{failed}");
 
     // ...and a replica started afterwards serves at once.

@@ -24,7 +24,10 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("ROOST_EVENTS_RPS", "events.requests_per_second"),
     ("ROOST_IMPORT_ALLOW_PRIVATE", "imports.allow_private"),
     ("ROOST_IMPORT_MAX_BYTES", "imports.max_bytes"),
-    ("ROOST_IMPORT_MAX_PARQUET_BYTES", "imports.max_parquet_bytes"),
+    (
+        "ROOST_IMPORT_MAX_PARQUET_BYTES",
+        "imports.max_parquet_bytes",
+    ),
 ];
 
 /// A configuration that cannot be read or makes no sense.
@@ -289,10 +292,12 @@ impl Default for ConfigBuilder {
 impl ConfigBuilder {
     /// Merges a TOML document over what is there; it may hold any subset of the keys.
     pub fn toml(mut self, text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        let layer: Table = text.parse().map_err(|error: toml::de::Error| ConfigError::Invalid {
-            source_name: source_name.to_string(),
-            reason: error.message().to_string(),
-        })?;
+        let layer: Table = text
+            .parse()
+            .map_err(|error: toml::de::Error| ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                reason: error.message().to_string(),
+            })?;
         merge(&mut self.tree, layer, "", source_name)?;
         Ok(self)
     }
@@ -350,10 +355,12 @@ impl ConfigBuilder {
 
     /// The configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
-        Value::Table(self.tree).try_into().map_err(|error| ConfigError::Invalid {
-            source_name: "merged configuration".into(),
-            reason: error.message().to_string(),
-        })
+        Value::Table(self.tree)
+            .try_into()
+            .map_err(|error| ConfigError::Invalid {
+                source_name: "merged configuration".into(),
+                reason: error.message().to_string(),
+            })
     }
 }
 
@@ -381,7 +388,12 @@ fn leaf_keys(table: &Table, prefix: &str) -> Vec<String> {
 }
 
 /// Puts `layer` over `base`, refusing keys `base` lacks and values of another type.
-fn merge(base: &mut Table, layer: Table, prefix: &str, source_name: &str) -> Result<(), ConfigError> {
+fn merge(
+    base: &mut Table,
+    layer: Table,
+    prefix: &str,
+    source_name: &str,
+) -> Result<(), ConfigError> {
     for (name, value) in layer {
         let key = if prefix.is_empty() {
             name.clone()
@@ -403,10 +415,7 @@ fn merge(base: &mut Table, layer: Table, prefix: &str, source_name: &str) -> Res
                 *current = value
             }
             (current, _) => {
-                return Err(invalid(format!(
-                    "{key} must be {}",
-                    type_name(current)
-                )));
+                return Err(invalid(format!("{key} must be {}", type_name(current))));
             }
         }
     }
@@ -562,7 +571,10 @@ mod tests {
             .toml("[http]\nprot = 1\n", "roost.toml")
             .unwrap_err()
             .to_string();
-        assert!(unknown.contains("roost.toml") && unknown.contains("http.prot"), "{unknown}");
+        assert!(
+            unknown.contains("roost.toml") && unknown.contains("http.prot"),
+            "{unknown}"
+        );
         let typed = ConfigBuilder::default()
             .toml("[http]\nport = \"x\"\n", "roost.toml")
             .unwrap_err()

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, RequestBuilder};
 use serde_json::Value;
 
-use crate::{RoostLocal, Server};
 use crate::http::ok_json;
+use crate::{RoostLocal, Server};
 
 /// A running server (`roost local` unless said otherwise), a client and the workspace admin token.
 pub struct Api<S: Server = RoostLocal> {

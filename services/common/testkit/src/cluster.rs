@@ -181,7 +181,10 @@ impl RoostCluster {
         let child = Command::new(&self.binary)
             .args(["serve", "--role", role])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("ROOST_DATA_DIR", self.dir.path().join(format!("data-{index}")))
+            .env(
+                "ROOST_DATA_DIR",
+                self.dir.path().join(format!("data-{index}")),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -248,7 +251,10 @@ impl RoostCluster {
                 });
             }
             if Instant::now() > deadline {
-                bail!("the gateway gave no tokens within 30 s; logs:\n{}", self.logs());
+                bail!(
+                    "the gateway gave no tokens within 30 s; logs:\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
