@@ -285,11 +285,41 @@ impl Server for RoostCluster {
     }
 }
 
+impl RoostCluster {
+    /// Drops the ClickHouse databases of the cluster's workspaces, on every server.
+    fn drop_workspace_databases(&self) -> anyhow::Result<()> {
+        let output = Command::new("psql")
+            .arg(format!("{}/{}", self.postgres, self.database))
+            .args(["-qAtc", "SELECT database_name FROM workspaces"])
+            .output()
+            .context("cannot run psql")?;
+        let names = String::from_utf8_lossy(&output.stdout);
+        for name in names.lines().filter(|name| name.starts_with("w_")) {
+            let sql = format!(
+                "DROP DATABASE IF EXISTS `{name}` ON CLUSTER `{}`",
+                self.clickhouse.cluster
+            );
+            let status = Command::new("curl")
+                .args(["-sS", "--fail", "--data-binary", &sql, self.clickhouse.url()])
+                .stdout(Stdio::null())
+                .status()
+                .context("cannot run curl")?;
+            if !status.success() {
+                bail!("{sql} failed ({status})");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Drop for RoostCluster {
     fn drop(&mut self) {
         // The processes hold connections to the database; they go first.
         for process in &mut self.processes {
             process.kill();
+        }
+        if let Err(error) = self.drop_workspace_databases() {
+            eprintln!("leaving ClickHouse databases of {}: {error:#}", self.database);
         }
         if let Err(error) = psql(
             &self.postgres,
