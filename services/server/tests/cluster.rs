@@ -101,6 +101,19 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     assert_eq!(appended["successful_rows"], 100, "{appended}");
     assert_eq!(appended["quarantined_rows"], 0, "{appended}");
     assert_eq!(count(&api).await, 100);
+    // A row that does not fit goes to the quarantine data source, also sharded.
+    let bad = api
+        .events(
+            "events",
+            "{\"id\":\"not a number\",\"country\":\"XX\",\"amount\":1}\n",
+        )
+        .await;
+    assert_eq!(bad["quarantined_rows"], 1, "{bad}");
+    assert_eq!(
+        api.number("SELECT count() AS n FROM events_quarantine")
+            .await as u64,
+        1
+    );
 
     // A CSV file appended through the Data Sources API.
     let csv: String = std::iter::once("id,country,amount\n".to_string())

@@ -300,7 +300,13 @@ impl RoostCluster {
                 self.clickhouse.cluster
             );
             let status = Command::new("curl")
-                .args(["-sS", "--fail", "--data-binary", &sql, self.clickhouse.url()])
+                .args([
+                    "-sS",
+                    "--fail",
+                    "--data-binary",
+                    &sql,
+                    self.clickhouse.url(),
+                ])
                 .stdout(Stdio::null())
                 .status()
                 .context("cannot run curl")?;
@@ -319,7 +325,10 @@ impl Drop for RoostCluster {
             process.kill();
         }
         if let Err(error) = self.drop_workspace_databases() {
-            eprintln!("leaving ClickHouse databases of {}: {error:#}", self.database);
+            eprintln!(
+                "leaving ClickHouse databases of {}: {error:#}",
+                self.database
+            );
         }
         if let Err(error) = psql(
             &self.postgres,
