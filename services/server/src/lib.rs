@@ -160,8 +160,11 @@ fn engine_settings(kind: EngineKind, cluster: bool) -> Vec<(String, String)> {
     // An insert into a Distributed table answers once the shards have the rows, so an
     // acknowledged write (events with wait=true, imports) is readable at once and is not lost
     // with a server's pending queue.
+    // Replicated tables drop a block identical to one inserted before; appends, as in roost
+    // local, keep every row they are given (the same events sent twice are twice the rows).
     if cluster {
         settings.push(("insert_distributed_sync", "1"));
+        settings.push(("insert_deduplicate", "0"));
     }
     // Times are UTC unless a column says otherwise, as in Tinybird. A ClickHouse server has no
     // `session_timezone` before 23.6 and refuses unknown settings, so there the server's own

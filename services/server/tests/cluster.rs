@@ -90,7 +90,7 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
         cluster.subject_prefix,
         cluster.database
     );
-    let api = Api::over(cluster);
+    let mut api = Api::over(cluster);
 
     // A data source, through gateway → catalog.
     let created = api.data_source("events", SCHEMA, &[]).await;
@@ -240,6 +240,68 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     )
     .await;
 
+    // A copy pipe every second, with two scheduler processes: the one holding the NATS lease
+    // turns each tick into one job, which the jobs process runs.
+    api.roost
+        .add("scheduler")
+        .await
+        .expect("a second scheduler starts");
+    api.data_source(
+        "snapshots",
+        "`country` String, `n` UInt64",
+        &[("engine_sorting_key", "country")],
+    )
+    .await;
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "snapshot",
+                "nodes": [{"name": "copy_counts", "type": "copy", "target_datasource": "snapshots",
+                           "copy_schedule": "* * * * * *", "mode": "append",
+                           "sql": "SELECT country, count() AS n FROM events GROUP BY country"}],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ok_json(
+        api.post("/v0/pipes/snapshot/copy/pause")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let jobs = ok_json(api.get("/v0/jobs?kind=copy").send().await.unwrap()).await;
+        let runs: Vec<serde_json::Value> = jobs["jobs"].as_array().cloned().unwrap_or_default();
+        assert!(
+            runs.iter().all(|job| job["status"] != "error"),
+            "a copy failed: {runs:?}"
+        );
+        if runs.iter().all(|job| job["status"] == "done") {
+            break runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "copies did not finish: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ticks: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .map(|job| job["scheduled_at"].as_str().unwrap_or_default())
+        .collect();
+    println!("{} scheduled copies ran in about 4 s", runs.len());
+    assert!(runs.len() >= 2, "{runs:?}");
+    assert_eq!(ticks.len(), runs.len(), "a tick ran twice: {runs:?}");
+    assert_eq!(
+        api.number("SELECT count() AS n FROM snapshots").await as usize,
+        3 * runs.len()
+    );
+
     // A delete job: gateway → jobs (PostgreSQL) → the worker process → ClickHouse.
     let started = ok_json(
         api.post("/v0/datasources/events/delete")
@@ -325,7 +387,10 @@ async fn a_second_query_replica_takes_over_when_the_first_is_killed() {
     .expect("the cluster starts");
     let api = Api::over(cluster);
     api.data_source("events", SCHEMA, &[]).await;
+    // The same batch twice is twice the rows: replicated tables must not drop it as a repeat.
     api.events("events", &ndjson(1..=40)).await;
+    api.events("events", &ndjson(1..=40)).await;
+    assert_eq!(count(&api).await, 80);
     ok_json(
         api.post("/v0/pipes")
             .json(&json!({
