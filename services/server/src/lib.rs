@@ -522,3 +522,47 @@ pub async fn serve(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<No
     .await?;
     build(config, roles, Mode::Distributed { nats, rpc }).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_a_comma_separated_list_or_all() {
+        let roles = Role::parse_list("gateway, query,query").unwrap();
+        assert_eq!(
+            roles.into_iter().collect::<Vec<_>>(),
+            [Role::Gateway, Role::Query]
+        );
+        assert_eq!(Role::parse_list("all").unwrap().len(), Role::ALL.len());
+        let unknown = Role::parse_list("gateway,search").unwrap_err().to_string();
+        assert!(
+            unknown.contains("\"search\"") && unknown.contains("scheduler"),
+            "{unknown}"
+        );
+        assert!(Role::parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn a_clickhouse_server_gets_no_setting_it_does_not_know() {
+        let names = |settings: Vec<(String, String)>| -> Vec<String> {
+            settings.into_iter().map(|(name, _)| name).collect()
+        };
+        assert!(
+            names(engine_settings(EngineKind::Chdb, false)).contains(&"session_timezone".into())
+        );
+        assert!(
+            !names(engine_settings(EngineKind::Clickhouse, false))
+                .contains(&"session_timezone".into())
+        );
+        let cluster = names(engine_settings(EngineKind::Clickhouse, true));
+        assert!(
+            cluster.contains(&"insert_distributed_sync".into()),
+            "{cluster:?}"
+        );
+        assert!(
+            cluster.contains(&"insert_deduplicate".into()),
+            "{cluster:?}"
+        );
+    }
+}
