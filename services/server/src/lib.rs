@@ -74,6 +74,22 @@ impl Role {
         }
     }
 
+    /// Whether the role's services read or write the engine.
+    fn uses_engine(self) -> bool {
+        matches!(
+            self,
+            Role::Catalog | Role::Query | Role::Ingest | Role::Jobs
+        )
+    }
+
+    /// Whether the role's services read or write the store.
+    fn uses_store(self) -> bool {
+        matches!(
+            self,
+            Role::Auth | Role::Catalog | Role::Jobs | Role::Scheduler
+        )
+    }
+
     /// Reads a comma-separated list of roles (`all` for every one).
     pub fn parse_list(text: &str) -> anyhow::Result<BTreeSet<Role>> {
         let mut roles = BTreeSet::new();
@@ -266,18 +282,12 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
     let local = matches!(mode, Mode::Local);
     let fetch = fetch_config(config)?;
 
-    let needs_engine = [Role::Catalog, Role::Query, Role::Ingest, Role::Jobs]
-        .into_iter()
-        .any(here);
-    let engines = if needs_engine {
+    let engines = if roles.iter().any(|role| role.uses_engine()) {
         Some(open_engines(config).await?)
     } else {
         None
     };
-    let needs_store = [Role::Auth, Role::Catalog, Role::Jobs, Role::Scheduler]
-        .into_iter()
-        .any(here);
-    let store = if needs_store {
+    let store = if roles.iter().any(|role| role.uses_store()) {
         Some(open_store(config).await?)
     } else {
         None
@@ -405,22 +415,21 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
             subject_prefix: config.nats.subject_prefix.clone(),
             ..ServerOptions::default()
         };
-        let served = |role: Role| here(role);
-        if served(Role::Auth) {
+        if here(Role::Auth) {
             servers.push(serve_auth(nats.clone(), auth.clone(), options.clone()).await?);
         }
-        if served(Role::Catalog) {
+        if here(Role::Catalog) {
             servers.push(serve_catalog(nats.clone(), catalog.clone(), options.clone()).await?);
             servers.push(serve_pipe_catalog(nats.clone(), pipes.clone(), options.clone()).await?);
         }
-        if served(Role::Query) {
+        if here(Role::Query) {
             servers.push(serve_query(nats.clone(), query.clone(), options.clone()).await?);
             servers.push(serve_endpoint(nats.clone(), endpoints.clone(), options.clone()).await?);
         }
-        if served(Role::Ingest) {
+        if here(Role::Ingest) {
             servers.push(serve_ingest(nats.clone(), ingest.clone(), options.clone()).await?);
         }
-        if served(Role::Jobs) {
+        if here(Role::Jobs) {
             servers.push(serve_jobs(nats.clone(), jobs.clone(), options.clone()).await?);
         }
         if let Some(scheduler) = &scheduler_here {
@@ -491,18 +500,12 @@ pub async fn local(config: &Config) -> anyhow::Result<Local> {
 /// Builds the `roles` of one `roost serve` process: connects to NATS, serves those roles there,
 /// and reaches the others through it.
 pub async fn serve(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<Node> {
-    let needs_store = [Role::Auth, Role::Catalog, Role::Jobs, Role::Scheduler]
-        .into_iter()
-        .any(|role| roles.contains(&role));
-    if needs_store && config.store.url.trim().is_empty() {
+    if roles.iter().any(|role| role.uses_store()) && config.store.url.trim().is_empty() {
         bail!(
             "roost serve needs a shared store: set store.url (ROOST_STORE_URL) to a postgres:// URL"
         );
     }
-    let needs_engine = [Role::Catalog, Role::Query, Role::Ingest, Role::Jobs]
-        .into_iter()
-        .any(|role| roles.contains(&role));
-    if needs_engine && config.engine.kind != EngineKind::Clickhouse {
+    if roles.iter().any(|role| role.uses_engine()) && config.engine.kind != EngineKind::Clickhouse {
         bail!(
             "roost serve needs a shared engine: set engine.kind = \"clickhouse\" \
              (ROOST_ENGINE_KIND) and engine.urls; chDB is for roost local"

@@ -70,6 +70,21 @@ async fn rows_per_shard(clickhouse: &ClickHouseCluster, name: &str) -> Vec<u64> 
     counts
 }
 
+/// Publishes [`BY_COUNTRY`] as the endpoint `by_country`.
+async fn publish_by_country(api: &Api<RoostCluster>) {
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "by_country",
+                "nodes": [{ "name": "by_country_node", "sql": BY_COUNTRY, "type": "endpoint" }],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
 async fn count(api: &Api<RoostCluster>) -> u64 {
     api.number("SELECT count() AS n FROM events").await as u64
 }
@@ -157,17 +172,7 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     );
 
     // A pipe published as an endpoint with a typed parameter.
-    ok_json(
-        api.post("/v0/pipes")
-            .json(&json!({
-                "name": "by_country",
-                "nodes": [{ "name": "by_country_node", "sql": BY_COUNTRY, "type": "endpoint" }],
-            }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    publish_by_country(&api).await;
     let endpoint = ok_json(
         api.get("/v0/pipes/by_country.json?min_id=91")
             .send()
@@ -391,17 +396,7 @@ async fn a_second_query_replica_takes_over_when_the_first_is_killed() {
     api.events("events", &ndjson(1..=40)).await;
     api.events("events", &ndjson(1..=40)).await;
     assert_eq!(count(&api).await, 80);
-    ok_json(
-        api.post("/v0/pipes")
-            .json(&json!({
-                "name": "by_country",
-                "nodes": [{ "name": "by_country_node", "sql": BY_COUNTRY, "type": "endpoint" }],
-            }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    publish_by_country(&api).await;
     let expected = by_country(&api).await.expect("the endpoint answers");
     assert_eq!(expected.len(), 2, "{expected:?}");
 
