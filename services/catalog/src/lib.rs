@@ -43,7 +43,7 @@ impl Catalog {
         }
     }
 
-    fn placement(&self) -> placement::Placement<'_> {
+    pub(crate) fn placement(&self) -> placement::Placement<'_> {
         placement::Placement::of(self.engine.as_ref())
     }
 

@@ -89,6 +89,15 @@ impl<'a> Placement<'a> {
         }
     }
 
+    /// The statement that drops a materialized view (`DROP TABLE` on a cluster: 18.16 has no
+    /// `DROP VIEW`).
+    pub(crate) fn drop_view(&self, view: &str) -> String {
+        match self.cluster {
+            None => format!("DROP VIEW IF EXISTS {view} SYNC"),
+            Some(_) => format!("DROP TABLE IF EXISTS {view}{}", self.on_cluster()),
+        }
+    }
+
     /// The statement that empties `table` (on a cluster, its local tables: a Distributed table
     /// holds no rows).
     pub(crate) fn truncate(&self, table: &str) -> String {
@@ -145,6 +154,10 @@ mod tests {
             "TRUNCATE TABLE IF EXISTS `w_1`.`t_2`"
         );
         assert_eq!(one.table_of_part("t_2_local"), "t_2_local");
+        assert_eq!(
+            one.drop_view("`w_1`.`mv`"),
+            "DROP VIEW IF EXISTS `w_1`.`mv` SYNC"
+        );
     }
 
     #[test]
@@ -169,6 +182,10 @@ mod tests {
             "TRUNCATE TABLE IF EXISTS `w_1`.`t_2_local` ON CLUSTER `c`"
         );
         assert_eq!(cluster.table_of_part("t_2_local"), "t_2");
+        assert_eq!(
+            cluster.drop_view("`w_1`.`mv`"),
+            "DROP TABLE IF EXISTS `w_1`.`mv` ON CLUSTER `c`"
+        );
         assert_eq!(cluster.parts_source(), "cluster('c', system, parts)");
     }
 }

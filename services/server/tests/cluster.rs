@@ -111,6 +111,20 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     let created = api.data_source("events", SCHEMA, &[]).await;
     assert_eq!(created["datasource"]["name"], "events", "{created}");
 
+    // A materialized view, created on every server, counts what comes in from here on.
+    ok_json(
+        api.post("/v0/pipes")
+            .json(&json!({
+                "name": "counting",
+                "nodes": [{"name": "counts", "type": "materialized", "datasource": "counts",
+                           "sql": "SELECT country, count() AS n FROM events GROUP BY country"}],
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
     // Events with wait=true: gateway → ingest → ClickHouse; the rows are readable at once.
     let appended = api.events("events", &ndjson(1..=100)).await;
     assert_eq!(appended["successful_rows"], 100, "{appended}");
@@ -157,6 +171,12 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     assert!(per_shard.iter().all(|&rows| rows > 0), "{per_shard:?}");
     let described = ok_json(api.get("/v0/datasources/events").send().await.unwrap()).await;
     assert_eq!(described["statistics"]["row_count"], 150, "{described}");
+
+    assert_eq!(
+        api.number("SELECT sum(n) AS n FROM counts").await as u64,
+        150,
+        "the view saw every inserted row once"
+    );
 
     // /v0/sql: gateway → query, which resolves the data source through the catalog.
     let rows = api
