@@ -5,10 +5,10 @@ PORT ?= 7181
 DATA_DIR ?= ./roost-data
 CLIENTS_DIR ?= $(HOME)/.cache/roost/clients
 
-.PHONY: help setup build run test test-unit test-clients clients gen gen-check lint fmt clean bench
+.PHONY: help setup build run test test-unit test-clients clients gen gen-check lint fmt clean bench deps-up deps-down run-cluster stop-cluster test-it
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 setup: ## Fetch libchdb.so (npm registry, cached in ~/.cache/roost) and build the roost binary
 	@scripts/fetch-libchdb.sh
@@ -19,6 +19,22 @@ build: ## Build everything (debug)
 
 run: setup ## Set up, then run `roost local` on 127.0.0.1:$(PORT) with data in $(DATA_DIR)
 	ROOST_PORT=$(PORT) ROOST_DATA_DIR=$(DATA_DIR) ./target/release/roost local
+
+deps-up: ## Distributed mode's dependencies on loopback: NATS (JetStream) and PostgreSQL (checked; started or installed only when missing), the ClickHouse test cluster
+	@scripts/cluster.sh deps-up
+
+deps-down: ## Stop the ClickHouse test cluster, and NATS/PostgreSQL only if deps-up started them
+	@scripts/cluster.sh deps-down
+
+run-cluster: deps-up ## Build release (unless ROOST_BIN names a binary) and start every role as its own `roost serve` process (gateway on 127.0.0.1:$(PORT), PostgreSQL database roost; state in ~/.cache/roost/cluster)
+	@[ -n "$$ROOST_BIN" ] || $(CARGO) build --release -p roost-server
+	ROOST_PORT=$(PORT) scripts/cluster.sh up
+
+stop-cluster: ## Stop the processes run-cluster started
+	@scripts/cluster.sh down
+
+test-it: deps-up ## The distributed tests: role processes over NATS on PostgreSQL and the ClickHouse cluster
+	ROOST_TEST_REQUIRE_CLICKHOUSE=1 $(CARGO) nextest run --workspace -E 'binary(cluster)'
 
 clients: ## Install the real Tinybird clients the tests drive (both tb CLIs, the Python SDK, verdin, @tinybirdco/sdk, mockingbird; cached)
 	@scripts/install-clients.sh "$(CLIENTS_DIR)"

@@ -138,7 +138,12 @@ fn non_empty(value: &str) -> Option<&str> {
 }
 
 /// The engine clause: `ENGINE = X(args) PARTITION BY .. PRIMARY KEY .. ORDER BY .. TTL .. SETTINGS ..`.
-pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> {
+/// With a `replica_path` (a table on every shard of a cluster) the engine is the replicated
+/// variant, keeping its parts in ZooKeeper under that path (see [`replicated`]).
+pub fn engine_clause(
+    settings: &EngineSettings,
+    replica_path: Option<&str>,
+) -> Result<String, CatalogError> {
     let requested = non_empty(&settings.engine).unwrap_or("MergeTree");
     let engine = ENGINES
         .iter()
@@ -190,7 +195,7 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
     if *engine == "Null" {
         return Ok("ENGINE = Null".to_string());
     }
-    let mut clause = format!("ENGINE = {engine}({arguments})");
+    let mut clause = format!("ENGINE = {}", replicated(engine, &arguments, replica_path));
     if let Some(partition) = checked("partition_key", &settings.partition_key)? {
         clause.push_str(&format!(" PARTITION BY {partition}"));
     }
@@ -209,11 +214,32 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
     Ok(clause)
 }
 
-/// `CREATE TABLE table (...) ENGINE ...` for a data source.
+/// `engine(arguments)`, or with a ZooKeeper path its replicated variant,
+/// `Replicated<engine>('<path>', '{replica}', arguments)`: the server's `{shard}` and `{replica}`
+/// macros make each shard's replicas share one path.
+pub fn replicated(engine: &str, arguments: &str, replica_path: Option<&str>) -> String {
+    match replica_path {
+        None => format!("{engine}({arguments})"),
+        Some(path) => {
+            let path = roost_types::quote_string(path);
+            let rest = if arguments.is_empty() {
+                String::new()
+            } else {
+                format!(", {arguments}")
+            };
+            format!("Replicated{engine}({path}, '{{replica}}'{rest})")
+        }
+    }
+}
+
+/// `CREATE TABLE table (...) ENGINE ...` for a data source (`on_cluster` is the ` ON CLUSTER c`
+/// clause or empty; see [`engine_clause`] for `replica_path`).
 pub fn create_table(
     table: &str,
+    on_cluster: &str,
     columns: &[Column],
     settings: &EngineSettings,
+    replica_path: Option<&str>,
 ) -> Result<String, CatalogError> {
     for column in columns {
         if let Some(default) = &column.default {
@@ -225,21 +251,27 @@ pub fn create_table(
     }
     let columns: Vec<String> = columns.iter().map(Column::ddl).collect();
     Ok(format!(
-        "CREATE TABLE {table} ({}) {}",
+        "CREATE TABLE {table}{on_cluster} ({}) {}",
         columns.join(", "),
-        engine_clause(settings)?
+        engine_clause(settings, replica_path)?
     ))
 }
 
 /// `CREATE TABLE` for the quarantine of a data source.
-pub fn create_quarantine_table(table: &str, columns: &[Column]) -> String {
+pub fn create_quarantine_table(
+    table: &str,
+    on_cluster: &str,
+    columns: &[Column],
+    replica_path: Option<&str>,
+) -> String {
     let columns: Vec<String> = quarantine_columns(columns)
         .iter()
         .map(Column::ddl)
         .collect();
     format!(
-        "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY insertion_date",
-        columns.join(", ")
+        "CREATE TABLE {table}{on_cluster} ({}) ENGINE = {} ORDER BY insertion_date",
+        columns.join(", "),
+        replicated("MergeTree", "", replica_path)
     )
 }
 
@@ -299,7 +331,7 @@ mod tests {
             (settings("Null"), "ENGINE = Null"),
         ];
         for (settings, expected) in cases {
-            assert_eq!(engine_clause(&settings).unwrap(), expected);
+            assert_eq!(engine_clause(&settings, None).unwrap(), expected);
         }
     }
 
@@ -334,7 +366,7 @@ mod tests {
             },
         ];
         for settings in cases {
-            assert!(engine_clause(&settings).is_err(), "{settings:?}");
+            assert!(engine_clause(&settings, None).is_err(), "{settings:?}");
         }
     }
 
@@ -374,9 +406,43 @@ mod tests {
             roost_types::parse_schema("`a` String `json:$.a` DEFAULT 'x', `b` Nullable(Int32)")
                 .unwrap();
         assert_eq!(
-            create_table("`d`.`t`", &columns, &settings("MergeTree")).unwrap(),
+            create_table("`d`.`t`", "", &columns, &settings("MergeTree"), None).unwrap(),
             "CREATE TABLE `d`.`t` (`a` String DEFAULT 'x', `b` Nullable(Int32)) ENGINE = MergeTree() ORDER BY (tuple())"
         );
-        assert!(create_quarantine_table("`d`.`q`", &columns).contains("`c__error` Array(String)"));
+        assert!(
+            create_quarantine_table("`d`.`q`", "", &columns, None)
+                .contains("`c__error` Array(String)")
+        );
+    }
+
+    #[test]
+    fn tables_on_a_cluster_are_replicated_with_the_engine_arguments_after_the_path() {
+        let columns = roost_types::parse_schema("`id` Int32, `v` UInt32").unwrap();
+        let path = Some("/clickhouse/tables/{shard}/d/t");
+        assert_eq!(
+            create_table(
+                "`d`.`t_local`",
+                " ON CLUSTER `c`",
+                &columns,
+                &settings("MergeTree"),
+                path
+            )
+            .unwrap(),
+            "CREATE TABLE `d`.`t_local` ON CLUSTER `c` (`id` Int32, `v` UInt32) \
+             ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}') ORDER BY (tuple())"
+        );
+        let replacing = EngineSettings {
+            ver: "v".into(),
+            sorting_key: "id".into(),
+            ..settings("ReplacingMergeTree")
+        };
+        assert_eq!(
+            engine_clause(&replacing, path).unwrap(),
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}', v) ORDER BY (id)"
+        );
+        assert!(
+            create_quarantine_table("`d`.`q_local`", " ON CLUSTER `c`", &columns, path)
+                .contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}') ORDER BY insertion_date")
+        );
     }
 }

@@ -8,6 +8,7 @@ mod ddl;
 mod error;
 mod materialized;
 mod pipes;
+mod placement;
 mod record;
 
 pub use error::CatalogError;
@@ -61,6 +62,10 @@ impl Catalog {
         workspace_id(header).ok().map(|id| self.changes.guard(id))
     }
 
+    pub(crate) fn placement(&self) -> placement::Placement<'_> {
+        placement::Placement::of(self.engine.as_ref())
+    }
+
     async fn database_of(
         &self,
         header: &Option<roost_proto::common::v1::RequestHeader>,
@@ -76,10 +81,7 @@ impl Catalog {
         }
         let database = self.store.get_workspace(workspace_id).await?.database;
         self.engine
-            .execute(&format!(
-                "CREATE DATABASE IF NOT EXISTS {}",
-                quote_ident(&database)
-            ))
+            .execute(&self.placement().create_database(&database))
             .await?;
         self.databases
             .lock()
@@ -92,8 +94,10 @@ impl Catalog {
         &self,
         database: &str,
     ) -> Result<HashMap<String, proto::DataSourceStatistics>, CatalogError> {
+        let placement = self.placement();
         let sql = format!(
-            "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = {} AND active GROUP BY table",
+            "SELECT table, sum(rows), sum(bytes_on_disk) FROM {} WHERE database = {} AND active GROUP BY table",
+            placement.parts_source(),
             roost_types::quote_string(database)
         );
         let answer = self.engine.query(&sql, "TSV").await?;
@@ -102,7 +106,7 @@ impl Catalog {
             .lines()
             .filter_map(|line| {
                 let mut fields = line.split('\t');
-                let table = fields.next()?.to_string();
+                let table = placement.table_of_part(fields.next()?).to_string();
                 let row_count = fields.next()?.parse().ok()?;
                 let bytes = fields.next()?.parse().ok()?;
                 Some((table, proto::DataSourceStatistics { row_count, bytes }))
@@ -123,6 +127,17 @@ impl Catalog {
                 .unwrap_or_default(),
         );
         message
+    }
+
+    /// Drops tables while undoing a failed create; what is missing is no error.
+    async fn drop_tables(&self, tables: &[&str]) {
+        for table in tables {
+            for statement in self.placement().drop(table) {
+                if let Err(error) = self.engine.execute(&statement).await {
+                    tracing::warn!(%table, %error, "cannot drop a table of a failed create");
+                }
+            }
+        }
     }
 
     async fn get_record(
@@ -185,23 +200,22 @@ impl CatalogService for Catalog {
         self.no_pipe_named(&workspace, &request.name).await?;
         let id = format!("t_{}", uuid::Uuid::new_v4().simple());
         let table = format!("{}.{}", quote_ident(&database), quote_ident(&id));
-        let statement = ddl::create_table(&table, &columns, &engine)?;
-        let quarantine = format!(
-            "{}.{}",
-            quote_ident(&database),
-            quote_ident(&format!("{id}_quarantine"))
+        let quarantine_id = format!("{id}_quarantine");
+        let quarantine = format!("{}.{}", quote_ident(&database), quote_ident(&quarantine_id));
+        let placement = self.placement();
+        let mut statements = placement.create(&database, &id, |table, on, path| {
+            ddl::create_table(table, on, &columns, &engine, path)
+        })?;
+        statements.extend(
+            placement.create(&database, &quarantine_id, |table, on, path| {
+                Ok::<_, CatalogError>(ddl::create_quarantine_table(table, on, &columns, path))
+            })?,
         );
-        let quarantine_statement = ddl::create_quarantine_table(&quarantine, &columns);
-        self.engine
-            .execute(&statement)
-            .await
-            .map_err(CatalogError::from)?;
-        if let Err(error) = self.engine.execute(&quarantine_statement).await {
-            let _ = self
-                .engine
-                .execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await;
-            return Err(CatalogError::from(error).into());
+        for statement in &statements {
+            if let Err(error) = self.engine.execute(statement).await {
+                self.drop_tables(&[&table, &quarantine]).await;
+                return Err(CatalogError::from(error).into());
+            }
         }
         let created_at = now();
         let record = DataSourceRecord {
@@ -218,14 +232,7 @@ impl CatalogService for Catalog {
         };
         if let Err(error) = self.store.insert_data_source(&record).await {
             // Lost a race with a concurrent create of the same name: undo our tables.
-            let _ = self
-                .engine
-                .execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await;
-            let _ = self
-                .engine
-                .execute(&format!("DROP TABLE IF EXISTS {quarantine}"))
-                .await;
+            self.drop_tables(&[&table, &quarantine]).await;
             return Err(CatalogError::from(error).into());
         }
         tracing::info!(data_source = %record.name, table = %table, "data source created");
@@ -341,10 +348,12 @@ impl CatalogService for Catalog {
         self.unlink_views_of(&record.workspace_id, &database, &record.id, &record.name)
             .await?;
         for table in [&data_source.table, &data_source.quarantine_table] {
-            self.engine
-                .execute(&format!("DROP TABLE IF EXISTS {table} SYNC"))
-                .await
-                .map_err(CatalogError::from)?;
+            for statement in self.placement().drop(table) {
+                self.engine
+                    .execute(&statement)
+                    .await
+                    .map_err(CatalogError::from)?;
+            }
         }
         self.store
             .delete_data_source(&record.workspace_id, &record.id)
@@ -368,7 +377,7 @@ impl CatalogService for Catalog {
         let data_source = record::to_message(&record, &database);
         for table in [&data_source.table, &data_source.quarantine_table] {
             self.engine
-                .execute(&format!("TRUNCATE TABLE IF EXISTS {table}"))
+                .execute(&self.placement().truncate(table))
                 .await
                 .map_err(CatalogError::from)?;
         }
@@ -379,6 +388,11 @@ impl CatalogService for Catalog {
         &self,
         request: proto::AlterDataSourceRequest,
     ) -> Result<proto::AlterDataSourceResponse, ServiceError> {
+        if let Some(cluster) = self.placement().cluster() {
+            return Err(ServiceError::bad_request(format!(
+                "Altering a Data Source is not supported yet on a ClickHouse cluster ({cluster})"
+            )));
+        }
         let _change = self.changing(&request.header);
         let mut record = self
             .get_record(&request.header, &request.name_or_id)
@@ -486,10 +500,7 @@ impl CatalogService for Catalog {
             )));
         }
         self.engine
-            .execute(&format!(
-                "DROP DATABASE IF EXISTS {}",
-                quote_ident(&database)
-            ))
+            .execute(&self.placement().drop_database(&database))
             .await
             .map_err(CatalogError::from)?;
         self.databases

@@ -72,12 +72,9 @@ impl Catalog {
         nodes: &[NodeRecord],
     ) -> Result<(), ServiceError> {
         for view in nodes.iter().filter_map(view_of) {
+            let view = format!("{}.{}", quote_ident(database), quote_ident(&view));
             self.engine
-                .execute(&format!(
-                    "DROP VIEW IF EXISTS {}.{} SYNC",
-                    quote_ident(database),
-                    quote_ident(&view)
-                ))
+                .execute(&self.placement().drop_view(&view))
                 .await
                 .map_err(CatalogError::from)?;
         }
@@ -111,8 +108,10 @@ impl Catalog {
         self.drop_views(&database, std::slice::from_ref(&nodes[index]))
             .await?;
         self.engine
+            // On a cluster every server gets the view, so inserts through any of them feed it.
             .execute(&format!(
-                "CREATE MATERIALIZED VIEW {view_name} TO {target_table} AS {}",
+                "CREATE MATERIALIZED VIEW {view_name}{} TO {target_table} AS {}",
+                self.placement().on_cluster(),
                 request.compiled_sql
             ))
             .await

@@ -81,6 +81,33 @@ pub struct DecodedBatch {
     pub quarantined: Vec<QuarantinedRow>,
 }
 
+impl DecodedBatch {
+    /// The same rows as one `Native` block, when they are `RowBinaryWithDefaults` rows that ask
+    /// for no column's DEFAULT (else unchanged). Native costs the engine less to read, and servers
+    /// before 19.x (Debian's 18.16) know no `RowBinaryWithDefaults` at all.
+    pub fn into_native(mut self, columns: &[Column]) -> Result<DecodedBatch, DecodeError> {
+        if self.format != BlockFormat::RowBinaryWithDefaults
+            || self.rows == 0
+            || BlockFormat::for_columns(columns) != BlockFormat::Native
+        {
+            return Ok(self);
+        }
+        let columns = checked_columns(columns)?;
+        let mut values = vec![Vec::new(); columns.len()];
+        if native::split_rows(&columns, &self.data, &mut values).is_err() {
+            // A row asks for a default (a missing value): only RowBinaryWithDefaults says so.
+            return Ok(self);
+        }
+        let mut data = Vec::with_capacity(self.data.len());
+        native::write_block(&columns, &values, self.rows, &mut data).map_err(|_| {
+            DecodeError::Internal("decoded values do not form a Native block".into())
+        })?;
+        self.data = data;
+        self.format = BlockFormat::Native;
+        Ok(self)
+    }
+}
+
 /// The ClickHouse input format of [`DecodedBatch::data`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BlockFormat {
@@ -313,6 +340,30 @@ fn whole_row_error(column_count: usize, raw: String, error: String) -> Quarantin
 mod tests {
     use super::*;
     use roost_types::{DefaultKind, parse_schema};
+
+    #[test]
+    fn csv_rows_become_the_native_block_ndjson_decodes_to_unless_a_default_is_asked_for() {
+        let columns = parse_schema("a String, b Int32, c Nullable(Float64)").unwrap();
+        let csv = decode_csv(&columns, b"x,1,1.5\ny,2,\n", &CsvDialect::default())
+            .unwrap()
+            .into_native(&columns)
+            .unwrap();
+        let ndjson = decode_ndjson_as(
+            &columns,
+            b"{\"a\":\"x\",\"b\":1,\"c\":1.5}\n{\"a\":\"y\",\"b\":2,\"c\":null}\n",
+            BlockFormat::Native,
+        )
+        .unwrap();
+        assert_eq!(csv.format, BlockFormat::Native);
+        assert_eq!((csv.rows, &csv.data), (ndjson.rows, &ndjson.data));
+
+        let with_default = parse_schema("a String, b Int32 DEFAULT 7").unwrap();
+        let kept = decode_csv(&with_default, b"x,1\n", &CsvDialect::default())
+            .unwrap()
+            .into_native(&with_default)
+            .unwrap();
+        assert_eq!(kept.format, BlockFormat::RowBinaryWithDefaults);
+    }
 
     #[test]
     fn insertable_columns_skip_materialized() {

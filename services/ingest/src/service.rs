@@ -213,14 +213,22 @@ impl Ingest {
                 }
             }
             let now = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(u32::MAX);
-            let data = encode_quarantine(&batch.quarantined, None, now);
-            let quarantine_list = insert_column_list(&quarantine_columns(columns));
+            let quarantine = quarantine_columns(columns);
+            let encoded = DecodedBatch {
+                rows: batch.quarantined.len() as u64,
+                data: encode_quarantine(&batch.quarantined, None, now),
+                format: BlockFormat::RowBinaryWithDefaults,
+                quarantined: Vec::new(),
+            }
+            .into_native(&quarantine)
+            .map_err(decode_error)?;
+            let quarantine_list = insert_column_list(&quarantine);
             self.engine
                 .insert(InsertBlock {
                     table: &data_source.quarantine_table,
                     columns: &quarantine_list,
-                    format: "RowBinaryWithDefaults",
-                    data: Bytes::from(data),
+                    format: encoded.format.name(),
+                    data: Bytes::from(encoded.data),
                     settings: "",
                 })
                 .await
@@ -345,7 +353,8 @@ impl IngestService for Ingest {
                 let batch = tokio::task::spawn_blocking(move || {
                     let dialect: CsvDialect =
                         sniff_csv(&data, Some(&decode_columns), delimiter, header);
-                    decode::decode_csv(&decode_columns, &data, &dialect)
+                    decode::decode_csv(&decode_columns, &data, &dialect)?
+                        .into_native(&decode_columns)
                 })
                 .await
                 .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?

@@ -101,24 +101,37 @@ async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
     .await?;
     context.checkpoint(0.0).await?;
     if matching > 0 {
-        let mutations = Mutations::of(table)?;
+        // On a cluster the rows are in the local tables of every shard, behind the Distributed
+        // table the data source names; a mutation runs there.
+        let cluster = engine.cluster();
+        let target = match cluster {
+            Some(_) => roost_engine::local_table(table),
+            None => table.clone(),
+        };
+        let mutations = Mutations::of(&target, cluster)?;
         let before = mutations.ids(engine).await?;
-        let lightweight = format!(
-            "DELETE FROM {table} WHERE {condition_sql} SETTINGS lightweight_deletes_sync = 0"
+        let alter = format!(
+            "ALTER TABLE {target}{} DELETE WHERE {condition_sql}",
+            roost_engine::on_cluster(cluster)
         );
-        match engine.execute(&lightweight).await {
-            Ok(()) => {}
-            // Servers before lightweight deletes (18.16) run ALTER DELETE, which never waits.
-            Err(error)
-                if error.code() == Some(SYNTAX_ERROR)
-                    || error.code() == Some(NOT_IMPLEMENTED)
-                    || error.code() == Some(UNKNOWN_SETTING) =>
-            {
-                engine
-                    .execute(&format!("ALTER TABLE {table} DELETE WHERE {condition_sql}"))
-                    .await?;
+        if cluster.is_some() {
+            engine.execute(&alter).await?;
+        } else {
+            let lightweight = format!(
+                "DELETE FROM {table} WHERE {condition_sql} SETTINGS lightweight_deletes_sync = 0"
+            );
+            match engine.execute(&lightweight).await {
+                Ok(()) => {}
+                // Servers before lightweight deletes (18.16) run ALTER DELETE, which never waits.
+                Err(error)
+                    if error.code() == Some(SYNTAX_ERROR)
+                        || error.code() == Some(NOT_IMPLEMENTED)
+                        || error.code() == Some(UNKNOWN_SETTING) =>
+                {
+                    engine.execute(&alter).await?;
+                }
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => return Err(error.into()),
         }
         let started = mutations.ids(engine).await?;
         let ours: Vec<String> = started
@@ -136,19 +149,28 @@ async fn delete_data(context: &JobContext) -> Result<Value, JobFailure> {
 const SYNTAX_ERROR: u32 = 62;
 const NOT_IMPLEMENTED: u32 = 48;
 const UNKNOWN_SETTING: u32 = 115;
+const UNKNOWN_IDENTIFIER: u32 = 47;
 
-/// The mutations of one table, as `system.mutations` shows them.
+/// The mutations of one table, as `system.mutations` shows them (of every server of the
+/// cluster, when there is one).
 struct Mutations {
     table: String,
+    source: String,
+    on_cluster: String,
     filter: String,
 }
 
 impl Mutations {
-    fn of(table: &str) -> Result<Mutations, JobFailure> {
+    fn of(table: &str, cluster: Option<&str>) -> Result<Mutations, JobFailure> {
         let (database, name) = split_table(table)
             .ok_or_else(|| JobFailure::Failed(format!("unexpected table name {table}")))?;
         Ok(Mutations {
             table: table.to_string(),
+            on_cluster: roost_engine::on_cluster(cluster),
+            source: match cluster {
+                Some(cluster) => format!("cluster({}, system, mutations)", quote_string(cluster)),
+                None => "system.mutations".to_string(),
+            },
             filter: format!(
                 "database = {} AND table = {}",
                 quote_string(&database),
@@ -161,8 +183,8 @@ impl Mutations {
         let answer = engine
             .query(
                 &format!(
-                    "SELECT mutation_id FROM system.mutations WHERE {}",
-                    self.filter
+                    "SELECT mutation_id FROM {} WHERE {}",
+                    self.source, self.filter
                 ),
                 "TSVRaw",
             )
@@ -186,12 +208,25 @@ impl Mutations {
             .collect::<Vec<_>>()
             .join(", ");
         let scope = format!("{} AND mutation_id IN ({id_list})", self.filter);
-        let status = format!(
-            "SELECT sum(parts_to_do), countIf(NOT is_done), any(latest_fail_reason) FROM system.mutations WHERE {scope}"
-        );
+        let columns = "sum(parts_to_do), countIf(NOT is_done)";
+        let source = &self.source;
+        let mut status =
+            format!("SELECT {columns}, any(latest_fail_reason) FROM {source} WHERE {scope}");
+        let without_reason = format!("SELECT {columns}, '' FROM {source} WHERE {scope}");
         let mut most_parts = 0u64;
         loop {
-            let answer = engine.query(&status, "TSVRaw").await?;
+            let answer = match engine.query(&status, "TSVRaw").await {
+                Ok(answer) => answer,
+                // 18.16's system.mutations has no latest_fail_reason; there a failing mutation
+                // only shows as one that does not finish.
+                Err(error)
+                    if error.code() == Some(UNKNOWN_IDENTIFIER) && status != without_reason =>
+                {
+                    status = without_reason.clone();
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
             let text = String::from_utf8_lossy(&answer.data);
             let mut fields = text.trim_end_matches('\n').splitn(3, '\t');
             let parts_to_do: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -206,7 +241,7 @@ impl Mutations {
             let done = 1.0 - parts_to_do as f64 / most_parts.max(1) as f64;
             if let Err(stop) = context.checkpoint(done).await {
                 if matches!(stop, JobFailure::Cancelled) {
-                    let kill = format!("KILL MUTATION WHERE {scope}");
+                    let kill = format!("KILL MUTATION{} WHERE {scope}", self.on_cluster);
                     if let Err(error) = engine.execute(&kill).await {
                         tracing::warn!(table = %self.table, %error, "cannot kill a cancelled delete");
                     }

@@ -1,22 +1,162 @@
 //! The `roost` binary's wiring: the only place that chooses which implementation each caller
-//! gets. `roost local` puts every service in this process, on chDB and SQLite, with in-process
-//! clients; the distributed mode will hand the same gateway NATS or gRPC clients instead.
+//! gets. One builder, [`build`], serves both modes; only what is passed in differs:
+//!
+//! - `roost local` ([`local`]): every role in this process, on the configured store and engine
+//!   (SQLite and chDB by default), with in-process clients and in-process leases.
+//! - `roost serve --role ...` ([`serve`]): the roles given run here, on PostgreSQL and ClickHouse,
+//!   and are served over NATS request/reply (a queue group per service, so replicas share the
+//!   calls); every service of another process is reached through its `Nats<Service>Client`, and
+//!   the scheduler's leader holds its lease in NATS.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use roost_auth::{Auth, SeedOptions, Seeded};
 use roost_bus::CatalogChanges;
 use roost_catalog::Catalog;
-use roost_config::LocalConfig;
-use roost_engine::{Chdb, ChdbConfig, Engine};
+use roost_config::{Config, EngineKind};
+use roost_engine::{Chdb, ChdbConfig, ClickHouse, ClickHouseConfig, Engine};
 use roost_gateway::{GatewayConfig, Services};
 use roost_ingest::Ingest;
 use roost_jobs::{JobDependencies, Jobs, JobsConfig, WorkerHandle};
-use roost_proto::{CatalogClient, EndpointClient, IngestClient, JobsClient, PipeCatalogClient};
+use roost_proto::{
+    AuthClient, CatalogClient, EndpointClient, IngestClient, JobsClient, PipeCatalogClient,
+    QueryClient, SchedulerClient,
+};
 use roost_query::{Endpoints, Query};
+use roost_rpc::{ClientOptions, RpcClient, RpcServer};
 use roost_scheduler::{LoopOptions, Scheduler, SchedulerHandle};
 use roost_store::Store;
+
+pub use roost_config as config;
+
+/// A part of Roost a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// The HTTP API.
+    Gateway,
+    /// Tokens and workspaces.
+    Auth,
+    /// Data sources, pipes and nodes.
+    Catalog,
+    /// SQL and published endpoints.
+    Query,
+    /// Data into data sources.
+    Ingest,
+    /// The jobs service and a worker that runs jobs.
+    Jobs,
+    /// The schedules service and the loop that turns them into jobs (one leader at a time).
+    Scheduler,
+}
+
+impl Role {
+    /// Every role, in start-up order.
+    pub const ALL: [Role; 7] = [
+        Role::Auth,
+        Role::Catalog,
+        Role::Query,
+        Role::Ingest,
+        Role::Jobs,
+        Role::Scheduler,
+        Role::Gateway,
+    ];
+
+    /// The role's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Auth => "auth",
+            Role::Catalog => "catalog",
+            Role::Query => "query",
+            Role::Ingest => "ingest",
+            Role::Jobs => "jobs",
+            Role::Scheduler => "scheduler",
+        }
+    }
+
+    /// Whether the role's services read or write the engine.
+    fn uses_engine(self) -> bool {
+        matches!(
+            self,
+            Role::Catalog | Role::Query | Role::Ingest | Role::Jobs
+        )
+    }
+
+    /// Whether the role's services read or write the store.
+    fn uses_store(self) -> bool {
+        matches!(
+            self,
+            Role::Auth | Role::Catalog | Role::Jobs | Role::Scheduler
+        )
+    }
+
+    /// Reads a comma-separated list of roles (`all` for every one).
+    pub fn parse_list(text: &str) -> anyhow::Result<BTreeSet<Role>> {
+        let mut roles = BTreeSet::new();
+        for name in text
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            if name == "all" {
+                roles.extend(Role::ALL);
+                continue;
+            }
+            let role = Role::ALL
+                .into_iter()
+                .find(|role| role.name() == name)
+                .with_context(|| {
+                    let known: Vec<&str> = Role::ALL.iter().map(|role| role.name()).collect();
+                    format!("unknown role {name:?}; roles: {}, all", known.join(", "))
+                })?;
+            roles.insert(role);
+        }
+        if roles.is_empty() {
+            bail!("no role given");
+        }
+        Ok(roles)
+    }
+}
+
+/// How the services of a process reach each other and what they share.
+enum Mode {
+    /// Everything in this process: in-process calls and leases; the worker is the only one.
+    Local,
+    /// Some roles here, the others over NATS.
+    Distributed {
+        /// The connection for serving and for leases.
+        nats: roost_rpc::async_nats::Client,
+        /// Calls to the services of other processes.
+        rpc: RpcClient,
+    },
+}
+
+/// What one process runs: the HTTP router when it is a gateway, and everything that must stay
+/// alive while it serves (RPC servers, the job worker, the scheduler loop).
+pub struct Node {
+    /// The HTTP API, when this process is a gateway.
+    pub router: Option<axum::Router>,
+    /// The seed's ids and tokens, when this process runs auth.
+    pub seeded: Option<Seeded>,
+    /// The engine, when a role here uses it.
+    pub engine: Option<Arc<dyn Engine>>,
+    /// The job worker, when this process runs jobs.
+    pub worker: Option<WorkerHandle>,
+    /// The scheduler loop, when this process runs the scheduler.
+    pub scheduler_loop: Option<SchedulerHandle>,
+    /// The NATS servers of this process's services.
+    pub servers: Vec<RpcServer>,
+}
+
+impl Node {
+    /// Stops taking service calls and waits for the running ones to answer.
+    pub async fn shutdown(self) {
+        for server in self.servers {
+            server.shutdown().await;
+        }
+    }
+}
 
 /// Everything `roost local` runs.
 pub struct Local {
@@ -31,20 +171,32 @@ pub struct Local {
 }
 
 /// Session settings that make the engine answer as Tinybird does.
-fn engine_settings() -> Vec<(String, String)> {
-    [
-        // Tinybird's JSON answers carry 64-bit integers as numbers.
-        ("output_format_json_quote_64bit_integers", "0"),
-        // Times are UTC unless a column says otherwise, as in Tinybird.
-        ("session_timezone", "UTC"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect()
+fn engine_settings(kind: EngineKind, cluster: bool) -> Vec<(String, String)> {
+    // Tinybird's JSON answers carry 64-bit integers as numbers.
+    let mut settings = vec![("output_format_json_quote_64bit_integers", "0")];
+    // An insert into a Distributed table answers once the shards have the rows, so an
+    // acknowledged write (events with wait=true, imports) is readable at once and is not lost
+    // with a server's pending queue.
+    // Replicated tables drop a block identical to one inserted before; appends, as in roost
+    // local, keep every row they are given (the same events sent twice are twice the rows).
+    if cluster {
+        settings.push(("insert_distributed_sync", "1"));
+        settings.push(("insert_deduplicate", "0"));
+    }
+    // Times are UTC unless a column says otherwise, as in Tinybird. A ClickHouse server has no
+    // `session_timezone` before 23.6 and refuses unknown settings, so there the server's own
+    // `<timezone>` must be UTC (scripts/clickhouse-up.sh sets it).
+    if kind == EngineKind::Chdb {
+        settings.push(("session_timezone", "UTC"));
+    }
+    settings
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
 }
 
 /// How imports reach remote files, from the config.
-fn fetch_config(config: &LocalConfig) -> anyhow::Result<roost_fetch::FetchConfig> {
+fn fetch_config(config: &Config) -> anyhow::Result<roost_fetch::FetchConfig> {
     let private_access = config
         .imports
         .allow_private
@@ -58,95 +210,385 @@ fn fetch_config(config: &LocalConfig) -> anyhow::Result<roost_fetch::FetchConfig
     })
 }
 
-/// Builds every service of `roost local` on `config.data_dir`, creating the seed on first start.
-pub async fn local(config: &LocalConfig) -> anyhow::Result<Local> {
-    let fetch = fetch_config(config)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let mut engine_config = ChdbConfig::new(config.data_dir.join("engine"));
-    engine_config.library = config.libchdb.clone();
-    engine_config.settings = engine_settings();
-    // Writes and DDL run unrestricted; user queries run on their own connections whose session
-    // settings carry the limits, which the SQL validator lets no query change.
-    let mut query_config = engine_config.clone();
-    query_config.settings.extend(config.query_limits.settings());
-    let (engine, query_engine) = tokio::task::spawn_blocking(move || {
-        Ok::<_, roost_engine::EngineError>((
-            Chdb::open(&engine_config)?,
-            Chdb::open(&query_config)?,
-        ))
-    })
-    .await??;
-    let engine: Arc<dyn Engine> = Arc::new(engine);
-    let query_engine: Arc<dyn Engine> = Arc::new(query_engine);
-    let store = Store::connect(&Store::sqlite_url(&config.data_dir.join("catalog.db"))).await?;
-    let seeded = Seeded::ensure(&store, &SeedOptions::default()).await?;
-    // The catalog and the endpoints share a process: endpoints cache what the catalog lists
-    // until the catalog counts a change.
-    let changes = CatalogChanges::local();
-    let catalog_service =
-        Arc::new(Catalog::new(store.clone(), engine.clone()).with_changes(changes.clone()));
-    let catalog: CatalogClient = catalog_service.clone();
-    let pipes: PipeCatalogClient = catalog_service;
-    let endpoints: EndpointClient = Arc::new(
-        Endpoints::new(query_engine.clone(), catalog.clone(), pipes.clone())
-            .with_changes(changes.clone()),
-    );
-    let ingest: IngestClient =
-        Arc::new(Ingest::new(engine.clone(), catalog.clone()).with_conditions(endpoints.clone()));
-    let jobs_service = Jobs::new(store.clone());
-    // One process runs every job locally: jobs it left working when it stopped are recovered at
-    // start-up rather than after a heartbeat timeout.
-    let worker = jobs_service.start_worker(
-        JobsConfig {
-            sole_worker: true,
-            ..JobsConfig::default()
-        },
-        JobDependencies {
-            engine: engine.clone(),
-            catalog: catalog.clone(),
-            endpoints: endpoints.clone(),
-            ingest: ingest.clone(),
-            fetcher: roost_fetch::Fetcher::new(fetch.clone())?,
-            sink_local_root: config.sink_local_root(),
-        },
-    );
-    let jobs: JobsClient = Arc::new(jobs_service);
-    let scheduler = Scheduler::new(store.clone());
-    let scheduler_loop = scheduler.start(
-        jobs.clone(),
-        LoopOptions {
-            interval: std::time::Duration::from_millis(250),
-            leases: Arc::new(roost_bus::InProcessBus::default()),
-            holder: "local".to_string(),
-            lease_ttl: std::time::Duration::from_secs(10),
-        },
-    );
-    let services = Services {
-        auth: Arc::new(Auth::new(store, Some(seeded.clone()))),
-        catalog: catalog.clone(),
-        query: Arc::new(Query::new(query_engine, catalog.clone()).with_changes(changes)),
-        ingest,
-        pipes,
-        endpoints,
-        jobs,
-        scheduler: Arc::new(scheduler),
+/// The engine for writes and DDL, and the one user queries run on: the latter's session settings
+/// carry the limits, which the SQL validator lets no query change.
+async fn open_engines(config: &Config) -> anyhow::Result<(Arc<dyn Engine>, Arc<dyn Engine>)> {
+    let settings = engine_settings(config.engine.kind, config.engine.cluster_name().is_some());
+    let mut query_settings = settings.clone();
+    query_settings.extend(config.query_limits.settings());
+    match config.engine.kind {
+        EngineKind::Chdb => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+            let mut engine_config = ChdbConfig::new(config.data_dir.join("engine"));
+            engine_config.library = config.engine.libchdb_path();
+            engine_config.settings = settings;
+            let mut query_config = engine_config.clone();
+            query_config.settings = query_settings;
+            let (engine, query_engine) = tokio::task::spawn_blocking(move || {
+                Ok::<_, roost_engine::EngineError>((
+                    Chdb::open(&engine_config)?,
+                    Chdb::open(&query_config)?,
+                ))
+            })
+            .await??;
+            Ok((Arc::new(engine), Arc::new(query_engine)))
+        }
+        EngineKind::Clickhouse => {
+            let mut engine_config = ClickHouseConfig::new(String::new());
+            engine_config.urls = config.engine.urls.clone();
+            engine_config.user = config.engine.user.clone();
+            engine_config.password = config.engine.password.clone();
+            engine_config.cluster = config.engine.cluster_name();
+            engine_config.settings = settings;
+            let mut query_config = engine_config.clone();
+            query_config.settings = query_settings;
+            Ok((
+                Arc::new(ClickHouse::new(&engine_config)?),
+                Arc::new(ClickHouse::new(&query_config)?),
+            ))
+        }
+    }
+}
+
+/// The store: the configured URL, else SQLite in the data directory.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = if config.store.url.trim().is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        Store::sqlite_url(&config.data_dir.join("catalog.db"))
+    } else {
+        config.store.url.clone()
     };
-    let router = roost_gateway::router(
-        services,
-        GatewayConfig {
-            local: true,
-            events_requests_per_second: config.events_limits.requests_per_second,
-            events_bytes_per_second: config.events_limits.bytes_per_second,
-            imports: fetch,
-            sink_local_root: config.sink_local_root(),
-            ..GatewayConfig::default()
+    Ok(Store::connect(&url).await?)
+}
+
+/// A client of a service: the implementation when this process runs it, else its NATS client.
+fn client<T: ?Sized>(
+    here: Option<Arc<T>>,
+    mode: &Mode,
+    remote: impl FnOnce(RpcClient) -> Arc<T>,
+) -> anyhow::Result<Arc<T>> {
+    match (here, mode) {
+        (Some(service), _) => Ok(service),
+        (None, Mode::Distributed { rpc, .. }) => Ok(remote(rpc.clone())),
+        (None, Mode::Local) => bail!("a local process must run every role"),
+    }
+}
+
+/// Builds the roles of one process: implementations for the roles here, clients for the rest.
+async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::Result<Node> {
+    use roost_rpc::*;
+    let here = |role: Role| roles.contains(&role);
+    let local = matches!(mode, Mode::Local);
+    let fetch = fetch_config(config)?;
+
+    let engines = if roles.iter().any(|role| role.uses_engine()) {
+        Some(open_engines(config).await?)
+    } else {
+        None
+    };
+    let store = if roles.iter().any(|role| role.uses_store()) {
+        Some(open_store(config).await?)
+    } else {
+        None
+    };
+    let engine = || engines.as_ref().map(|(engine, _)| engine.clone());
+    let query_engine = || engines.as_ref().map(|(_, query)| query.clone());
+    let store_here = || store.clone().context("no store");
+
+    // Only auth creates the seed, so processes starting together on a new store never race to.
+    let seeded = match &store {
+        Some(store) if here(Role::Auth) => {
+            Some(Seeded::ensure(store, &SeedOptions::default()).await?)
+        }
+        _ => None,
+    };
+
+    // In one process the endpoints and /v0/sql cache what the catalog lists until the catalog
+    // counts a change. Separate processes would learn of changes only after the catalog answered,
+    // so there they read the catalog on every call.
+    let changes = local.then(CatalogChanges::local);
+    let catalog_service = match (here(Role::Catalog), &store, engine()) {
+        (true, Some(store), Some(engine)) => {
+            let catalog = Catalog::new(store.clone(), engine);
+            Some(Arc::new(match &changes {
+                Some(changes) => catalog.with_changes(changes.clone()),
+                None => catalog,
+            }))
+        }
+        _ => None,
+    };
+    let catalog: CatalogClient = client(
+        catalog_service.clone().map(|c| c as CatalogClient),
+        &mode,
+        |rpc| Arc::new(NatsCatalogClient::new(rpc)),
+    )?;
+    let pipes: PipeCatalogClient = client(
+        catalog_service.map(|c| c as PipeCatalogClient),
+        &mode,
+        |rpc| Arc::new(NatsPipeCatalogClient::new(rpc)),
+    )?;
+    let endpoints: EndpointClient = client(
+        query_engine().filter(|_| here(Role::Query)).map(|engine| {
+            let endpoints = Endpoints::new(engine, catalog.clone(), pipes.clone());
+            Arc::new(match &changes {
+                Some(changes) => endpoints.with_changes(changes.clone()),
+                None => endpoints,
+            }) as EndpointClient
+        }),
+        &mode,
+        |rpc| Arc::new(NatsEndpointClient::new(rpc)),
+    )?;
+    let query: QueryClient = client(
+        query_engine()
+            .filter(|_| here(Role::Query))
+            .map(|engine| {
+                let query = Query::new(engine, catalog.clone());
+                Arc::new(match &changes {
+                    Some(changes) => query.with_changes(changes.clone()),
+                    None => query,
+                }) as QueryClient
+            }),
+        &mode,
+        |rpc| Arc::new(NatsQueryClient::new(rpc)),
+    )?;
+    let ingest: IngestClient = client(
+        engine().filter(|_| here(Role::Ingest)).map(|engine| {
+            Arc::new(Ingest::new(engine, catalog.clone()).with_conditions(endpoints.clone()))
+                as IngestClient
+        }),
+        &mode,
+        |rpc| Arc::new(NatsIngestClient::new(rpc)),
+    )?;
+    let auth: AuthClient = client(
+        match &store {
+            Some(store) if here(Role::Auth) => {
+                Some(Arc::new(Auth::new(store.clone(), seeded.clone())) as AuthClient)
+            }
+            _ => None,
         },
-    );
-    Ok(Local {
+        &mode,
+        |rpc| Arc::new(NatsAuthClient::new(rpc)),
+    )?;
+
+    let mut worker = None;
+    let jobs_here = if here(Role::Jobs) {
+        let jobs_service = Jobs::new(store_here()?);
+        worker = Some(jobs_service.start_worker(
+            JobsConfig {
+                concurrency: config.jobs.concurrency,
+                poll_interval: millis(config.jobs.poll_interval_ms),
+                heartbeat_interval: millis(config.jobs.heartbeat_interval_ms),
+                abandoned_after: millis(config.jobs.abandoned_after_ms),
+                // A lone local worker recovers the jobs it left working at start-up; among
+                // several workers only the heartbeat timeout tells a dead one from a busy one.
+                sole_worker: local,
+            },
+            JobDependencies {
+                engine: engine().context("no engine")?,
+                catalog: catalog.clone(),
+                endpoints: endpoints.clone(),
+                ingest: ingest.clone(),
+                fetcher: roost_fetch::Fetcher::new(fetch.clone())?,
+                sink_local_root: config.sink_local_root(),
+            },
+        ));
+        Some(Arc::new(jobs_service) as JobsClient)
+    } else {
+        None
+    };
+    let jobs: JobsClient = client(jobs_here, &mode, |rpc| Arc::new(NatsJobsClient::new(rpc)))?;
+
+    let mut scheduler_loop = None;
+    let scheduler_here = if here(Role::Scheduler) {
+        let scheduler = Scheduler::new(store_here()?);
+        let leases: Arc<dyn roost_bus::Leases> = match &mode {
+            Mode::Local => Arc::new(roost_bus::InProcessBus::default()),
+            Mode::Distributed { nats, .. } => Arc::new(roost_bus::NatsBus::new(
+                nats.clone(),
+                roost_bus::NatsBusOptions {
+                    lease_bucket: config.nats.lease_bucket.clone(),
+                    ..roost_bus::NatsBusOptions::default()
+                },
+            )),
+        };
+        scheduler_loop = Some(scheduler.start(
+            jobs.clone(),
+            LoopOptions {
+                interval: millis(config.scheduler.interval_ms),
+                leases,
+                holder: if local {
+                    "local".to_string()
+                } else {
+                    format!("scheduler-{}-{}", std::process::id(), uuid::Uuid::new_v4())
+                },
+                lease_ttl: millis(config.scheduler.lease_ttl_ms),
+            },
+        ));
+        Some(Arc::new(scheduler) as SchedulerClient)
+    } else {
+        None
+    };
+
+    let mut servers = Vec::new();
+    if let Mode::Distributed { nats, .. } = &mode {
+        let options = ServerOptions {
+            subject_prefix: config.nats.subject_prefix.clone(),
+            ..ServerOptions::default()
+        };
+        if here(Role::Auth) {
+            servers.push(serve_auth(nats.clone(), auth.clone(), options.clone()).await?);
+        }
+        if here(Role::Catalog) {
+            servers.push(serve_catalog(nats.clone(), catalog.clone(), options.clone()).await?);
+            servers.push(serve_pipe_catalog(nats.clone(), pipes.clone(), options.clone()).await?);
+        }
+        if here(Role::Query) {
+            servers.push(serve_query(nats.clone(), query.clone(), options.clone()).await?);
+            servers.push(serve_endpoint(nats.clone(), endpoints.clone(), options.clone()).await?);
+        }
+        if here(Role::Ingest) {
+            servers.push(serve_ingest(nats.clone(), ingest.clone(), options.clone()).await?);
+        }
+        if here(Role::Jobs) {
+            servers.push(serve_jobs(nats.clone(), jobs.clone(), options.clone()).await?);
+        }
+        if let Some(scheduler) = &scheduler_here {
+            servers.push(serve_scheduler(nats.clone(), scheduler.clone(), options.clone()).await?);
+        }
+    }
+    let scheduler: SchedulerClient = client(scheduler_here, &mode, |rpc| {
+        Arc::new(NatsSchedulerClient::new(rpc))
+    })?;
+
+    let router = here(Role::Gateway).then(|| {
+        roost_gateway::router(
+            Services {
+                auth,
+                catalog,
+                query,
+                ingest,
+                pipes,
+                endpoints,
+                jobs,
+                scheduler,
+            },
+            GatewayConfig {
+                local: local || config.http.serve_tokens,
+                events_requests_per_second: config.events.requests_per_second.max(1),
+                events_bytes_per_second: config.events.bytes_per_second.max(1),
+                imports: fetch,
+                sink_local_root: config.sink_local_root(),
+                ..GatewayConfig::default()
+            },
+        )
+    });
+    Ok(Node {
         router,
         seeded,
-        engine,
-        background: (worker, scheduler_loop),
+        engine: engine(),
+        worker,
+        scheduler_loop,
+        servers,
     })
+}
+
+fn millis(value: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(value)
+}
+
+/// Builds every service of `roost local`, creating the seed on first start.
+pub async fn local(config: &Config) -> anyhow::Result<Local> {
+    let roles = Role::ALL.into_iter().collect();
+    let node = build(config, &roles, Mode::Local).await?;
+    match node {
+        Node {
+            router: Some(router),
+            seeded: Some(seeded),
+            engine: Some(engine),
+            worker: Some(worker),
+            scheduler_loop: Some(scheduler_loop),
+            ..
+        } => Ok(Local {
+            router,
+            seeded,
+            engine,
+            background: (worker, scheduler_loop),
+        }),
+        _ => bail!("roost local must run every role"),
+    }
+}
+
+/// Builds the `roles` of one `roost serve` process: connects to NATS, serves those roles there,
+/// and reaches the others through it.
+pub async fn serve(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<Node> {
+    if roles.iter().any(|role| role.uses_store()) && config.store.url.trim().is_empty() {
+        bail!(
+            "roost serve needs a shared store: set store.url (ROOST_STORE_URL) to a postgres:// URL"
+        );
+    }
+    if roles.iter().any(|role| role.uses_engine()) && config.engine.kind != EngineKind::Clickhouse {
+        bail!(
+            "roost serve needs a shared engine: set engine.kind = \"clickhouse\" \
+             (ROOST_ENGINE_KIND) and engine.urls; chDB is for roost local"
+        );
+    }
+    let nats = roost_rpc::async_nats::connect(&config.nats.url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", config.nats.url))?;
+    let rpc = RpcClient::new(
+        nats.clone(),
+        ClientOptions {
+            subject_prefix: config.nats.subject_prefix.clone(),
+            timeout: config.nats.rpc_timeout(),
+            ..ClientOptions::default()
+        },
+    )
+    .await?;
+    build(config, roles, Mode::Distributed { nats, rpc }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_a_comma_separated_list_or_all() {
+        let roles = Role::parse_list("gateway, query,query").unwrap();
+        assert_eq!(
+            roles.into_iter().collect::<Vec<_>>(),
+            [Role::Gateway, Role::Query]
+        );
+        assert_eq!(Role::parse_list("all").unwrap().len(), Role::ALL.len());
+        let unknown = Role::parse_list("gateway,search").unwrap_err().to_string();
+        assert!(
+            unknown.contains("\"search\"") && unknown.contains("scheduler"),
+            "{unknown}"
+        );
+        assert!(Role::parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn a_clickhouse_server_gets_no_setting_it_does_not_know() {
+        let names = |settings: Vec<(String, String)>| -> Vec<String> {
+            settings.into_iter().map(|(name, _)| name).collect()
+        };
+        assert!(
+            names(engine_settings(EngineKind::Chdb, false)).contains(&"session_timezone".into())
+        );
+        assert!(
+            !names(engine_settings(EngineKind::Clickhouse, false))
+                .contains(&"session_timezone".into())
+        );
+        let cluster = names(engine_settings(EngineKind::Clickhouse, true));
+        assert!(
+            cluster.contains(&"insert_distributed_sync".into()),
+            "{cluster:?}"
+        );
+        assert!(
+            cluster.contains(&"insert_deduplicate".into()),
+            "{cluster:?}"
+        );
+    }
 }

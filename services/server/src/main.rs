@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use roost_config::{EventsLimits, ImportLimits, LocalConfig};
+use clap::{Args, Parser, Subcommand};
+use roost_config::{CONFIG_FILE_ENV, Config, ConfigBuilder};
+use roost_server::Role;
 
 #[derive(Parser)]
 #[command(
@@ -18,55 +19,138 @@ struct Cli {
     command: Command,
 }
 
+/// Where the configuration comes from, besides the defaults and the environment.
+#[derive(Args)]
+struct ConfigArgs {
+    /// A TOML configuration file (`roost config default` prints every key).
+    #[arg(long, env = CONFIG_FILE_ENV)]
+    config: Option<PathBuf>,
+    /// Sets any configuration key, over the file and the environment: `--set nats.url=nats://h:4222`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Port of the HTTP API (http.port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on (http.listen).
+    #[arg(long)]
+    host: Option<String>,
+    /// Where roost local's catalog and data live; kept across restarts (data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs every service in this process on an embedded ClickHouse (chDB), like Tinybird Local.
     Local {
-        /// Port of the HTTP API.
-        #[arg(long, env = "ROOST_PORT", default_value_t = 7181)]
-        port: u16,
-        /// Address to listen on.
-        #[arg(long, env = "ROOST_HOST", default_value = "127.0.0.1")]
-        host: String,
-        /// Where the catalog and the data live; kept across restarts.
-        #[arg(long, env = "ROOST_DATA_DIR", default_value = "./roost-data")]
-        data_dir: PathBuf,
-        /// The libchdb.so to load (default: ROOST_LIBCHDB, then where `make setup` puts it).
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The libchdb.so to load (engine.libchdb; default: ROOST_LIBCHDB, then where `make setup`
+        /// puts it).
         #[arg(long)]
         libchdb: Option<PathBuf>,
-        /// Events API requests per second per data source (Tinybird: 100).
-        #[arg(long, env = "ROOST_EVENTS_RPS", default_value_t = EventsLimits::default().requests_per_second)]
-        events_rps: u64,
-        /// Events API bytes per second per data source (Tinybird: 20 MB).
-        #[arg(long, env = "ROOST_EVENTS_BYTES_PER_SECOND", default_value_t = EventsLimits::default().bytes_per_second)]
-        events_bytes_per_second: u64,
-        /// Private, loopback and other non-public addresses that URL imports may reach: `1` for
-        /// all, or a comma-separated list of addresses and networks (default: none).
-        #[arg(long, env = "ROOST_IMPORT_ALLOW_PRIVATE", default_value = "")]
-        import_allow_private: String,
-        /// Largest file a URL import reads, after decompression.
-        #[arg(long, env = "ROOST_IMPORT_MAX_BYTES", default_value_t = ImportLimits::default().max_bytes)]
-        import_max_bytes: u64,
-        /// Largest Parquet file a URL import reads (it is held whole in memory).
-        #[arg(long, env = "ROOST_IMPORT_MAX_PARQUET_BYTES", default_value_t = ImportLimits::default().max_parquet_bytes)]
-        import_max_parquet_bytes: u64,
-        /// The directory local sink connections write under (default: <data-dir>/exports).
-        #[arg(long, env = "ROOST_SINK_LOCAL_ROOT")]
+        /// Events API requests per second per data source (events.requests_per_second).
+        #[arg(long)]
+        events_rps: Option<u64>,
+        /// Events API bytes per second per data source (events.bytes_per_second).
+        #[arg(long)]
+        events_bytes_per_second: Option<u64>,
+        /// Non-public addresses URL imports may reach: `1` for all, or a comma-separated list of
+        /// addresses and networks (imports.allow_private).
+        #[arg(long)]
+        import_allow_private: Option<String>,
+        /// Largest file a URL import reads, after decompression (imports.max_bytes).
+        #[arg(long)]
+        import_max_bytes: Option<u64>,
+        /// Largest Parquet file a URL import reads (imports.max_parquet_bytes).
+        #[arg(long)]
+        import_max_parquet_bytes: Option<u64>,
+        /// The directory local sink connections write under (sinks.local_root; default:
+        /// <data_dir>/exports).
+        #[arg(long)]
         sink_local_root: Option<PathBuf>,
+    },
+    /// Runs some of the services (any subset of the roles) in this process, on PostgreSQL and
+    /// ClickHouse, reaching the others over NATS.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Comma-separated roles: gateway, auth, catalog, query, ingest, jobs, scheduler, or all.
+        #[arg(long, env = "ROOST_ROLE", value_name = "ROLES")]
+        role: String,
+    },
+    /// The configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Prints the default configuration: every key, with what it does.
+    Default,
+    /// Prints the configuration this environment, file and flags make (the password hidden).
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+impl ConfigArgs {
+    /// Defaults, then the file, then the environment, then these flags and `extra` ones.
+    fn load(&self, extra: &[(&str, Option<String>)]) -> anyhow::Result<Config> {
+        let mut builder = ConfigBuilder::default();
+        if let Some(path) = &self.config {
+            builder = builder.file(path)?;
+        }
+        builder = builder.env(|name| std::env::var(name).ok())?;
+        let named = [
+            ("http.port", self.port.map(|port| port.to_string())),
+            ("http.listen", self.host.clone()),
+            (
+                "data_dir",
+                self.data_dir.as_ref().map(|dir| dir.display().to_string()),
+            ),
+        ];
+        for (key, value) in named.iter().chain(extra) {
+            if let Some(value) = value {
+                builder =
+                    builder.set(key, value, &format!("--{}", key.replace(['.', '_'], "-")))?;
+            }
+        }
+        for assignment in &self.set {
+            let (key, value) = assignment
+                .split_once('=')
+                .with_context(|| format!("--set {assignment}: expected KEY=VALUE"))?;
+            builder = builder.set(key.trim(), value, &format!("--set {assignment}"))?;
+        }
+        Ok(builder.build()?)
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    roost_telemetry::init();
     let cli = Cli::parse();
+    if let Command::Config { command } = &cli.command {
+        match command {
+            ConfigCommand::Default => print!("{}", roost_config::DEFAULT_CONFIG),
+            ConfigCommand::Show { config } => {
+                let mut config = config.load(&[])?;
+                if !config.engine.password.is_empty() {
+                    config.engine.password = "<hidden>".into();
+                }
+                print!("{}", toml::to_string(&config)?);
+            }
+        }
+        return Ok(());
+    }
+    roost_telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
         Command::Local {
-            port,
-            host,
-            data_dir,
+            config,
             libchdb,
             events_rps,
             events_bytes_per_second,
@@ -75,36 +159,54 @@ fn main() -> anyhow::Result<()> {
             import_max_parquet_bytes,
             sink_local_root,
         } => {
-            let events_limits = EventsLimits {
-                requests_per_second: events_rps.max(1),
-                bytes_per_second: events_bytes_per_second.max(1),
-            };
-            runtime.block_on(run_local(LocalConfig {
-                host,
-                port,
-                data_dir,
-                libchdb,
-                events_limits,
-                imports: ImportLimits {
-                    allow_private: import_allow_private,
-                    max_bytes: import_max_bytes,
-                    max_parquet_bytes: import_max_parquet_bytes,
-                },
-                sink_local_root,
-                ..LocalConfig::default()
-            }))?;
+            let config = config.load(&[
+                (
+                    "engine.libchdb",
+                    libchdb.map(|path| path.display().to_string()),
+                ),
+                (
+                    "events.requests_per_second",
+                    events_rps.map(|n| n.to_string()),
+                ),
+                (
+                    "events.bytes_per_second",
+                    events_bytes_per_second.map(|n| n.to_string()),
+                ),
+                ("imports.allow_private", import_allow_private),
+                ("imports.max_bytes", import_max_bytes.map(|n| n.to_string())),
+                (
+                    "imports.max_parquet_bytes",
+                    import_max_parquet_bytes.map(|n| n.to_string()),
+                ),
+                (
+                    "sinks.local_root",
+                    sink_local_root.map(|path| path.display().to_string()),
+                ),
+            ])?;
+            runtime.block_on(run_local(config))?;
         }
+        Command::Serve { config, role } => {
+            let config = config.load(&[])?;
+            let roles = Role::parse_list(&role)?;
+            runtime.block_on(run_serve(config, roles))?;
+        }
+        Command::Config { .. } => unreachable!("handled before the runtime starts"),
     }
     Ok(())
 }
 
-async fn run_local(config: LocalConfig) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let local = roost_server::local(&config).await?;
-    let address = format!("{}:{}", config.host, config.port);
+async fn listen(config: &Config) -> anyhow::Result<(tokio::net::TcpListener, String)> {
+    let address = format!("{}:{}", config.http.listen, config.http.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    Ok((listener, address))
+}
+
+async fn run_local(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let local = roost_server::local(&config).await?;
+    let (listener, address) = listen(&config).await?;
     tracing::info!(
         address = %address,
         data_dir = %config.data_dir.display(),
@@ -120,4 +222,55 @@ async fn run_local(config: LocalConfig) -> anyhow::Result<()> {
     // chDB cannot shut an engine with MergeTree tables down cleanly; its parts are already on
     // disk, so the process ends here without closing it.
     std::process::exit(0)
+}
+
+/// Resolves on SIGINT or SIGTERM (what `make stop-cluster` and orchestrators send).
+async fn stop_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}
+
+async fn run_serve(config: Config, roles: std::collections::BTreeSet<Role>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut node = roost_server::serve(&config, &roles).await?;
+    let names: Vec<&str> = roles.iter().map(|role| role.name()).collect();
+    let names = names.join(",");
+    match node.router.take() {
+        Some(router) => {
+            let (listener, address) = listen(&config).await?;
+            tracing::info!(
+                roles = %names,
+                address = %address,
+                subject_prefix = %config.nats.subject_prefix,
+                startup_ms = started.elapsed().as_millis() as u64,
+                "roost serve is ready"
+            );
+            let server = axum::serve(listener, router).with_graceful_shutdown(stop_signal());
+            server.await.context("server failed")?;
+        }
+        None => {
+            tracing::info!(
+                roles = %names,
+                subject_prefix = %config.nats.subject_prefix,
+                startup_ms = started.elapsed().as_millis() as u64,
+                "roost serve is ready"
+            );
+            stop_signal().await;
+        }
+    }
+    tracing::info!(roles = %names, "stopping");
+    node.shutdown().await;
+    Ok(())
 }

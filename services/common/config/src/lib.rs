@@ -1,32 +1,201 @@
-//! Configuration of `roost local`: defaults, then environment (`ROOST_…`), then flags (clap reads
-//! the last two in the binary). The distributed mode adds a TOML file and a struct per service.
+//! Roost's configuration, one struct for every mode: defaults (the commented
+//! [`DEFAULT_CONFIG`]), then a TOML file, then the environment (`ROOST_…`), then flags. Each
+//! layer is a TOML tree merged over the one below, so every layer can set any key and a key
+//! nobody knows is an error, not silently ignored.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// `roost local`.
-#[derive(Debug, Clone)]
-pub struct LocalConfig {
-    /// Address to listen on; loopback only by default.
-    pub host: String,
-    /// Port of the HTTP API (Tinybird Local's is 7181).
-    pub port: u16,
-    /// Directory for the catalog (SQLite) and the engine's data.
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use toml::{Table, Value};
+
+/// The default configuration, with a comment on every key (`roost config default`).
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_FILE_ENV: &str = "ROOST_CONFIG";
+
+/// Environment variables kept from before the configuration file, and the keys they set. The
+/// regular name (`ROOST_<SECTION>_<KEY>`) wins when both are set.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("ROOST_PORT", "http.port"),
+    ("ROOST_HOST", "http.listen"),
+    ("ROOST_EVENTS_RPS", "events.requests_per_second"),
+    ("ROOST_SINK_LOCAL_ROOT", "sinks.local_root"),
+    ("ROOST_IMPORT_ALLOW_PRIVATE", "imports.allow_private"),
+    ("ROOST_IMPORT_MAX_BYTES", "imports.max_bytes"),
+    (
+        "ROOST_IMPORT_MAX_PARQUET_BYTES",
+        "imports.max_parquet_bytes",
+    ),
+];
+
+/// A configuration that cannot be read or makes no sense.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A layer is not valid TOML, or names a key that does not exist.
+    #[error("invalid configuration ({source_name}): {reason}")]
+    Invalid {
+        /// Which layer: the file's path, an environment variable, a flag.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything a `roost` process reads at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory of `roost local`'s catalog and engine data.
     pub data_dir: PathBuf,
-    /// Explicit libchdb.so, else the engine looks in the usual places.
-    pub libchdb: Option<PathBuf>,
-    /// Limits every user query (`/v0/sql`, endpoints) runs under.
-    pub query_limits: QueryLimits,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// The catalog and auth store.
+    pub store: StoreConfig,
+    /// The ClickHouse engine.
+    pub engine: EngineConfig,
+    /// NATS: service calls and leases.
+    pub nats: NatsConfig,
+    /// Job workers.
+    pub jobs: JobsSettings,
+    /// The copy and sink scheduler.
+    pub scheduler: SchedulerSettings,
     /// Capacity of the Events API per data source.
-    pub events_limits: EventsLimits,
-    /// The directory local sink connections write under (default `<data_dir>/exports`); no
-    /// sink writes outside it.
-    pub sink_local_root: Option<PathBuf>,
+    pub events: EventsLimits,
+    /// Sink pipes.
+    pub sinks: SinksSettings,
     /// Imports of files from URLs.
     pub imports: ImportLimits,
+    /// Limits every user query runs under.
+    pub query_limits: QueryLimits,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Whether `GET /tokens` answers without authentication.
+    pub serve_tokens: bool,
+}
+
+/// The catalog and auth store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A `postgres://` URL; empty for SQLite in the data directory.
+    pub url: String,
+}
+
+/// Which engine, and how to reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Embedded chDB.
+    Chdb,
+    /// A ClickHouse server or cluster over HTTP.
+    Clickhouse,
+}
+
+/// The engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// chDB or ClickHouse.
+    pub kind: EngineKind,
+    /// The libchdb.so to load; empty to let the engine look for it.
+    pub libchdb: String,
+    /// ClickHouse HTTP URLs.
+    pub urls: Vec<String>,
+    /// ClickHouse user.
+    pub user: String,
+    /// ClickHouse password.
+    pub password: String,
+    /// ClickHouse cluster for ON CLUSTER DDL; empty for a single server.
+    pub cluster: String,
+}
+
+impl EngineConfig {
+    /// The libchdb.so given, if any.
+    pub fn libchdb_path(&self) -> Option<PathBuf> {
+        non_empty(&self.libchdb).map(PathBuf::from)
+    }
+
+    /// The cluster given, if any.
+    pub fn cluster_name(&self) -> Option<String> {
+        non_empty(&self.cluster).map(str::to_string)
+    }
+}
+
+/// NATS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// The server.
+    pub url: String,
+    /// Service calls go on `<subject_prefix>.<service>.<method>`.
+    pub subject_prefix: String,
+    /// How long a service call may take.
+    pub rpc_timeout_ms: u64,
+    /// The key-value bucket of leases.
+    pub lease_bucket: String,
+}
+
+impl NatsConfig {
+    /// [`Self::rpc_timeout_ms`] as a duration.
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
+    }
+}
+
+/// Job workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// Jobs one worker runs at once.
+    pub concurrency: usize,
+    /// How often a worker looks for waiting jobs when nothing woke it.
+    pub poll_interval_ms: u64,
+    /// How often a running job's heartbeat is written.
+    pub heartbeat_interval_ms: u64,
+    /// A working job whose heartbeat is older than this lost its worker.
+    pub abandoned_after_ms: u64,
+}
+
+/// Sink pipes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinksSettings {
+    /// The directory local sink connections write under; empty for `<data_dir>/exports`.
+    pub local_root: String,
+}
+
+/// The scheduler loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// How often it looks for due ticks.
+    pub interval_ms: u64,
+    /// How long the leader's lease outlives a leader that stopped renewing it.
+    pub lease_ttl_ms: u64,
 }
 
 /// What imports from URLs (and `/v0/analyze?url=`) may reach and read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImportLimits {
     /// Non-public addresses (private, loopback, link-local, ...) imports may connect to anyway:
     /// empty or `0` for none, `1` for all, or a comma-separated list of addresses and networks
@@ -40,16 +209,13 @@ pub struct ImportLimits {
 
 impl Default for ImportLimits {
     fn default() -> Self {
-        ImportLimits {
-            allow_private: String::new(),
-            max_bytes: 32 << 30,
-            max_parquet_bytes: 1 << 30,
-        }
+        Config::default().imports
     }
 }
 
 /// Capacity of the Events API per data source; past it, requests get 429.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventsLimits {
     /// Requests per second (Tinybird: 100).
     pub requests_per_second: u64,
@@ -59,15 +225,13 @@ pub struct EventsLimits {
 
 impl Default for EventsLimits {
     fn default() -> Self {
-        EventsLimits {
-            requests_per_second: 100,
-            bytes_per_second: 20 * 1024 * 1024,
-        }
+        Config::default().events
     }
 }
 
 /// Limits on user queries, enforced by the engine; no query may raise them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueryLimits {
     /// Seconds a query may run.
     pub max_execution_time_secs: u64,
@@ -81,12 +245,7 @@ pub struct QueryLimits {
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        QueryLimits {
-            max_execution_time_secs: 10,
-            max_memory_bytes: 4 << 30,
-            max_result_rows: 10_000_000,
-            max_result_bytes: 1 << 30,
-        }
+        Config::default().query_limits
     }
 }
 
@@ -109,26 +268,354 @@ impl QueryLimits {
     }
 }
 
-impl LocalConfig {
+impl Config {
     /// The directory local sinks write under.
     pub fn sink_local_root(&self) -> PathBuf {
-        self.sink_local_root
-            .clone()
+        non_empty(&self.sinks.local_root)
+            .map(PathBuf::from)
             .unwrap_or_else(|| self.data_dir.join("exports"))
     }
 }
 
-impl Default for LocalConfig {
+impl Default for Config {
     fn default() -> Self {
-        LocalConfig {
-            host: "127.0.0.1".into(),
-            port: 7181,
-            data_dir: PathBuf::from("./roost-data"),
-            libchdb: None,
-            query_limits: QueryLimits::default(),
-            events_limits: EventsLimits::default(),
-            imports: ImportLimits::default(),
-            sink_local_root: None,
+        Value::Table(default_tree())
+            .try_into()
+            .expect("the built-in default configuration is valid")
+    }
+}
+
+fn default_tree() -> Table {
+    DEFAULT_CONFIG
+        .parse()
+        .expect("the built-in default configuration is TOML")
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    Some(text.trim()).filter(|text| !text.is_empty())
+}
+
+/// Builds a [`Config`] layer by layer.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    tree: Table,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            tree: default_tree(),
         }
+    }
+}
+
+impl ConfigBuilder {
+    /// Merges a TOML document over what is there; it may hold any subset of the keys.
+    pub fn toml(mut self, text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let layer: Table = text
+            .parse()
+            .map_err(|error: toml::de::Error| ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                reason: error.message().to_string(),
+            })?;
+        merge(&mut self.tree, layer, "", source_name)?;
+        Ok(self)
+    }
+
+    /// Merges the TOML file at `path`.
+    pub fn file(self, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+        self.toml(&text, &path.display().to_string())
+    }
+
+    /// Applies the environment through `lookup` (pass `|name| std::env::var(name).ok()`): the
+    /// old variable names first, then `ROOST_<SECTION>_<KEY>` for every key.
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        for (name, key) in ENV_ALIASES {
+            if let Some(value) = lookup(name) {
+                self = self.set(key, &value, name)?;
+            }
+        }
+        for key in leaf_keys(&default_tree(), "") {
+            let name = env_name(&key);
+            if let Some(value) = lookup(&name) {
+                self = self.set(&key, &value, &name)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Sets one key (`section.name`) from text, converted to the key's type (lists:
+    /// comma-separated).
+    pub fn set(mut self, key: &str, text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            reason,
+        };
+        let mut path: Vec<&str> = key.split('.').collect();
+        let leaf = path.pop().unwrap_or_default();
+        let mut table = &mut self.tree;
+        for part in path {
+            table = table
+                .get_mut(part)
+                .and_then(Value::as_table_mut)
+                .ok_or_else(|| invalid(format!("there is no section [{part}]")))?;
+        }
+        let current = table
+            .get(leaf)
+            .ok_or_else(|| invalid(format!("there is no key {key}")))?;
+        let value = typed_like(current, text)
+            .map_err(|reason| invalid(format!("{key} = {text:?}: {reason}")))?;
+        table.insert(leaf.to_string(), value);
+        Ok(self)
+    }
+
+    /// The configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        Value::Table(self.tree)
+            .try_into()
+            .map_err(|error| ConfigError::Invalid {
+                source_name: "merged configuration".into(),
+                reason: error.message().to_string(),
+            })
+    }
+}
+
+/// The environment variable of `key`: `data_dir` → `ROOST_DATA_DIR`, `nats.url` → `ROOST_NATS_URL`.
+pub fn env_name(key: &str) -> String {
+    format!("ROOST_{}", key.replace('.', "_").to_uppercase())
+}
+
+/// Every key of `table` as `section.name`.
+fn leaf_keys(table: &Table, prefix: &str) -> Vec<String> {
+    table
+        .iter()
+        .flat_map(|(name, value)| {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value {
+                Value::Table(inner) => leaf_keys(inner, &key),
+                _ => vec![key],
+            }
+        })
+        .collect()
+}
+
+/// Puts `layer` over `base`, refusing keys `base` lacks and values of another type.
+fn merge(
+    base: &mut Table,
+    layer: Table,
+    prefix: &str,
+    source_name: &str,
+) -> Result<(), ConfigError> {
+    for (name, value) in layer {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let invalid = |reason: String| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            reason,
+        };
+        let Some(current) = base.get_mut(&name) else {
+            return Err(invalid(format!("there is no key {key}")));
+        };
+        match (current, value) {
+            (Value::Table(current), Value::Table(inner)) => {
+                merge(current, inner, &key, source_name)?
+            }
+            (current, value) if current.same_type(&value) && !current.is_table() => {
+                *current = value
+            }
+            (current, _) => {
+                return Err(invalid(format!("{key} must be {}", type_name(current))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a section",
+    }
+}
+
+/// `text` read as a value of `like`'s type.
+fn typed_like(like: &Value, text: &str) -> Result<Value, String> {
+    let text = text.trim();
+    match like {
+        Value::String(_) => Ok(Value::String(text.to_string())),
+        Value::Integer(_) => text
+            .parse()
+            .map(Value::Integer)
+            .map_err(|_| "expected an integer".to_string()),
+        Value::Float(_) => text
+            .parse()
+            .map(Value::Float)
+            .map_err(|_| "expected a number".to_string()),
+        Value::Boolean(_) => match text {
+            "true" | "1" | "yes" | "on" => Ok(Value::Boolean(true)),
+            "false" | "0" | "no" | "off" | "" => Ok(Value::Boolean(false)),
+            _ => Err("expected true or false".to_string()),
+        },
+        Value::Array(_) => Ok(Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_string()))
+                .collect(),
+        )),
+        Value::Datetime(_) | Value::Table(_) => Err("not settable from text".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        }
+    }
+
+    #[test]
+    fn the_printed_default_is_every_key_with_a_comment() {
+        let config = Config::default();
+        assert_eq!(config.http.port, 7181);
+        assert_eq!(config.engine.kind, EngineKind::Chdb);
+        // Every key the struct has appears in the text, and each is preceded by a comment.
+        let serialized = toml::to_string(&config).unwrap();
+        let round: Table = serialized.parse().unwrap();
+        assert_eq!(leaf_keys(&round, ""), leaf_keys(&default_tree(), ""));
+        let lines: Vec<&str> = DEFAULT_CONFIG.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            if line.contains(" = ") && !line.starts_with('#') {
+                assert!(
+                    index > 0 && lines[index - 1].starts_with('#'),
+                    "no comment above {line:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_then_env_then_flags() {
+        let config = ConfigBuilder::default()
+            .toml(
+                "data_dir = \"/file\"\n[http]\nport = 1\n[nats]\nurl = \"nats://file\"\n",
+                "file",
+            )
+            .unwrap()
+            .env(env(&[("ROOST_HTTP_PORT", "2"), ("ROOST_DATA_DIR", "/env")]))
+            .unwrap()
+            .set("http.port", "3", "--set")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(config.http.port, 3);
+        assert_eq!(config.data_dir, PathBuf::from("/env"));
+        assert_eq!(config.nats.url, "nats://file");
+        assert_eq!(config.store.url, "", "untouched keys keep their default");
+    }
+
+    #[test]
+    fn old_environment_names_still_work_and_the_regular_name_wins() {
+        let config = ConfigBuilder::default()
+            .env(env(&[
+                ("ROOST_PORT", "9000"),
+                ("ROOST_EVENTS_RPS", "7"),
+                ("ROOST_IMPORT_ALLOW_PRIVATE", "1"),
+                ("ROOST_IMPORT_MAX_BYTES", "10"),
+                ("ROOST_HOST", "0.0.0.0"),
+                ("ROOST_EVENTS_BYTES_PER_SECOND", "11"),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(config.http.port, 9000);
+        assert_eq!(config.http.listen, "0.0.0.0");
+        assert_eq!(config.events.requests_per_second, 7);
+        assert_eq!(config.events.bytes_per_second, 11);
+        assert_eq!(config.imports.allow_private, "1");
+        assert_eq!(config.imports.max_bytes, 10);
+        let both = ConfigBuilder::default()
+            .env(env(&[("ROOST_PORT", "1"), ("ROOST_HTTP_PORT", "2")]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(both.http.port, 2);
+    }
+
+    #[test]
+    fn values_are_typed_and_lists_are_comma_separated() {
+        let config = ConfigBuilder::default()
+            .env(env(&[
+                ("ROOST_ENGINE_KIND", "clickhouse"),
+                ("ROOST_ENGINE_URLS", "http://a:1, http://b:2"),
+                ("ROOST_HTTP_SERVE_TOKENS", "true"),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(config.engine.kind, EngineKind::Clickhouse);
+        assert_eq!(config.engine.urls, vec!["http://a:1", "http://b:2"]);
+        assert!(config.http.serve_tokens);
+        assert_eq!(config.engine.cluster_name(), None);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_that_name_them() {
+        let unknown = ConfigBuilder::default()
+            .toml("[http]\nprot = 1\n", "roost.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("roost.toml") && unknown.contains("http.prot"),
+            "{unknown}"
+        );
+        let typed = ConfigBuilder::default()
+            .toml("[http]\nport = \"x\"\n", "roost.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(typed.contains("http.port must be an integer"), "{typed}");
+        let env_error = ConfigBuilder::default()
+            .env(env(&[("ROOST_HTTP_PORT", "eighty")]))
+            .unwrap_err()
+            .to_string();
+        assert!(env_error.contains("ROOST_HTTP_PORT"), "{env_error}");
+        let kind = ConfigBuilder::default()
+            .set("engine.kind", "duckdb", "--set")
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(kind.contains("duckdb"), "{kind}");
+        let flag = ConfigBuilder::default()
+            .set("nope.key", "1", "--set")
+            .unwrap_err()
+            .to_string();
+        assert!(flag.contains("[nope]"), "{flag}");
     }
 }

@@ -103,3 +103,26 @@ pub fn on_cluster(cluster: Option<&str>) -> String {
         None => String::new(),
     }
 }
+
+/// On a cluster, a data source's rows live in a local table on every shard, named after the
+/// Distributed table that reads and writes them with this suffix.
+pub const LOCAL_TABLE_SUFFIX: &str = "_local";
+
+/// The local table behind the Distributed table `table` (a qualified, quoted name such as
+/// "`db`.`t`", or a plain one): "`db`.`t_local`". DDL that a Distributed table cannot run
+/// (ALTER ... DELETE, TRUNCATE) goes there, `ON CLUSTER`.
+pub fn local_table(table: &str) -> String {
+    match table.strip_suffix('`') {
+        Some(quoted) => format!("{quoted}{LOCAL_TABLE_SUFFIX}`"),
+        None => format!("{table}{LOCAL_TABLE_SUFFIX}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_tables_carry_the_suffix_inside_the_quotes() {
+        assert_eq!(super::local_table("`db`.`t_1`"), "`db`.`t_1_local`");
+        assert_eq!(super::local_table("db.t"), "db.t_local");
+    }
+}

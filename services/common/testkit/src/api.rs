@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, RequestBuilder};
 use serde_json::Value;
 
-use crate::RoostLocal;
 use crate::http::ok_json;
+use crate::{RoostLocal, Server};
 
-/// A running server, a client and the workspace admin token.
-pub struct Api {
-    pub roost: RoostLocal,
+/// A running server (`roost local` unless said otherwise), a client and the workspace admin token.
+pub struct Api<S: Server = RoostLocal> {
+    pub roost: S,
     pub http: Client,
     pub token: String,
 }
@@ -22,10 +22,12 @@ impl Api {
         let roost = RoostLocal::start(binary).await.expect("roost local starts");
         Api::over(roost)
     }
+}
 
+impl<S: Server> Api<S> {
     /// A client of an already running server.
-    pub fn over(roost: RoostLocal) -> Api {
-        let token = roost.tokens.workspace_admin.clone();
+    pub fn over(roost: S) -> Api<S> {
+        let token = roost.tokens().workspace_admin.clone();
         assert!(
             !token.is_empty(),
             "GET /tokens gave no workspace admin token"

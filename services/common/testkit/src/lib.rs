@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod clickhouse;
+pub mod cluster;
 pub mod http;
 pub mod tb;
 
@@ -23,6 +24,24 @@ pub struct Tokens {
     pub admin: String,
     /// The workspace's admin token.
     pub workspace_admin: String,
+}
+
+/// A running Roost that answers HTTP: a `roost local`, or a cluster's gateway.
+pub trait Server {
+    /// `base_url` + `path`.
+    fn url(&self, path: &str) -> String;
+    /// The tokens `GET /tokens` gave.
+    fn tokens(&self) -> &Tokens;
+}
+
+impl Server for RoostLocal {
+    fn url(&self, path: &str) -> String {
+        RoostLocal::url(self, path)
+    }
+
+    fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
 }
 
 /// A running `roost local`.
