@@ -137,8 +137,35 @@ fn non_empty(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
 
+/// Where a replicated table keeps its state in ZooKeeper and the name of this replica: the first
+/// two arguments of a `Replicated*MergeTree` engine. Both may hold the server's macros
+/// (`{shard}`, `{replica}`), which ClickHouse expands on each server.
+#[derive(Debug, Clone, Copy)]
+pub struct Replication<'a> {
+    /// The table's ZooKeeper path, e.g. `/clickhouse/tables/{shard}/db/events`.
+    pub zookeeper_path: &'a str,
+    /// The replica's name, e.g. `{replica}`.
+    pub replica: &'a str,
+}
+
 /// The engine clause: `ENGINE = X(args) PARTITION BY .. PRIMARY KEY .. ORDER BY .. TTL .. SETTINGS ..`.
 pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> {
+    engine_clause_with(settings, None)
+}
+
+/// The engine clause of the replicated variant of the engine (`ReplicatedMergeTree(path, replica,
+/// args)` ...), for a table on a cluster. `Null` stays `Null`: it holds nothing to replicate.
+pub fn replicated_engine_clause(
+    settings: &EngineSettings,
+    replication: Replication<'_>,
+) -> Result<String, CatalogError> {
+    engine_clause_with(settings, Some(replication))
+}
+
+fn engine_clause_with(
+    settings: &EngineSettings,
+    replication: Option<Replication<'_>>,
+) -> Result<String, CatalogError> {
     let requested = non_empty(&settings.engine).unwrap_or("MergeTree");
     let engine = ENGINES
         .iter()
@@ -190,7 +217,21 @@ pub fn engine_clause(settings: &EngineSettings) -> Result<String, CatalogError> 
     if *engine == "Null" {
         return Ok("ENGINE = Null".to_string());
     }
-    let mut clause = format!("ENGINE = {engine}({arguments})");
+    let mut clause = match replication {
+        Some(replication) => {
+            let mut replicated = format!(
+                "{}, {}",
+                roost_types::quote_string(replication.zookeeper_path),
+                roost_types::quote_string(replication.replica)
+            );
+            if !arguments.is_empty() {
+                replicated.push_str(", ");
+                replicated.push_str(&arguments);
+            }
+            format!("ENGINE = Replicated{engine}({replicated})")
+        }
+        None => format!("ENGINE = {engine}({arguments})"),
+    };
     if let Some(partition) = checked("partition_key", &settings.partition_key)? {
         clause.push_str(&format!(" PARTITION BY {partition}"));
     }
@@ -215,6 +256,16 @@ pub fn create_table(
     columns: &[Column],
     settings: &EngineSettings,
 ) -> Result<String, CatalogError> {
+    Ok(format!(
+        "CREATE TABLE {table} ({}) {}",
+        column_definitions(columns)?,
+        engine_clause(settings)?
+    ))
+}
+
+/// The column list of a `CREATE TABLE` (`a String DEFAULT 'x', b Int32`), after checking each
+/// DEFAULT and CODEC expression.
+pub fn column_definitions(columns: &[Column]) -> Result<String, CatalogError> {
     for column in columns {
         if let Some(default) = &column.default {
             check_expression("default", default)?;
@@ -224,11 +275,7 @@ pub fn create_table(
         }
     }
     let columns: Vec<String> = columns.iter().map(Column::ddl).collect();
-    Ok(format!(
-        "CREATE TABLE {table} ({}) {}",
-        columns.join(", "),
-        engine_clause(settings)?
-    ))
+    Ok(columns.join(", "))
 }
 
 /// `CREATE TABLE` for the quarantine of a data source.
@@ -300,6 +347,37 @@ mod tests {
         ];
         for (settings, expected) in cases {
             assert_eq!(engine_clause(&settings).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn replicated_engines_take_the_replication_arguments_first() {
+        let replication = Replication {
+            zookeeper_path: "/clickhouse/tables/{shard}/d/t",
+            replica: "{replica}",
+        };
+        let cases = [
+            (
+                EngineSettings {
+                    sorting_key: "a".into(),
+                    ..settings("MergeTree")
+                },
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}') ORDER BY (a)",
+            ),
+            (
+                EngineSettings {
+                    ver: "v".into(),
+                    ..settings("ReplacingMergeTree")
+                },
+                "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}', v) ORDER BY (tuple())",
+            ),
+            (settings("Null"), "ENGINE = Null"),
+        ];
+        for (settings, expected) in cases {
+            assert_eq!(
+                replicated_engine_clause(&settings, replication).unwrap(),
+                expected
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 //! by its id so a rename never touches the engine, plus `<table>_quarantine`.
 //! Depends on the store, the engine and the contracts; never on another service.
 
-mod ddl;
+pub mod ddl;
 mod error;
 mod materialized;
 mod pipes;
