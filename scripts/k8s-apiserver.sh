@@ -111,8 +111,10 @@ certificates() {
     # Group system:masters: the server's authorizer always allows it.
     openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=roost-test-admin" \
       -keyout admin.key -out admin.csr 2>/dev/null
+    # Extensions make the certificate X.509 v3, which rustls requires.
+    printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' >admin.ext
     openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-      -out admin.crt 2>/dev/null
+      -extfile admin.ext -out admin.crt 2>/dev/null
   )
 }
 

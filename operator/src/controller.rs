@@ -33,6 +33,9 @@ pub struct Context {
     pub client: Client,
     /// The ClickHouse cluster (its [`Engine::cluster`] is the one DDL names).
     pub engine: Arc<dyn Engine>,
+    /// Every server of the cluster on its own, for what `ON CLUSTER` cannot do (altering the
+    /// Distributed tables).
+    pub servers: Vec<Arc<dyn Engine>>,
     /// The catalog of workspaces (roost-auth's contract).
     pub auth: AuthClient,
     /// Where admin tokens are kept.
@@ -49,9 +52,11 @@ pub struct Context {
 
 impl Context {
     /// A context for `client`; events are reported as `reporter`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         engine: Arc<dyn Engine>,
+        servers: Vec<Arc<dyn Engine>>,
         auth: AuthClient,
         secrets: Arc<dyn SecretStore>,
         owner_user_id: String,
@@ -62,6 +67,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             engine,
+            servers,
             auth,
             secrets,
             owner_user_id,

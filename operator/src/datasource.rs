@@ -205,14 +205,8 @@ async fn apply(
     }
     let allow_drops = data_source.spec.allow_column_drops;
     let local_plan = ddl::plan_columns(&local_columns, &columns, allow_drops);
-    let distributed_plan = ddl::plan_columns(&distributed_columns, &columns, allow_drops);
-    let refusals: Vec<String> = if local_columns.is_empty() {
-        Vec::new()
-    } else {
-        local_plan.refused.clone()
-    };
-    if !refusals.is_empty() {
-        let message = refusals.join("; ");
+    if !local_columns.is_empty() && !local_plan.refused.is_empty() {
+        let message = local_plan.refused.join("; ");
         let status = refused(&previous, generation, "UnsafeSchemaChange", &message);
         apply_status(api, data_source, &status).await?;
         ctx.publish(
@@ -228,21 +222,25 @@ async fn apply(
         statements.extend(ddl::alter_statements(
             &database,
             &local,
-            &cluster,
+            Some(&cluster),
             &local_plan,
         ));
         describe_plan(&local_plan, &mut notes);
     }
-    if !distributed_columns.is_empty() && distributed_plan.refused.is_empty() {
-        statements.extend(ddl::alter_statements(
-            &database,
-            &table,
-            &cluster,
-            &distributed_plan,
-        ));
-    }
     for statement in &statements {
         ctx.engine.execute(statement).await?;
+    }
+    // Each server's Distributed table is brought to the schema on that server: a cluster with
+    // internal replication refuses ALTER ... ON CLUSTER for it, and a server where an earlier
+    // attempt stopped half-way needs only what it lacks.
+    if !distributed_columns.is_empty() {
+        for server in &ctx.servers {
+            let actual = columns_of(server.as_ref(), &database, &table).await?;
+            let plan = ddl::plan_columns(&actual, &columns, allow_drops);
+            for statement in ddl::alter_statements(&database, &table, None, &plan) {
+                server.execute(&statement).await?;
+            }
+        }
     }
 
     let status = DataSourceStatus {

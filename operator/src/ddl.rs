@@ -210,22 +210,21 @@ pub fn plan_columns(
     plan
 }
 
-/// The `ALTER TABLE` statements that carry out `plan` on one table, adds first.
+/// The `ALTER TABLE` statements that carry out `plan` on one table, adds first: `ON CLUSTER` for
+/// the replicated table, on one server (`cluster` None) for the Distributed one, since a cluster
+/// with `internal_replication` refuses distributed ALTERs of tables that are not replicated.
 pub fn alter_statements(
     database: &str,
     table: &str,
-    cluster: &str,
+    cluster: Option<&str>,
     plan: &ColumnPlan,
 ) -> Vec<String> {
-    let target = format!(
-        "{}{}",
-        qualified(database, table),
-        on_cluster(Some(cluster))
-    );
+    let target = format!("{}{}", qualified(database, table), on_cluster(cluster));
     let adds = plan.add.iter().map(|(column, after)| {
         let position = match after {
             Some(after) => format!(" AFTER {}", quote_ident(after)),
-            None => " FIRST".to_string(),
+            // 18.16 has no `FIRST`: a new first column goes last, which only the order shows.
+            None => String::new(),
         };
         format!("ALTER TABLE {target} ADD COLUMN {}{position}", column.ddl())
     });
@@ -321,7 +320,7 @@ mod tests {
         assert_eq!(plan.add[0].0.name, "b");
         assert_eq!(plan.add[0].1.as_deref(), Some("a"));
         assert_eq!(
-            alter_statements("d", "t", "roost", &plan),
+            alter_statements("d", "t", Some("roost"), &plan),
             ["ALTER TABLE `d`.`t` ON CLUSTER `roost` ADD COLUMN `b` Int32 AFTER `a`"]
         );
         let first = plan_columns(
@@ -330,8 +329,8 @@ mod tests {
             false,
         );
         assert_eq!(
-            alter_statements("d", "t", "roost", &first),
-            ["ALTER TABLE `d`.`t` ON CLUSTER `roost` ADD COLUMN `a` String FIRST"]
+            alter_statements("d", "t", None, &first),
+            ["ALTER TABLE `d`.`t` ADD COLUMN `a` String"]
         );
     }
 
@@ -358,7 +357,7 @@ mod tests {
         assert_eq!(plan.drop, ["b"]);
         assert!(plan.refused.is_empty());
         assert_eq!(
-            alter_statements("d", "t", "roost", &plan),
+            alter_statements("d", "t", Some("roost"), &plan),
             ["ALTER TABLE `d`.`t` ON CLUSTER `roost` DROP COLUMN `b`"]
         );
         assert!(plan_columns(&actual(&[("a", "String")]), &schema("`a` String"), true).is_empty());

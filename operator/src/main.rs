@@ -20,8 +20,8 @@ use roost_rpc::{ClientOptions, NatsAuthClient, RpcClient};
 #[derive(Debug, Parser)]
 #[command(name = "roost-operator", version)]
 struct Config {
-    /// ClickHouse HTTP URLs of the cluster's servers, comma separated; the first answers, the
-    /// others are fallbacks.
+    /// ClickHouse HTTP URLs of every server of the cluster, comma separated: DDL goes to the
+    /// first that answers; the Distributed tables are altered on each.
     #[arg(
         long,
         env = "ROOST_CLICKHOUSE_URLS",
@@ -84,6 +84,12 @@ async fn main() -> anyhow::Result<()> {
     clickhouse.password = config.clickhouse_password.clone();
     clickhouse.cluster = Some(config.clickhouse_cluster.clone());
     let engine = Arc::new(ClickHouse::new(&clickhouse)?);
+    let mut servers: Vec<Arc<dyn roost_engine::Engine>> = Vec::new();
+    for url in &config.clickhouse_urls {
+        let mut server = clickhouse.clone();
+        server.urls = vec![url.clone()];
+        servers.push(Arc::new(ClickHouse::new(&server)?));
+    }
     let nats = roost_rpc::async_nats::connect(&config.nats_url)
         .await
         .with_context(|| format!("cannot connect to NATS at {}", config.nats_url))?;
@@ -104,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         engine,
+        servers,
         Arc::new(NatsAuthClient::new(rpc)),
         Arc::new(KubeSecrets::new(client.clone())),
         config.owner_user_id.clone(),
