@@ -399,6 +399,151 @@ async fn a_workspace_is_not_deleted_while_data_sources_use_it() {
     );
 }
 
+#[tokio::test]
+async fn reconciling_a_ready_workspace_again_changes_nothing() {
+    let mut f = fixture().await;
+    // The first reconciliation registers the workspace and writes its status.
+    let first = tokio::spawn(workspace::reconcile(
+        Arc::new(workspace(true, None)),
+        f.ctx.clone(),
+    ));
+    expect(
+        &mut f.handle,
+        Method::PATCH,
+        &format!("/api/v1/namespaces/default/secrets/analytics-admin-token{APPLY}"),
+        200,
+        Value::clone,
+    )
+    .await;
+    expect(&mut f.handle, Method::POST, EVENTS, 201, Value::clone).await;
+    let status = expect(
+        &mut f.handle,
+        Method::PATCH,
+        &format!("{WORKSPACES}/analytics/status{APPLY}"),
+        200,
+        |_| serde_json::to_value(workspace(true, None)).unwrap(),
+    )
+    .await;
+    first.await.unwrap().expect("the first reconciliation");
+    let status: WorkspaceStatus = serde_json::from_value(status["status"].clone()).unwrap();
+
+    // The second, on the object as it now is, finds the same workspace: the Secret is applied
+    // again (server-side apply makes that a no-op), and there is no event and no status write.
+    let second = tokio::spawn(workspace::reconcile(
+        Arc::new(workspace(true, Some(status))),
+        f.ctx.clone(),
+    ));
+    expect(
+        &mut f.handle,
+        Method::PATCH,
+        &format!("/api/v1/namespaces/default/secrets/analytics-admin-token{APPLY}"),
+        200,
+        Value::clone,
+    )
+    .await;
+    second.await.unwrap().expect("the second reconciliation");
+    let statements = f.engine.statements();
+    assert_eq!(statements.len(), 2);
+    assert_eq!(
+        statements[0], statements[1],
+        "the same CREATE DATABASE IF NOT EXISTS"
+    );
+    let listed = f
+        .auth
+        .list_user_workspaces(roost_proto::auth::v1::ListUserWorkspacesRequest {
+            user_id: f.user_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let registered = listed
+        .workspaces
+        .iter()
+        .filter(|a| a.workspace.as_ref().unwrap().name == "analytics_ws")
+        .count();
+    assert_eq!(registered, 1, "registered once");
+}
+
+#[tokio::test]
+async fn deleting_a_workspace_drops_its_database_unregisters_it_and_removes_its_secret() {
+    let mut f = fixture().await;
+    let created = f
+        .auth
+        .create_workspace(roost_proto::auth::v1::CreateWorkspaceRequest {
+            user_id: f.user_id.clone(),
+            name: "analytics_ws".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .workspace
+        .unwrap()
+        .workspace
+        .unwrap();
+    let mut object = workspace(
+        true,
+        Some(WorkspaceStatus {
+            workspace_id: Some(created.id.clone()),
+            database: Some(created.database.clone()),
+            conditions: ready("Reconciled"),
+            ..Default::default()
+        }),
+    );
+    object.meta_mut().deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    let reconcile = tokio::spawn(workspace::reconcile(
+        Arc::new(object.clone()),
+        f.ctx.clone(),
+    ));
+    expect(&mut f.handle, Method::GET, &format!("{DATA_SOURCES}?"), 200, |_| {
+        json!({"apiVersion": "roost.dev/v1alpha1", "kind": "DataSourceList", "metadata": {}, "items": []})
+    })
+    .await;
+    expect(
+        &mut f.handle,
+        Method::DELETE,
+        "/api/v1/namespaces/default/secrets/analytics-admin-token?",
+        404,
+        |_| not_found(),
+    )
+    .await;
+    let event = expect(&mut f.handle, Method::POST, EVENTS, 201, Value::clone).await;
+    let patch = expect(
+        &mut f.handle,
+        Method::PATCH,
+        &format!("{WORKSPACES}/analytics?"),
+        200,
+        |_| serde_json::to_value(&object).unwrap(),
+    )
+    .await;
+    reconcile.await.unwrap().expect("the cleanup");
+    assert_eq!(
+        f.engine.statements(),
+        [format!(
+            "DROP DATABASE IF EXISTS `{}` ON CLUSTER `roost`",
+            created.database
+        )]
+    );
+    assert_eq!(event["reason"], "Deleted");
+    assert_eq!(patch[1]["op"], "remove");
+    let listed = f
+        .auth
+        .list_user_workspaces(roost_proto::auth::v1::ListUserWorkspacesRequest {
+            user_id: f.user_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !listed
+            .workspaces
+            .iter()
+            .any(|a| a.workspace.as_ref().unwrap().id == created.id),
+        "unregistered from the catalog"
+    );
+}
+
 fn ready_workspace() -> Value {
     serde_json::to_value(workspace(
         true,
