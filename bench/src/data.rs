@@ -2,8 +2,35 @@
 
 use bytes::Bytes;
 
+/// How the timestamp is stored: with milliseconds where the engine has `DateTime64` (ClickHouse
+/// 20.1 and later, chDB), else to the second (`DateTime`; ClickHouse 18.16 parses no fraction into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timestamps {
+    /// `DateTime64(3)`, written `2024-01-01 00:00:00.123`.
+    Millis,
+    /// `DateTime`, written `2024-01-01 00:00:00`.
+    Seconds,
+}
+
+impl Timestamps {
+    /// The ClickHouse type of `ts`.
+    pub fn column_type(self) -> &'static str {
+        match self {
+            Timestamps::Millis => "DateTime64(3)",
+            Timestamps::Seconds => "DateTime",
+        }
+    }
+}
+
 /// The Tinybird schema of the `bench` data source (jsonpaths included).
-pub const SCHEMA: &str = "`ts` DateTime64(3) `json:$.ts`, \
+pub fn schema(timestamps: Timestamps) -> String {
+    format!(
+        "`ts` {} `json:$.ts`, {SCHEMA_AFTER_TS}",
+        timestamps.column_type()
+    )
+}
+
+const SCHEMA_AFTER_TS: &str = "\
     `event_id` UInt64 `json:$.event_id`, \
     `user_id` UInt64 `json:$.user_id`, \
     `session_id` String `json:$.session_id`, \
@@ -18,7 +45,11 @@ pub const SCHEMA: &str = "`ts` DateTime64(3) `json:$.ts`, \
 /// The raw table with the same columns. ClickHouse's JSONEachRow reads the nested `device`
 /// object into `device.os` / `device.version` with `input_format_import_nested_json = 1`, so the
 /// stored columns match Roost's `device_os` / `device_version` one for one.
-pub const RAW_COLUMNS: &str = "`ts` DateTime64(3), `event_id` UInt64, `user_id` UInt64, \
+pub fn raw_columns(timestamps: Timestamps) -> String {
+    format!("`ts` {}, {RAW_COLUMNS_AFTER_TS}", timestamps.column_type())
+}
+
+const RAW_COLUMNS_AFTER_TS: &str = "`event_id` UInt64, `user_id` UInt64, \
     `session_id` String, `country` String, `event` String, `device.os` String, \
     `device.version` String, `amount` Float64, `quantity` Int32, `tags` Array(String)";
 
@@ -71,7 +102,7 @@ impl Rng {
 }
 
 /// Row `index` of the data set: the same bytes for the same index, always.
-pub fn row(index: u64, out: &mut String) {
+pub fn row(index: u64, timestamps: Timestamps, out: &mut String) {
     use std::fmt::Write;
     let mut rng = Rng::new(index.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xB0057);
     // 2024-01-01 00:00:00 UTC plus about one event every 30 ms.
@@ -89,9 +120,13 @@ pub fn row(index: u64, out: &mut String) {
     let minor = rng.below(10);
     let cents = rng.below(100_000);
     let quantity = rng.below(10) as i32;
+    let fraction = match timestamps {
+        Timestamps::Millis => format!(".{ms:03}"),
+        Timestamps::Seconds => String::new(),
+    };
     let _ = write!(
         out,
-        r#"{{"ts":"{ts}.{ms:03}","event_id":{index},"user_id":{user_id},"session_id":"{session:016x}","country":"{country}","event":"{event}","device":{{"os":"{os}","version":"{major}.{minor}"}},"amount":{}.{:02},"quantity":{quantity},"tags":["#,
+        r#"{{"ts":"{ts}{fraction}","event_id":{index},"user_id":{user_id},"session_id":"{session:016x}","country":"{country}","event":"{event}","device":{{"os":"{os}","version":"{major}.{minor}"}},"amount":{}.{:02},"quantity":{quantity},"tags":["#,
         cents / 100,
         cents % 100
     );
@@ -106,7 +141,7 @@ pub fn row(index: u64, out: &mut String) {
 }
 
 /// `rows` rows in NDJSON batches of `batch` rows each (the last may be shorter).
-pub fn batches(rows: u64, batch: u64) -> Vec<Bytes> {
+pub fn batches(rows: u64, batch: u64, timestamps: Timestamps) -> Vec<Bytes> {
     let batch = batch.max(1);
     let mut out = Vec::with_capacity(rows.div_ceil(batch) as usize);
     let mut start = 0;
@@ -114,7 +149,7 @@ pub fn batches(rows: u64, batch: u64) -> Vec<Bytes> {
         let end = (start + batch).min(rows);
         let mut text = String::with_capacity(((end - start) * 300) as usize);
         for index in start..end {
-            row(index, &mut text);
+            row(index, timestamps, &mut text);
         }
         out.push(Bytes::from(text));
         start = end;
@@ -129,25 +164,25 @@ mod tests {
     #[test]
     fn the_same_index_gives_the_same_row() {
         let (mut a, mut b) = (String::new(), String::new());
-        row(12_345, &mut a);
-        row(12_345, &mut b);
+        row(12_345, Timestamps::Millis, &mut a);
+        row(12_345, Timestamps::Millis, &mut b);
         assert_eq!(a, b);
         let mut c = String::new();
-        row(12_346, &mut c);
+        row(12_346, Timestamps::Millis, &mut c);
         assert_ne!(a, c);
     }
 
     #[test]
     fn batches_are_deterministic_and_cover_every_row() {
-        let first = batches(25_001, 10_000);
-        let second = batches(25_001, 10_000);
+        let first = batches(25_001, 10_000, Timestamps::Millis);
+        let second = batches(25_001, 10_000, Timestamps::Millis);
         assert_eq!(first, second);
         let lines: Vec<usize> = first
             .iter()
             .map(|b| b.iter().filter(|&&c| c == b'\n').count())
             .collect();
         assert_eq!(lines, [10_000, 10_000, 5_001]);
-        assert!(batches(0, 10).is_empty());
+        assert!(batches(0, 10, Timestamps::Millis).is_empty());
     }
 
     #[test]
@@ -155,7 +190,7 @@ mod tests {
         let mut text = String::new();
         for index in 0..200 {
             text.clear();
-            row(index, &mut text);
+            row(index, Timestamps::Millis, &mut text);
             let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
             assert_eq!(value["event_id"], index);
             for key in [
@@ -174,6 +209,19 @@ mod tests {
             assert!(value["tags"].is_array(), "{text}");
             assert_eq!(value["ts"].as_str().unwrap().len(), 23, "{text}");
         }
+    }
+
+    #[test]
+    fn second_timestamps_have_no_fraction() {
+        let (mut millis, mut seconds) = (String::new(), String::new());
+        row(7, Timestamps::Millis, &mut millis);
+        row(7, Timestamps::Seconds, &mut seconds);
+        let ts = |text: &str| {
+            let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+            value["ts"].as_str().unwrap().to_string()
+        };
+        assert_eq!(ts(&seconds).len(), 19);
+        assert_eq!(ts(&millis)[..19], ts(&seconds));
     }
 
     #[test]

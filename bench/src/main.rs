@@ -1,6 +1,8 @@
 //! `roost-bench`: Roost against its raw engine, side by side, in one run on the same data and the
-//! same machine (issue 8). The raw side is the embedded chDB opened in this process; Roost is a
-//! separate `roost local` process (one chDB data path per process).
+//! same machine (issue 8). By default the raw side is the embedded chDB opened in this process and
+//! Roost is a separate `roost local` process (one chDB data path per process). With
+//! `ROOST_BENCH_CLICKHOUSE_URL` both sides use that ClickHouse server: the raw side over its HTTP
+//! interface, Roost as `roost local` with `engine.kind = "clickhouse"`.
 
 mod data;
 mod report;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
 use clap::Parser;
-use roost_engine::{Chdb, ChdbConfig, Engine, InsertBlock};
+use roost_engine::{Chdb, ChdbConfig, ClickHouse, ClickHouseConfig, Engine, InsertBlock};
 use roost_testkit::RoostLocal;
 use serde_json::{Value, json};
 
@@ -63,15 +65,6 @@ fn workspace_root() -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(url) = std::env::var_os(CLICKHOUSE_URL_ENV) {
-        eprintln!(
-            "{CLICKHOUSE_URL_ENV}={} is set, but Roost has no ClickHouse-over-HTTP engine yet: this \
-             mode needs the ClickHouse engine of the distributed-mode issue. Unset it to benchmark \
-             the embedded engine.",
-            url.to_string_lossy()
-        );
-        std::process::exit(2);
-    }
     ensure!(args.rows > 0, "--rows must be positive");
     ensure!(args.clients > 0, "--clients must be positive");
     ensure!(args.requests > 0, "--requests must be positive");
@@ -81,13 +74,114 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(args))
 }
 
+/// The engine the raw side runs on, and the processes whose CPU time is the engine's.
+struct RawEngine {
+    engine: Arc<dyn Engine>,
+    /// What it is, for the report.
+    description: String,
+    /// The ClickHouse server's URL, which Roost is pointed at too; `None` for embedded chDB.
+    server_url: Option<String>,
+    /// The processes doing the engine's work: this one for chDB, the server's for ClickHouse.
+    engine_pids: Vec<u32>,
+    timestamps: data::Timestamps,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl RawEngine {
+    async fn open() -> anyhow::Result<RawEngine> {
+        let (engine, description, server_url, engine_pids, data_dir) = match std::env::var(
+            CLICKHOUSE_URL_ENV,
+        ) {
+            Ok(url) if !url.trim().is_empty() => {
+                let engine: Arc<dyn Engine> =
+                    Arc::new(ClickHouse::new(&ClickHouseConfig::new(url.clone()))?);
+                let version = engine
+                    .server_version()
+                    .await
+                    .with_context(|| format!("cannot reach ClickHouse at {url}"))?;
+                let pids = clickhouse_server_pids();
+                ensure!(
+                    !pids.is_empty(),
+                    "no clickhouse-server process runs on this machine: the bench measures \
+                         the server's CPU time, so it must run here"
+                );
+                (
+                    engine,
+                    format!(
+                        "ClickHouse {version} at {url} over HTTP (inserts parsed by ClickHouse's \
+                             own JSONEachRow parser); roost local uses the same server"
+                    ),
+                    Some(url),
+                    pids,
+                    None,
+                )
+            }
+            _ => {
+                let dir = tempfile::tempdir()?;
+                let chdb = Chdb::open(&ChdbConfig::new(dir.path().join("chdb")))?;
+                let description = format!(
+                    "chDB {} embedded in the bench process (inserts parsed by chDB's own \
+                         JSONEachRow parser)",
+                    chdb.version()
+                );
+                let engine: Arc<dyn Engine> = Arc::new(chdb);
+                (
+                    engine,
+                    description,
+                    None,
+                    vec![std::process::id()],
+                    Some(dir),
+                )
+            }
+        };
+        let timestamps = match engine
+            .query("SELECT toDateTime64('2024-01-01 00:00:00.123', 3)", "TSV")
+            .await
+        {
+            Ok(_) => data::Timestamps::Millis,
+            Err(_) => data::Timestamps::Seconds,
+        };
+        Ok(RawEngine {
+            engine,
+            description,
+            server_url,
+            engine_pids,
+            timestamps,
+            _data_dir: data_dir,
+        })
+    }
+
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        self.engine_pids.iter().map(|&pid| cpu_seconds(pid)).sum()
+    }
+}
+
+/// The pids of the ClickHouse servers running here.
+fn clickhouse_server_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|&byte| byte == 0)
+                    .next()
+                    .is_some_and(|program| String::from_utf8_lossy(program).contains("clickhouse"))
+            })
+        })
+        .collect()
+}
+
 /// One side's ingest.
 struct Ingest {
     seconds: f64,
     rows: u64,
     bytes: u64,
-    /// CPU seconds of the process doing the work (the engine's, or Roost's), all threads. On a
-    /// shared machine wall time swings with other load; this swings much less.
+    /// CPU seconds of the processes doing the work (the engine's; Roost's and, with a ClickHouse
+    /// server, the server's), all threads. On a shared machine wall time swings with other load;
+    /// this swings much less.
     cpu_seconds: f64,
     /// CPU seconds the bench itself spent sending Roost's requests (zero for the raw side).
     client_cpu_seconds: f64,
@@ -130,17 +224,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.rows, args.clients, args.requests
     );
 
+    // The raw engine: chDB in this process, or the ClickHouse server.
+    let raw = RawEngine::open().await?;
+    println!("raw engine: {}", raw.description);
+    if raw.timestamps == data::Timestamps::Seconds {
+        println!(
+            "note: the engine has no DateTime64; both sides store ts as DateTime, to the second"
+        );
+    }
+
     // Footprint: spawn to first answer, idle RSS.
-    let events_rps = "1000000";
-    let events_bytes = "100000000000";
-    let roost = RoostLocal::start_with_env(
-        &roost_bin,
-        &[
-            ("ROOST_EVENTS_RPS", events_rps),
-            ("ROOST_EVENTS_BYTES_PER_SECOND", events_bytes),
-        ],
-    )
-    .await?;
+    let mut env = vec![
+        ("ROOST_EVENTS_RPS", "1000000"),
+        ("ROOST_EVENTS_BYTES_PER_SECOND", "100000000000"),
+    ];
+    if let Some(url) = &raw.server_url {
+        env.extend([
+            ("ROOST_ENGINE_KIND", "clickhouse"),
+            ("ROOST_ENGINE_URLS", url.as_str()),
+        ]);
+    }
+    let roost = RoostLocal::start_with_env(&roost_bin, &env).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_kib(roost.pid())?;
     println!(
@@ -149,20 +253,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rss_idle / 1024
     );
 
-    // The raw engine in this process.
-    let raw_dir = tempfile::tempdir()?;
-    let engine = Arc::new(Chdb::open(&ChdbConfig::new(raw_dir.path().join("chdb")))?);
-    println!(
-        "raw engine: chDB {} embedded in the bench process (inserts parsed by chDB's own JSONEachRow parser)",
-        engine.version()
-    );
+    let engine = raw.engine.clone();
     engine
         .execute("CREATE DATABASE IF NOT EXISTS `bench`")
+        .await?;
+    // A server keeps the table of an earlier run.
+    engine
+        .execute(&format!("DROP TABLE IF EXISTS {RAW_TABLE}"))
         .await?;
     engine
         .execute(&format!(
             "CREATE TABLE {RAW_TABLE} ({}) ENGINE = MergeTree ORDER BY {}",
-            data::RAW_COLUMNS,
+            data::raw_columns(raw.timestamps),
             data::SORTING_KEY
         ))
         .await?;
@@ -181,7 +283,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .bearer_auth(&token)
         .form(&[
             ("name", DATA_SOURCE),
-            ("schema", data::SCHEMA),
+            ("schema", data::schema(raw.timestamps).as_str()),
             ("engine_sorting_key", data::SORTING_KEY),
         ])
         .send()
@@ -190,7 +292,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // 1. Ingest.
     let generated = Instant::now();
-    let batches = Arc::new(data::batches(args.rows, BATCH_ROWS));
+    let batches = Arc::new(data::batches(args.rows, BATCH_ROWS, raw.timestamps));
     let total_bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
     println!(
         "data: {} rows, {:.1} MB of NDJSON, generated in {:.2} s",
@@ -198,8 +300,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         total_bytes as f64 / 1e6,
         generated.elapsed().as_secs_f64()
     );
-    let raw_ingest = ingest_raw(&engine, &batches, args.clients, total_bytes).await?;
-    let raw_count = count_raw(&engine).await?;
+    let raw_ingest = ingest_raw(&raw, &batches, args.clients, total_bytes).await?;
+    let raw_count = count_raw(engine.as_ref()).await?;
     ensure!(
         raw_count == args.rows,
         "the raw table holds {raw_count} rows, not {}",
@@ -211,10 +313,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     engine
         .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
         .await?;
-    settle_merges(&engine).await?;
-    let roost_ingest = ingest_roost(&http, &roost, &token, &batches, args.clients, total_bytes)
-        .await
-        .with_context(|| format!("roost local log:\n{}", tail(&roost.log(), 40)))?;
+    settle_merges(engine.as_ref()).await?;
+    let roost_ingest = ingest_roost(
+        &http,
+        &roost,
+        &raw,
+        &token,
+        &batches,
+        args.clients,
+        total_bytes,
+    )
+    .await
+    .with_context(|| format!("roost local log:\n{}", tail(&roost.log(), 40)))?;
     engine
         .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
         .await?;
@@ -265,12 +375,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    check_same_answer(&engine, &http, &roost, &token).await?;
+    check_same_answer(engine.as_ref(), &http, &roost, &token).await?;
     let mut levels = Vec::new();
     for clients in LEVELS {
         let raw = load(clients, args.requests, raw_call.clone()).await?;
         let via_roost = load(clients, args.requests, roost_call.clone()).await?;
         levels.push((clients, raw, via_roost));
+    }
+    if raw.server_url.is_some() {
+        // A server outlives the run: leave it as it was.
+        remove_bench_tables(&http, &roost, &token, engine.as_ref()).await?;
     }
 
     // 3. Report.
@@ -365,8 +479,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "raw ingest = Engine::insert FORMAT JSONEachRow (chDB's own JSON parser) in this process; \
          roost ingest = POST /v0/events?wait=true over HTTP; latencies are client-side; \
-         ingest CPU = CPU time of the engine's process (this one) or of roost local during its \
-         ingest, client CPU = this process sending Roost's requests."
+         ingest CPU = CPU time of the engine's processes (this one for chDB, else the server's) \
+         during the raw ingest, and of roost local plus any server during Roost's; client CPU = \
+         this process sending Roost's requests."
     );
 
     let ingest_ratio = roost_ingest.rows_per_second() / raw_ingest.rows_per_second();
@@ -389,7 +504,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let results = json!({
         "timestamp": chrono::Utc::now().to_rfc3339(),
         "cores": cores,
-        "engine": format!("chdb {}", engine.version()),
+        "engine": raw.description,
         "rows": args.rows,
         "batch_rows": BATCH_ROWS,
         "ingest_clients": args.clients,
@@ -432,13 +547,14 @@ fn endpoint_sql(country: &str, min_qty: &str, table: &str) -> String {
 }
 
 async fn ingest_raw(
-    engine: &Arc<Chdb>,
+    raw: &RawEngine,
     batches: &Arc<Vec<Bytes>>,
     clients: usize,
     bytes: u64,
 ) -> anyhow::Result<Ingest> {
+    let engine = &raw.engine;
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu = cpu_seconds(std::process::id())?;
+    let cpu = raw.cpu_seconds()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -473,7 +589,7 @@ async fn ingest_raw(
             .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
             .sum(),
         bytes,
-        cpu_seconds: cpu_seconds(std::process::id())? - cpu,
+        cpu_seconds: raw.cpu_seconds()? - cpu,
         client_cpu_seconds: 0.0,
     })
 }
@@ -481,6 +597,7 @@ async fn ingest_raw(
 async fn ingest_roost(
     http: &reqwest::Client,
     roost: &RoostLocal,
+    raw: &RawEngine,
     token: &str,
     batches: &Arc<Vec<Bytes>>,
     clients: usize,
@@ -488,7 +605,15 @@ async fn ingest_roost(
 ) -> anyhow::Result<Ingest> {
     let next = Arc::new(AtomicUsize::new(0));
     let url = roost.url("/v0/events");
-    let (server_cpu, client_cpu) = (cpu_seconds(roost.pid())?, cpu_seconds(std::process::id())?);
+    // With embedded chDB the engine's pid is this process, whose time is the client's here.
+    let server_cpu = || -> anyhow::Result<f64> {
+        let engine = match raw.server_url {
+            Some(_) => raw.cpu_seconds()?,
+            None => 0.0,
+        };
+        Ok(cpu_seconds(roost.pid())? + engine)
+    };
+    let (server_before, client_before) = (server_cpu()?, cpu_seconds(std::process::id())?);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -526,12 +651,12 @@ async fn ingest_roost(
         seconds,
         rows,
         bytes,
-        cpu_seconds: cpu_seconds(roost.pid())? - server_cpu,
-        client_cpu_seconds: cpu_seconds(std::process::id())? - client_cpu,
+        cpu_seconds: server_cpu()? - server_before,
+        client_cpu_seconds: cpu_seconds(std::process::id())? - client_before,
     })
 }
 
-async fn count_raw(engine: &Chdb) -> anyhow::Result<u64> {
+async fn count_raw(engine: &dyn Engine) -> anyhow::Result<u64> {
     let answer = engine
         .query(&format!("SELECT count() FROM {RAW_TABLE}"), "TSV")
         .await?;
@@ -585,9 +710,37 @@ async fn create_pipe(
     Ok(())
 }
 
+/// Drops the raw table and Roost's pipe and data source (with their tables on the server).
+async fn remove_bench_tables(
+    http: &reqwest::Client,
+    roost: &RoostLocal,
+    token: &str,
+    engine: &dyn Engine,
+) -> anyhow::Result<()> {
+    for path in [
+        format!("/v0/pipes/{PIPE}"),
+        format!("/v0/datasources/{DATA_SOURCE}"),
+    ] {
+        let response = http
+            .delete(roost.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "DELETE {path}: {}",
+            response.status()
+        );
+    }
+    engine
+        .execute(&format!("DROP TABLE IF EXISTS {RAW_TABLE}"))
+        .await?;
+    Ok(())
+}
+
 /// Both sides must compute the same thing, or the comparison means nothing.
 async fn check_same_answer(
-    engine: &Chdb,
+    engine: &dyn Engine,
     http: &reqwest::Client,
     roost: &RoostLocal,
     token: &str,
@@ -673,7 +826,7 @@ async fn expect_ok(response: reqwest::Response, what: &str) -> anyhow::Result<Va
 
 /// Waits, untimed and for at most a minute, until the raw engine runs no merge (three quiet
 /// looks in a row).
-async fn settle_merges(engine: &Chdb) -> anyhow::Result<()> {
+async fn settle_merges(engine: &dyn Engine) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut quiet = 0;
     while quiet < 3 && Instant::now() < deadline {

@@ -341,15 +341,13 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         |rpc| Arc::new(NatsEndpointClient::new(rpc)),
     )?;
     let query: QueryClient = client(
-        query_engine()
-            .filter(|_| here(Role::Query))
-            .map(|engine| {
-                let query = Query::new(engine, catalog.clone());
-                Arc::new(match &changes {
-                    Some(changes) => query.with_changes(changes.clone()),
-                    None => query,
-                }) as QueryClient
-            }),
+        query_engine().filter(|_| here(Role::Query)).map(|engine| {
+            let query = Query::new(engine, catalog.clone());
+            Arc::new(match &changes {
+                Some(changes) => query.with_changes(changes.clone()),
+                None => query,
+            }) as QueryClient
+        }),
         &mode,
         |rpc| Arc::new(NatsQueryClient::new(rpc)),
     )?;
