@@ -4,6 +4,8 @@ CARGO ?= cargo
 PORT ?= 7181
 DATA_DIR ?= ./roost-data
 CLIENTS_DIR ?= $(HOME)/.cache/roost/clients
+# Where cargo puts binaries: CARGO_TARGET_DIR when set (CI's is outside the clone), else ./target.
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: help setup build run test test-unit test-clients clients gen gen-check lint fmt clean bench deps-up deps-down run-cluster stop-cluster test-it crds crds-check helm-check k8s-apiserver test-operator
 
@@ -18,7 +20,7 @@ build: ## Build everything (debug)
 	$(CARGO) build --workspace --all-targets
 
 run: setup ## Set up, then run `roost local` on 127.0.0.1:$(PORT) with data in $(DATA_DIR)
-	ROOST_PORT=$(PORT) ROOST_DATA_DIR=$(DATA_DIR) ./target/release/roost local
+	ROOST_PORT=$(PORT) ROOST_DATA_DIR=$(DATA_DIR) $(TARGET_DIR)/release/roost local
 
 deps-up: ## Distributed mode's dependencies on loopback: NATS (JetStream) and PostgreSQL (checked; started or installed only when missing), the ClickHouse test cluster
 	@scripts/cluster.sh deps-up
@@ -47,10 +49,10 @@ test-clients: clients ## Only the real-client suites (tb_*, sdk_*, mockingbird);
 	@scripts/fetch-libchdb.sh
 	ROOST_TB_BIN="$(CLIENTS_DIR)/tb/bin/tb" ROOST_TB_FORWARD_BIN="$(CLIENTS_DIR)/forward/bin/tb" ROOST_CLIENTS_DIR="$(CLIENTS_DIR)" scripts/test-clients.sh
 
-bench: ## Build release and run roost-bench: Roost against its raw engine (BENCH_ARGS="--rows 200000 --requests 300")
+bench: ## Build release and run roost-bench: Roost against its raw engine (BENCH_ARGS="--rows 200000 --requests 300"; ROOST_BENCH_CLICKHOUSE_URL=http://... for a ClickHouse server)
 	@scripts/fetch-libchdb.sh
 	$(CARGO) build --release -p roost-server -p roost-bench
-	./target/release/roost-bench $(BENCH_ARGS)
+	$(TARGET_DIR)/release/roost-bench --roost-bin $(TARGET_DIR)/release/roost $(BENCH_ARGS)
 
 gen: ## Regenerate the prost code of proto/*.proto (committed; no protoc needed)
 	$(CARGO) run -q -p roost-proto-gen

@@ -9,6 +9,7 @@
 //! whose admin token's value is the HS256 key, as in Tinybird.
 
 pub mod jwt;
+mod principals;
 mod seed;
 mod token;
 mod tokens;
@@ -16,7 +17,10 @@ mod workspaces;
 
 pub use seed::{SeedOptions, Seeded, database_for};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use principals::{ChangeGuard, PrincipalCache};
 use roost_proto::auth::v1 as proto;
 use roost_proto::{AuthService, ServiceError};
 use roost_store::{Store, StoreError, TokenRecord, WorkspaceRecord};
@@ -75,12 +79,48 @@ pub struct Auth {
     store: Store,
     /// The seed's tokens when running locally: `GET /tokens` shows them.
     local: Option<Seeded>,
+    /// Principals of static tokens, when this service is its store's only writer.
+    principals: Option<Arc<PrincipalCache>>,
 }
 
 impl Auth {
     /// An auth service; `local` is the seed of `roost local`, whose tokens `/tokens` reveals.
     pub fn new(store: Store, local: Option<Seeded>) -> Self {
-        Auth { store, local }
+        Auth {
+            store,
+            local,
+            principals: None,
+        }
+    }
+
+    /// Remembers who each static token is until tokens or workspaces change. Only for a service
+    /// that is the sole writer of its store (`roost local`): a change made elsewhere would go
+    /// unnoticed.
+    pub fn with_principal_cache(mut self) -> Self {
+        self.principals = Some(Arc::default());
+        self
+    }
+
+    /// Held while a method changes tokens or workspaces.
+    fn changing(&self) -> Option<ChangeGuard> {
+        self.principals.as_ref().map(PrincipalCache::changing)
+    }
+
+    async fn remembered_principal(&self, token: &str) -> Result<proto::Principal, AuthError> {
+        let Some(cache) = self
+            .principals
+            .as_ref()
+            .filter(|_| !jwt::looks_like_jwt(token))
+        else {
+            return self.principal(token).await;
+        };
+        if let Some(principal) = cache.get(token) {
+            return Ok(principal);
+        }
+        let generation = cache.generation();
+        let principal = self.principal(token).await?;
+        cache.put(token, generation, principal.clone());
+        Ok(principal)
     }
 
     async fn principal(&self, token: &str) -> Result<proto::Principal, AuthError> {
@@ -248,7 +288,7 @@ impl AuthService for Auth {
         &self,
         request: proto::AuthenticateRequest,
     ) -> Result<proto::AuthenticateResponse, ServiceError> {
-        let principal = self.principal(&request.token).await?;
+        let principal = self.remembered_principal(&request.token).await?;
         Ok(proto::AuthenticateResponse {
             principal: Some(principal),
         })
@@ -359,6 +399,7 @@ impl AuthService for Auth {
         &self,
         request: proto::UpdateTokenRequest,
     ) -> Result<proto::UpdateTokenResponse, ServiceError> {
+        let _change = self.changing();
         let mut record = self
             .find_token(&request.header, &request.name_or_id)
             .await?;
@@ -406,6 +447,7 @@ impl AuthService for Auth {
         &self,
         request: proto::DeleteTokenRequest,
     ) -> Result<proto::DeleteTokenResponse, ServiceError> {
+        let _change = self.changing();
         let record = self
             .find_token(&request.header, &request.name_or_id)
             .await?;
@@ -428,6 +470,7 @@ impl AuthService for Auth {
         &self,
         request: proto::RefreshTokenRequest,
     ) -> Result<proto::RefreshTokenResponse, ServiceError> {
+        let _change = self.changing();
         let mut record = self
             .find_token(&request.header, &request.name_or_id)
             .await?;
@@ -526,6 +569,7 @@ impl AuthService for Auth {
         &self,
         request: proto::CreateWorkspaceRequest,
     ) -> Result<proto::CreateWorkspaceResponse, ServiceError> {
+        let _change = self.changing();
         Ok(proto::CreateWorkspaceResponse {
             workspace: Some(self.new_workspace(&request).await?),
         })
@@ -535,6 +579,7 @@ impl AuthService for Auth {
         &self,
         request: proto::DeleteWorkspaceRequest,
     ) -> Result<proto::DeleteWorkspaceResponse, ServiceError> {
+        let _change = self.changing();
         Ok(proto::DeleteWorkspaceResponse {
             workspace: Some(self.remove_workspace(&request).await?),
         })

@@ -362,7 +362,14 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
     let auth: AuthClient = client(
         match &store {
             Some(store) if here(Role::Auth) => {
-                Some(Arc::new(Auth::new(store.clone(), seeded.clone())) as AuthClient)
+                let auth = Auth::new(store.clone(), seeded.clone());
+                // One process is the store's only writer: it may remember who a token is.
+                let auth = if local {
+                    auth.with_principal_cache()
+                } else {
+                    auth
+                };
+                Some(Arc::new(auth) as AuthClient)
             }
             _ => None,
         },
