@@ -46,33 +46,36 @@ fn ndjson(ids: std::ops::Range<u64>, client: u64) -> String {
         .collect()
 }
 
-/// The ClickHouse database of the cluster's (only) workspace.
-fn workspace_database(roost: &RoostCluster) -> String {
+/// One value psql reads from the cluster's catalog database.
+fn catalog_value(roost: &RoostCluster, sql: &str) -> String {
     let output = Command::new("psql")
         .arg(roost.database_url())
-        .args(["-qAtc", "SELECT database_name FROM workspaces LIMIT 1"])
+        .args(["-qAtc", sql])
         .output()
         .expect("psql runs");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    let value = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(!value.is_empty(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+    value
 }
 
-/// The id of the cluster's (only) workspace.
-fn workspace_id(roost: &RoostCluster) -> String {
-    let output = Command::new("psql")
-        .arg(roost.database_url())
-        .args(["-qAtc", "SELECT id FROM workspaces LIMIT 1"])
-        .output()
-        .expect("psql runs");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+/// The ClickHouse table of data source `name` as `database`.`table` (the Distributed table, so
+/// every shard counts).
+fn table_of(roost: &RoostCluster, name: &str) -> String {
+    let database = catalog_value(roost, "SELECT database_name FROM workspaces LIMIT 1");
+    let table = catalog_value(
+        roost,
+        &format!("SELECT table_name FROM data_sources WHERE name = '{name}'"),
+    );
+    format!("`{database}`.`{table}`")
 }
 
-/// `(rows, distinct ids)` of `database.table`, asked of ClickHouse directly (the Distributed
-/// table, so every shard counts); `None` while ClickHouse cannot answer.
-async fn stored(clickhouse: &ClickHouseCluster, database: &str, table: &str) -> Option<(u64, u64)> {
+/// `(rows, distinct ids)` of `table`, asked of ClickHouse directly; `None` while ClickHouse
+/// cannot answer.
+async fn stored(clickhouse: &ClickHouseCluster, table: &str) -> Option<(u64, u64)> {
     let answer = reqwest::Client::new()
         .post(clickhouse.url())
         .body(format!(
-            "SELECT count(), uniqExact(id) FROM `{database}`.`{table}`"
+            "SELECT count(), uniqExact(id) FROM {table}"
         ))
         .send()
         .await
@@ -85,11 +88,10 @@ async fn stored(clickhouse: &ClickHouseCluster, database: &str, table: &str) -> 
     Some((numbers.next()??, numbers.next()??))
 }
 
-/// Waits until `database.table` holds `expected` rows (or `timeout` passes) and returns what it
-/// holds then.
+/// Waits until `table` holds `expected` rows (or `timeout` passes) and returns what it holds
+/// then.
 async fn wait_for_rows(
     clickhouse: &ClickHouseCluster,
-    database: &str,
     table: &str,
     expected: u64,
     timeout: Duration,
@@ -97,12 +99,12 @@ async fn wait_for_rows(
     let deadline = Instant::now() + timeout;
     let mut last = (0, 0);
     loop {
-        if let Some(counts) = stored(clickhouse, database, table).await {
+        if let Some(counts) = stored(clickhouse, table).await {
             last = counts;
             if counts.0 >= expected {
                 // A late duplicate would show up within a moment: look once more.
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                return stored(clickhouse, database, table).await.unwrap_or(counts);
+                return stored(clickhouse, table).await.unwrap_or(counts);
             }
         }
         if Instant::now() > deadline {
@@ -266,7 +268,7 @@ async fn kill_9_of_ingest_while_events_stream_in_loses_and_duplicates_nothing() 
         .expect("the cluster starts");
     let mut api = Api::over(roost);
     api.data_source("stream_kill", SCHEMA, &[]).await;
-    let database = workspace_database(&api.roost);
+    let table = table_of(&api.roost, "stream_kill");
 
     let progress = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -295,8 +297,7 @@ async fn kill_9_of_ingest_while_events_stream_in_loses_and_duplicates_nothing() 
     let accept_time = started.elapsed();
     let counts = wait_for_rows(
         clickhouse,
-        &database,
-        "stream_kill",
+        &table,
         streamed.accepted,
         Duration::from_secs(180),
     )
@@ -332,7 +333,7 @@ async fn clickhouse_stopped_for_10_s_during_a_stream_loses_and_duplicates_nothin
         .expect("the cluster starts");
     let api = Api::over(roost);
     api.data_source("stream_stop", SCHEMA, &[]).await;
-    let database = workspace_database(&api.roost);
+    let table = table_of(&api.roost, "stream_stop");
 
     let progress = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -364,8 +365,7 @@ async fn clickhouse_stopped_for_10_s_during_a_stream_loses_and_duplicates_nothin
     outage.await.expect("the outage ends");
     let counts = wait_for_rows(
         clickhouse,
-        &database,
-        "stream_stop",
+        &table,
         streamed.accepted,
         Duration::from_secs(180),
     )
@@ -403,8 +403,7 @@ async fn a_batch_delivered_twice_stores_its_rows_once() {
         .expect("the cluster starts");
     let mut api = Api::over(roost);
     api.data_source("redelivered", SCHEMA, &[]).await;
-    let database = workspace_database(&api.roost);
-    assert!(!workspace_id(&api.roost).is_empty());
+    let table = table_of(&api.roost, "redelivered");
 
     let rows = 1_000;
     let accepted = api
@@ -442,7 +441,7 @@ async fn a_batch_delivered_twice_stores_its_rows_once() {
             ("insert_distributed_sync", "1"),
             (
                 "query",
-                &format!("INSERT INTO `{database}`.`redelivered` (id, client, payload) FORMAT JSONEachRow"),
+                &format!("INSERT INTO {table} (id, client, payload) FORMAT JSONEachRow"),
             ),
         ])
         .body(ndjson(0..rows, 7))
@@ -477,7 +476,7 @@ async fn a_batch_delivered_twice_stores_its_rows_once() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let counts = stored(clickhouse, &database, "redelivered")
+    let counts = stored(clickhouse, &table)
         .await
         .expect("ClickHouse answers");
     report(test, rows, counts, 0);
