@@ -123,13 +123,16 @@ struct Streamed {
     refused: u64,
 }
 
-/// Sends [`TOTAL_ROWS`] rows to `name` from [`CLIENTS`] clients in batches of [`BATCH_ROWS`];
-/// a batch refused (503 while the queue cannot store, a dropped connection) is sent again, so
-/// each row is accepted once. `progress` counts accepted rows as they go.
+/// Sends [`TOTAL_ROWS`] rows to `name` from [`CLIENTS`] clients in batches of [`BATCH_ROWS`],
+/// each client pausing `pause` between its requests (the gateway only stores batches, so an
+/// unpaced stream is over long before ingest is done); a batch refused (503 while the queue
+/// cannot store, a dropped connection) is sent again, so each row is accepted once. `progress`
+/// counts accepted rows as they go.
 async fn stream(
     base_url: String,
     token: String,
     name: &str,
+    pause: Duration,
     progress: Arc<AtomicU64>,
 ) -> Streamed {
     let http = reqwest::Client::builder()
@@ -167,6 +170,7 @@ async fn stream(
                         streamed.accepted += end - start;
                         progress.fetch_add(end - start, Ordering::Relaxed);
                         start = end;
+                        tokio::time::sleep(pause).await;
                     }
                     Ok(answer) => {
                         let status = answer.status();
@@ -248,6 +252,15 @@ async fn delete_events_stream(roost: &RoostCluster) {
     }
 }
 
+/// How often ingest retried a batch and skipped a part a redelivery found stored.
+fn report_settlements(test: &str, logs: &str) {
+    eprintln!(
+        "{test}: inserts tried again: {}, parts found already stored on redelivery: {}",
+        logs.matches("queued batch not stored; trying again").count(),
+        logs.matches("part of a redelivered batch already stored").count()
+    );
+}
+
 fn report(test: &str, accepted: u64, (rows, distinct): (u64, u64), refused: u64) {
     let lost = accepted.saturating_sub(distinct);
     let duplicated = rows - distinct;
@@ -276,16 +289,21 @@ async fn kill_9_of_ingest_while_events_stream_in_loses_and_duplicates_nothing() 
         api.roost.base_url.clone(),
         api.token.clone(),
         "stream_kill",
+        Duration::from_millis(50),
         progress.clone(),
     ));
-    // kill -9 once a quarter is accepted: some batches are inserted, some mid-insert, the rest
-    // wait in the queue; the gateway keeps accepting meanwhile.
+    // kill -9 once a quarter is accepted and ingest is storing: some batches are inserted, some
+    // mid-insert, the rest wait in the queue; the gateway keeps accepting meanwhile.
     until_accepted(&progress, TOTAL_ROWS / 4).await;
+    while stored(clickhouse, &table).await.unwrap_or_default().0 == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let ingest = api.roost.index_of("ingest").expect("an ingest process");
     api.roost.processes[ingest].kill();
     eprintln!(
-        "{test}: ingest killed with {} rows accepted",
-        progress.load(Ordering::Relaxed)
+        "{test}: ingest killed with {} rows accepted, {:?} stored",
+        progress.load(Ordering::Relaxed),
+        stored(clickhouse, &table).await
     );
     until_accepted(&progress, TOTAL_ROWS * 3 / 4).await;
     let restarted = api.roost.add("ingest").await.expect("ingest starts again");
@@ -308,6 +326,7 @@ async fn kill_9_of_ingest_while_events_stream_in_loses_and_duplicates_nothing() 
         started.elapsed()
     );
     report(test, streamed.accepted, counts, streamed.refused);
+    report_settlements(test, &api.roost.logs());
     delete_events_stream(&api.roost).await;
     assert_eq!(streamed.accepted, TOTAL_ROWS);
     assert_eq!(
@@ -341,6 +360,7 @@ async fn clickhouse_stopped_for_10_s_during_a_stream_loses_and_duplicates_nothin
         api.roost.base_url.clone(),
         api.token.clone(),
         "stream_stop",
+        Duration::from_secs(2),
         progress.clone(),
     ));
     until_accepted(&progress, TOTAL_ROWS / 4).await;
@@ -372,6 +392,7 @@ async fn clickhouse_stopped_for_10_s_during_a_stream_loses_and_duplicates_nothin
     .await;
     eprintln!("{test}: all stored after {:?}", started.elapsed());
     report(test, streamed.accepted, counts, streamed.refused);
+    report_settlements(test, &api.roost.logs());
     delete_events_stream(&api.roost).await;
     assert_eq!(streamed.accepted, TOTAL_ROWS);
     assert_eq!(
