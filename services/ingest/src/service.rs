@@ -257,8 +257,12 @@ impl Ingest {
                         data: Bytes::from(batch.data),
                         settings: "",
                     };
-                    self.insert_once(block, &part_statement_id(batch_id, part, false), redelivered)
-                        .await?;
+                    self.insert_once(
+                        block,
+                        &part_statement_id(batch_id, part, false),
+                        redelivered,
+                    )
+                    .await?;
                 }
                 None => {
                     let incoming =

@@ -23,7 +23,8 @@ use roost_testkit::cluster::{ROLES, RoostCluster};
 
 const ROOST: &str = env!("CARGO_BIN_EXE_roost");
 
-const SCHEMA: &str = "`id` Int64 `json:$.id`, `client` Int32 `json:$.client`, `payload` String `json:$.payload`";
+const SCHEMA: &str =
+    "`id` Int64 `json:$.id`, `client` Int32 `json:$.client`, `payload` String `json:$.payload`";
 
 /// Rows the fault tests send.
 const TOTAL_ROWS: u64 = 200_000;
@@ -54,7 +55,11 @@ fn catalog_value(roost: &RoostCluster, sql: &str) -> String {
         .output()
         .expect("psql runs");
     let value = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    assert!(!value.is_empty(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !value.is_empty(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     value
 }
 
@@ -74,9 +79,7 @@ fn table_of(roost: &RoostCluster, name: &str) -> String {
 async fn stored(clickhouse: &ClickHouseCluster, table: &str) -> Option<(u64, u64)> {
     let answer = reqwest::Client::new()
         .post(clickhouse.url())
-        .body(format!(
-            "SELECT count(), uniqExact(id) FROM {table}"
-        ))
+        .body(format!("SELECT count(), uniqExact(id) FROM {table}"))
         .send()
         .await
         .ok()?;
@@ -236,8 +239,8 @@ mod async_nats_client {
     pub use roost_rpc::async_nats::Client;
 
     pub async fn connect() -> Client {
-        let url = std::env::var("ROOST_TEST_NATS_URL")
-            .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let url =
+            std::env::var("ROOST_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
         roost_rpc::async_nats::connect(url)
             .await
             .expect("NATS answers")
@@ -256,8 +259,10 @@ async fn delete_events_stream(roost: &RoostCluster) {
 fn report_settlements(test: &str, logs: &str) {
     eprintln!(
         "{test}: inserts tried again: {}, parts found already stored on redelivery: {}",
-        logs.matches("queued batch not stored; trying again").count(),
-        logs.matches("part of a redelivered batch already stored").count()
+        logs.matches("queued batch not stored; trying again")
+            .count(),
+        logs.matches("part of a redelivered batch already stored")
+            .count()
     );
 }
 
@@ -522,7 +527,9 @@ async fn wait_true_answers_once_the_rows_are_queryable() {
     let api = Api::over(roost);
     api.data_source("waited", SCHEMA, &[]).await;
     for round in 0..5u64 {
-        let body = api.events("waited", &ndjson(round * 1000..(round + 1) * 1000, 1)).await;
+        let body = api
+            .events("waited", &ndjson(round * 1000..(round + 1) * 1000, 1))
+            .await;
         assert_eq!(body["successful_rows"], 1000, "{body}");
         assert_eq!(body["quarantined_rows"], 0, "{body}");
         // Read at once, through the API: the rows are there when the answer comes.
@@ -531,7 +538,10 @@ async fn wait_true_answers_once_the_rows_are_queryable() {
     }
     // A row that does not fit: the waited answer counts it as quarantined, as the direct path.
     let bad = api
-        .events("waited", "{\"id\":\"not a number\",\"client\":1,\"payload\":\"x\"}\n")
+        .events(
+            "waited",
+            "{\"id\":\"not a number\",\"client\":1,\"payload\":\"x\"}\n",
+        )
         .await;
     assert_eq!(bad["quarantined_rows"], 1, "{bad}");
     assert_eq!(

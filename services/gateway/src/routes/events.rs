@@ -235,7 +235,10 @@ async fn enqueue(queue: &EventsQueue, request: IngestDataRequest) -> Result<Resp
         match tokio::time::timeout(queue.wait_timeout, done.next()).await {
             Ok(Some(fact)) => return settled(&batch_id, &fact.subject, &fact.payload),
             Ok(None) | Err(_) => {
-                tracing::warn!(batch_id, "events batch stored but not inserted within the wait");
+                tracing::warn!(
+                    batch_id,
+                    "events batch stored but not inserted within the wait"
+                );
             }
         }
     }
