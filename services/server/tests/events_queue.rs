@@ -138,6 +138,18 @@ async fn stream(
     pause: Duration,
     progress: Arc<AtomicU64>,
 ) -> Streamed {
+    stream_with(base_url, token, name, pause, false, progress).await
+}
+
+/// [`stream`], each request with `wait=true` when `wait`.
+async fn stream_with(
+    base_url: String,
+    token: String,
+    name: &str,
+    pause: Duration,
+    wait: bool,
+    progress: Arc<AtomicU64>,
+) -> Streamed {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -162,7 +174,7 @@ async fn stream(
                 let answer = http
                     .post(format!("{base_url}/v0/events"))
                     .bearer_auth(&token)
-                    .query(&[("name", name.as_str())])
+                    .query(&[("name", name.as_str()), ("wait", &wait.to_string())])
                     .body(body)
                     .send()
                     .await;
@@ -561,4 +573,82 @@ async fn wait_true_answers_once_the_rows_are_queryable() {
     );
     delete_events_stream(&api.roost).await;
     let _ = api.roost.url("/");
+}
+
+/// How fast the Events API takes [`TOTAL_ROWS`] rows (4 clients, batches of [`BATCH_ROWS`]):
+/// `roost local` beside the distributed mode with the queue (answered when stored in JetStream,
+/// and with `wait=true`) and without it. Not a test: run it with `--run-ignored only` and read
+/// the `throughput:` lines.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: run with --run-ignored only"]
+async fn throughput_of_the_events_api_local_and_distributed() {
+    let test = "throughput_of_the_events_api_local_and_distributed";
+    let Some(clickhouse) = cluster_or_skip(test) else {
+        return;
+    };
+    let local = roost_testkit::RoostLocal::start_with_env(ROOST, ENV)
+        .await
+        .expect("roost local starts");
+    let api = Api::over(local);
+    for wait in [false, true] {
+        let name = format!("local_wait_{wait}");
+        api.data_source(&name, SCHEMA, &[]).await;
+        measure(&api, &name, "roost local", wait).await;
+    }
+    drop(api);
+
+    let roost = RoostCluster::start_with(ROOST, clickhouse, ROLES, ENV)
+        .await
+        .expect("the cluster starts");
+    let api = Api::over(roost);
+    for wait in [false, true] {
+        let name = format!("queued_wait_{wait}");
+        api.data_source(&name, SCHEMA, &[]).await;
+        measure(&api, &name, "distributed, queue", wait).await;
+    }
+    delete_events_stream(&api.roost).await;
+    drop(api);
+
+    let mut direct_env = ENV.to_vec();
+    direct_env.push(("ROOST_EVENTS_QUEUE", "false"));
+    let roost = RoostCluster::start_with(ROOST, clickhouse, ROLES, &direct_env)
+        .await
+        .expect("the cluster starts");
+    let api = Api::over(roost);
+    for wait in [false, true] {
+        let name = format!("direct_wait_{wait}");
+        api.data_source(&name, SCHEMA, &[]).await;
+        measure(&api, &name, "distributed, no queue", wait).await;
+    }
+}
+
+/// Streams [`TOTAL_ROWS`] rows into `name` and prints how long until all were answered and until
+/// all were readable.
+async fn measure<S: Server>(api: &Api<S>, name: &str, mode: &str, wait: bool) {
+    let started = Instant::now();
+    let streamed = stream_with(
+        api.roost.url(""),
+        api.token.clone(),
+        name,
+        Duration::ZERO,
+        wait,
+        Arc::new(AtomicU64::new(0)),
+    )
+    .await;
+    let answered = started.elapsed();
+    let sql = format!("SELECT count() AS n FROM {name}");
+    while (api.number(&sql).await as u64) < streamed.accepted {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let readable = started.elapsed();
+    let rate = |time: Duration| (streamed.accepted as f64 / time.as_secs_f64()).round();
+    eprintln!(
+        "throughput: {mode}, wait={wait}: {} rows answered in {:.2} s ({} rows/s), readable after \
+         {:.2} s ({} rows/s)",
+        streamed.accepted,
+        answered.as_secs_f64(),
+        rate(answered),
+        readable.as_secs_f64(),
+        rate(readable)
+    );
 }
