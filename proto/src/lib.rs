@@ -8,6 +8,7 @@
 
 mod convert;
 mod error;
+pub mod events_queue;
 mod services;
 
 pub use convert::{columns_from_proto, columns_to_proto, parse_schema_to_proto, schema_string};

@@ -10,6 +10,7 @@ mod rate_limit;
 mod routes;
 
 pub use error::ApiError;
+pub use routes::events::EventsQueue;
 
 use std::sync::Arc;
 
@@ -59,6 +60,9 @@ pub struct GatewayConfig {
     /// The directory local sink connections write under: a connection's root is taken
     /// relative to it, and an absolute root must lie inside it.
     pub sink_local_root: std::path::PathBuf,
+    /// Distributed mode: where accepted events batches are stored for ingest; `None`: the
+    /// Events API calls ingest and answers after the insert.
+    pub events_queue: Option<EventsQueue>,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +75,7 @@ impl Default for GatewayConfig {
             events_bytes_per_second: 20 * 1024 * 1024,
             imports: roost_fetch::FetchConfig::default(),
             sink_local_root: std::path::PathBuf::from("./roost-data/exports"),
+            events_queue: None,
         }
     }
 }
@@ -83,6 +88,8 @@ pub(crate) struct AppState {
     pub limiters: Arc<rate_limit::Limiters>,
     /// Checks import URLs and reads samples of remote files.
     pub fetcher: roost_fetch::Fetcher,
+    /// Data sources the Events API saw exist lately, so queued events need no catalog call.
+    pub known_data_sources: Arc<routes::events::KnownDataSources>,
 }
 
 /// The request span: method and path only, since query strings may carry tokens, never logged.
@@ -100,6 +107,7 @@ pub fn router(services: Services, config: GatewayConfig) -> Router {
         config: Arc::new(config),
         limiters: Arc::new(rate_limit::Limiters::default()),
         fetcher,
+        known_data_sources: Arc::default(),
     };
     routes::routes()
         .layer(DefaultBodyLimit::max(upload_limit))

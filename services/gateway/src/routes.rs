@@ -3,7 +3,7 @@
 mod build;
 mod connectors;
 mod datasources;
-mod events;
+pub(crate) mod events;
 mod imports;
 mod internal;
 mod jobs;

@@ -8,6 +8,7 @@
 mod analyze;
 pub mod coalesce;
 pub mod decode;
+pub mod events_queue;
 mod replace;
 mod service;
 

@@ -41,6 +41,35 @@ const NDJSON_PARALLEL_SLICE_BYTES: usize = 1 << 20;
 const INSERTS_PER_TABLE: usize = 1;
 /// Distinct quarantine reasons reported back.
 const REPORTED_ERRORS: usize = 5;
+/// A queued batch is decoded in as many slices whatever process takes it, so its inserts (and
+/// their statement ids) come out the same on every delivery.
+const QUEUED_DECODE_SLICES: usize = 4;
+
+/// The inserts of one queued batch: each runs as the statement `<batch>-<part>` (good rows) or
+/// `<batch>-<part>q` (its quarantined rows), and on a redelivery a part that already landed in
+/// the engine is not inserted again.
+pub(crate) struct QueuedInserts<'a> {
+    batch_id: &'a str,
+    /// An earlier delivery may have inserted some parts.
+    redelivered: bool,
+    next_part: u32,
+}
+
+impl<'a> QueuedInserts<'a> {
+    pub(crate) fn new(batch_id: &'a str, redelivered: bool) -> Self {
+        QueuedInserts {
+            batch_id,
+            redelivered,
+            next_part: 0,
+        }
+    }
+}
+
+/// The statement id of part `part` of batch `batch_id` (`quarantine`: its quarantined rows).
+pub(crate) fn part_statement_id(batch_id: &str, part: u32, quarantine: bool) -> String {
+    let suffix = if quarantine { "q" } else { "" };
+    format!("{batch_id}-{part}{suffix}")
+}
 
 /// The ingest service.
 pub struct Ingest {
@@ -133,11 +162,20 @@ impl Ingest {
         data_source: &catalog::DataSource,
         columns: &Arc<Vec<Column>>,
         tally: &mut Tally,
+        queued: &mut Option<QueuedInserts<'_>>,
     ) -> Result<(), ServiceError> {
-        // Turns inserting into this table meanwhile wait a little for these rows.
-        let mut incoming = Some(self.inserts.announce(&data_source.table));
+        // Turns inserting into this table meanwhile wait a little for these rows (a queued
+        // batch inserts on its own, under its statement ids).
+        let mut incoming = queued
+            .is_none()
+            .then(|| self.inserts.announce(&data_source.table));
+        let slices_of = if queued.is_some() {
+            QUEUED_DECODE_SLICES
+        } else {
+            self.cores
+        };
         let slice_bytes =
-            (data.len() / self.cores).clamp(NDJSON_PARALLEL_SLICE_BYTES, NDJSON_SLICE_BYTES);
+            (data.len() / slices_of).clamp(NDJSON_PARALLEL_SLICE_BYTES, NDJSON_SLICE_BYTES);
         let mut slices = ndjson_slices(data, slice_bytes).into_iter();
         let mut decoding = VecDeque::new();
         let mut pending: Option<DecodedBatch> = None;
@@ -165,8 +203,15 @@ impl Ingest {
                     Some(joined)
                 }
                 Some(earlier) => {
-                    self.insert_batch(data_source, columns, earlier, tally, incoming.take())
-                        .await?;
+                    self.insert_batch(
+                        data_source,
+                        columns,
+                        earlier,
+                        tally,
+                        incoming.take(),
+                        queued,
+                    )
+                    .await?;
                     Some(batch)
                 }
                 None => Some(batch),
@@ -176,12 +221,12 @@ impl Ingest {
                 .is_some_and(|p| p.data.len() >= NDJSON_SLICE_BYTES)
                 && let Some(full) = pending.take()
             {
-                self.insert_batch(data_source, columns, full, tally, incoming.take())
+                self.insert_batch(data_source, columns, full, tally, incoming.take(), queued)
                     .await?;
             }
         }
         if let Some(last) = pending {
-            self.insert_batch(data_source, columns, last, tally, incoming.take())
+            self.insert_batch(data_source, columns, last, tally, incoming.take(), queued)
                 .await?;
         }
         Ok(())
@@ -194,14 +239,40 @@ impl Ingest {
         batch: DecodedBatch,
         tally: &mut Tally,
         incoming: Option<Incoming<'_>>,
+        queued: &mut Option<QueuedInserts<'_>>,
     ) -> Result<(), ServiceError> {
+        let part = queued.as_mut().map(|queued| {
+            let part = queued.next_part;
+            queued.next_part += 1;
+            (queued.batch_id, queued.redelivered, part)
+        });
         if batch.rows > 0 {
             let column_list = insert_column_list(columns);
-            let incoming = incoming.unwrap_or_else(|| self.inserts.announce(&data_source.table));
-            incoming
-                .insert(&column_list, batch.format.name(), Bytes::from(batch.data))
-                .await
-                .map_err(engine_error)?;
+            match part {
+                Some((batch_id, redelivered, part)) => {
+                    let block = InsertBlock {
+                        table: &data_source.table,
+                        columns: &column_list,
+                        format: batch.format.name(),
+                        data: Bytes::from(batch.data),
+                        settings: "",
+                    };
+                    self.insert_once(
+                        block,
+                        &part_statement_id(batch_id, part, false),
+                        redelivered,
+                    )
+                    .await?;
+                }
+                None => {
+                    let incoming =
+                        incoming.unwrap_or_else(|| self.inserts.announce(&data_source.table));
+                    incoming
+                        .insert(&column_list, batch.format.name(), Bytes::from(batch.data))
+                        .await
+                        .map_err(engine_error)?;
+                }
+            }
             tally.successful += batch.rows;
         }
         if !batch.quarantined.is_empty() {
@@ -223,19 +294,134 @@ impl Ingest {
             .into_native(&quarantine)
             .map_err(decode_error)?;
             let quarantine_list = insert_column_list(&quarantine);
-            self.engine
-                .insert(InsertBlock {
-                    table: &data_source.quarantine_table,
-                    columns: &quarantine_list,
-                    format: encoded.format.name(),
-                    data: Bytes::from(encoded.data),
-                    settings: "",
-                })
-                .await
-                .map_err(engine_error)?;
+            let block = InsertBlock {
+                table: &data_source.quarantine_table,
+                columns: &quarantine_list,
+                format: encoded.format.name(),
+                data: Bytes::from(encoded.data),
+                settings: "",
+            };
+            match part {
+                Some((batch_id, redelivered, part)) => {
+                    self.insert_once(block, &part_statement_id(batch_id, part, true), redelivered)
+                        .await?;
+                }
+                None => {
+                    self.engine.insert(block).await.map_err(engine_error)?;
+                }
+            }
             tally.quarantined += batch.quarantined.len() as u64;
         }
         Ok(())
+    }
+}
+
+impl Ingest {
+    /// Inserts one part of a queued batch as the statement `statement_id`, unless an earlier
+    /// delivery's insert of it already landed. A redelivery asks the engine first; when the
+    /// engine cannot tell (a server down, the earlier insert still running) the error is
+    /// transient, and the batch is tried again later.
+    async fn insert_once(
+        &self,
+        block: InsertBlock<'_>,
+        statement_id: &str,
+        redelivered: bool,
+    ) -> Result<(), ServiceError> {
+        if redelivered
+            && self
+                .engine
+                .statement_landed(statement_id)
+                .await
+                .map_err(engine_error)?
+        {
+            tracing::info!(statement_id, "part of a redelivered batch already stored");
+            return Ok(());
+        }
+        self.engine
+            .insert_identified(block, statement_id)
+            .await
+            .map_err(engine_error)?;
+        Ok(())
+    }
+
+    /// Ingests one batch of the events queue (see `crate::events_queue`): as
+    /// [`IngestService::ingest_data`], with every insert under a statement id derived from
+    /// `batch_id`, so a `redelivered` batch stores no row twice.
+    pub async fn ingest_queued(
+        &self,
+        request: proto::IngestDataRequest,
+        batch_id: &str,
+        redelivered: bool,
+    ) -> Result<proto::IngestDataResponse, ServiceError> {
+        self.ingest(request, Some(QueuedInserts::new(batch_id, redelivered)))
+            .await
+    }
+
+    async fn ingest(
+        &self,
+        request: proto::IngestDataRequest,
+        mut queued: Option<QueuedInserts<'_>>,
+    ) -> Result<proto::IngestDataResponse, ServiceError> {
+        let (data_source, created) = self.data_source(&request).await?;
+        let columns = Arc::new(columns_from_proto(&data_source.columns)?);
+        let mut tally = Tally::default();
+        // A replace's rows go aside; quarantined rows still go to the data source's quarantine.
+        let written = if request.staging_id.is_empty() {
+            data_source.clone()
+        } else {
+            let staging = replace::staging_table(&data_source.table, &request.staging_id)?;
+            replace::ensure_staging(self.engine.as_ref(), &data_source.table, &staging)
+                .await
+                .map_err(engine_error)?;
+            catalog::DataSource {
+                table: staging,
+                ..data_source.clone()
+            }
+        };
+        match request.format() {
+            DataFormat::Parquet => {
+                let column_list = insert_column_list(&columns);
+                let summary = self
+                    .engine
+                    .insert(InsertBlock {
+                        table: &written.table,
+                        columns: &column_list,
+                        format: "Parquet",
+                        data: request.data.clone(),
+                        settings: "input_format_parquet_allow_missing_columns = 1",
+                    })
+                    .await
+                    .map_err(engine_error)?;
+                tally.successful = summary.rows_written;
+            }
+            DataFormat::Csv => {
+                let (delimiter, header) = csv_options(&request.csv_delimiter, &request.csv_header)
+                    .map_err(analyze_error)?;
+                let (data, decode_columns) = (request.data.clone(), columns.clone());
+                let batch = tokio::task::spawn_blocking(move || {
+                    let dialect: CsvDialect =
+                        sniff_csv(&data, Some(&decode_columns), delimiter, header);
+                    decode::decode_csv(&decode_columns, &data, &dialect)?
+                        .into_native(&decode_columns)
+                })
+                .await
+                .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
+                .map_err(decode_error)?;
+                self.insert_batch(&written, &columns, batch, &mut tally, None, &mut queued)
+                    .await?;
+            }
+            DataFormat::Ndjson | DataFormat::Unspecified => {
+                self.ingest_ndjson(&request.data, &written, &columns, &mut tally, &mut queued)
+                    .await?;
+            }
+        }
+        Ok(proto::IngestDataResponse {
+            successful_rows: tally.successful,
+            quarantined_rows: tally.quarantined,
+            data_source: Some(data_source),
+            created,
+            errors: tally.errors,
+        })
     }
 }
 
@@ -314,66 +500,7 @@ impl IngestService for Ingest {
         &self,
         request: proto::IngestDataRequest,
     ) -> Result<proto::IngestDataResponse, ServiceError> {
-        let (data_source, created) = self.data_source(&request).await?;
-        let columns = Arc::new(columns_from_proto(&data_source.columns)?);
-        let mut tally = Tally::default();
-        // A replace's rows go aside; quarantined rows still go to the data source's quarantine.
-        let written = if request.staging_id.is_empty() {
-            data_source.clone()
-        } else {
-            let staging = replace::staging_table(&data_source.table, &request.staging_id)?;
-            replace::ensure_staging(self.engine.as_ref(), &data_source.table, &staging)
-                .await
-                .map_err(engine_error)?;
-            catalog::DataSource {
-                table: staging,
-                ..data_source.clone()
-            }
-        };
-        match request.format() {
-            DataFormat::Parquet => {
-                let column_list = insert_column_list(&columns);
-                let summary = self
-                    .engine
-                    .insert(InsertBlock {
-                        table: &written.table,
-                        columns: &column_list,
-                        format: "Parquet",
-                        data: request.data.clone(),
-                        settings: "input_format_parquet_allow_missing_columns = 1",
-                    })
-                    .await
-                    .map_err(engine_error)?;
-                tally.successful = summary.rows_written;
-            }
-            DataFormat::Csv => {
-                let (delimiter, header) = csv_options(&request.csv_delimiter, &request.csv_header)
-                    .map_err(analyze_error)?;
-                let (data, decode_columns) = (request.data.clone(), columns.clone());
-                let batch = tokio::task::spawn_blocking(move || {
-                    let dialect: CsvDialect =
-                        sniff_csv(&data, Some(&decode_columns), delimiter, header);
-                    decode::decode_csv(&decode_columns, &data, &dialect)?
-                        .into_native(&decode_columns)
-                })
-                .await
-                .map_err(|e| ServiceError::internal(format!("decoder failed: {e}")))?
-                .map_err(decode_error)?;
-                self.insert_batch(&written, &columns, batch, &mut tally, None)
-                    .await?;
-            }
-            DataFormat::Ndjson | DataFormat::Unspecified => {
-                self.ingest_ndjson(&request.data, &written, &columns, &mut tally)
-                    .await?;
-            }
-        }
-        Ok(proto::IngestDataResponse {
-            successful_rows: tally.successful,
-            quarantined_rows: tally.quarantined,
-            data_source: Some(data_source),
-            created,
-            errors: tally.errors,
-        })
+        self.ingest(request, None).await
     }
 
     async fn analyze_data(
@@ -454,6 +581,18 @@ mod tests {
             ]
         );
         assert_eq!(ndjson_slices(&data, 1 << 20).len(), 1);
+    }
+
+    #[test]
+    fn every_part_of_a_batch_has_its_own_statement_id() {
+        let batch = "6f1c0f7e-9a8b-4c3d-8e2f-1a2b3c4d5e6f";
+        assert_eq!(part_statement_id(batch, 0, false), format!("{batch}-0"));
+        assert_eq!(part_statement_id(batch, 0, true), format!("{batch}-0q"));
+        assert_eq!(part_statement_id(batch, 12, false), format!("{batch}-12"));
+        let mut queued = QueuedInserts::new(batch, true);
+        queued.next_part += 1;
+        assert_eq!(queued.next_part, 1);
+        assert!(queued.redelivered);
     }
 
     #[test]

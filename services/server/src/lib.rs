@@ -19,6 +19,7 @@ use roost_config::{Config, EngineKind};
 use roost_engine::{Chdb, ChdbConfig, ClickHouse, ClickHouseConfig, Engine};
 use roost_gateway::{GatewayConfig, Services};
 use roost_ingest::Ingest;
+use roost_ingest::events_queue::{EventsQueueOptions, EventsQueueWorkers};
 use roost_jobs::{JobDependencies, Jobs, JobsConfig, WorkerHandle};
 use roost_proto::{
     AuthClient, CatalogClient, EndpointClient, IngestClient, JobsClient, PipeCatalogClient,
@@ -145,6 +146,9 @@ pub struct Node {
     pub worker: Option<WorkerHandle>,
     /// The scheduler loop, when this process runs the scheduler.
     pub scheduler_loop: Option<SchedulerHandle>,
+    /// The workers inserting queued events batches, when this process runs ingest in
+    /// distributed mode with the queue on.
+    pub events_workers: Option<EventsQueueWorkers>,
     /// The NATS servers of this process's services.
     pub servers: Vec<RpcServer>,
 }
@@ -351,14 +355,33 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         &mode,
         |rpc| Arc::new(NatsQueryClient::new(rpc)),
     )?;
+    let ingest_here = engine().filter(|_| here(Role::Ingest)).map(|engine| {
+        Arc::new(Ingest::new(engine, catalog.clone()).with_conditions(endpoints.clone()))
+    });
     let ingest: IngestClient = client(
-        engine().filter(|_| here(Role::Ingest)).map(|engine| {
-            Arc::new(Ingest::new(engine, catalog.clone()).with_conditions(endpoints.clone()))
-                as IngestClient
-        }),
+        ingest_here.clone().map(|ingest| ingest as IngestClient),
         &mode,
         |rpc| Arc::new(NatsIngestClient::new(rpc)),
     )?;
+    // Distributed mode: accepted events wait in JetStream until an ingest process stored them.
+    let events_bus = match &mode {
+        Mode::Distributed { nats, .. } if config.events.queue => Some(events_bus(config, nats)),
+        _ => None,
+    };
+    let events_workers = match (&events_bus, ingest_here) {
+        (Some(bus), Some(ingest)) => Some(roost_ingest::events_queue::start_workers(
+            ingest,
+            Arc::new(bus.clone()),
+            Arc::new(bus.clone()),
+            EventsQueueOptions {
+                consumers: config.events.consumers.max(1),
+                ack_wait: millis(config.events.ack_wait_ms.max(1000)),
+                retry_backoff_max: millis(config.events.retry_backoff_max_ms.max(100)),
+                done_prefix: events_done_prefix(config),
+            },
+        )),
+        _ => None,
+    };
     let auth: AuthClient = client(
         match &store {
             Some(store) if here(Role::Auth) => {
@@ -485,6 +508,12 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
                 events_bytes_per_second: config.events.bytes_per_second.max(1),
                 imports: fetch,
                 sink_local_root: config.sink_local_root(),
+                events_queue: events_bus.map(|bus| roost_gateway::EventsQueue {
+                    queue: Arc::new(bus.clone()),
+                    facts: Arc::new(bus),
+                    done_prefix: events_done_prefix(config),
+                    wait_timeout: millis(config.events.wait_timeout_ms),
+                }),
                 ..GatewayConfig::default()
             },
         )
@@ -495,8 +524,43 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         engine: engine(),
         worker,
         scheduler_loop,
+        events_workers,
         servers,
     })
+}
+
+/// The bus of the events queue. Its stream and subjects are named after the deployment's subject
+/// prefix, so deployments (and test clusters) sharing a NATS server never share batches.
+fn events_bus(config: &Config, nats: &roost_rpc::async_nats::Client) -> roost_bus::NatsBus {
+    roost_bus::NatsBus::new(
+        nats.clone(),
+        roost_bus::NatsBusOptions {
+            work_subject_prefix: format!("{}.queue", config.nats.subject_prefix),
+            stream_prefix: events_stream_prefix(&config.nats.subject_prefix),
+            ..roost_bus::NatsBusOptions::default()
+        },
+    )
+}
+
+/// `roost.rpc` → `ROOST_RPC_`: a stream name may hold no `.`, `*`, `>` or spaces.
+fn events_stream_prefix(subject_prefix: &str) -> String {
+    let mut prefix: String = subject_prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    prefix.push('_');
+    prefix
+}
+
+/// Where ingest announces settled events batches.
+fn events_done_prefix(config: &Config) -> String {
+    format!("{}.events.done", config.nats.subject_prefix)
 }
 
 fn millis(value: u64) -> std::time::Duration {
@@ -572,6 +636,19 @@ mod tests {
             "{unknown}"
         );
         assert!(Role::parse_list(" , ").is_err());
+    }
+
+    #[test]
+    fn each_deployment_has_its_own_events_stream() {
+        assert_eq!(events_stream_prefix("roost.rpc"), "ROOST_RPC_");
+        assert_eq!(
+            events_stream_prefix("roost.it0a1b2c.rpc"),
+            "ROOST_IT0A1B2C_RPC_"
+        );
+        assert_ne!(
+            events_stream_prefix("roost.a.rpc"),
+            events_stream_prefix("roost.b.rpc")
+        );
     }
 
     #[test]

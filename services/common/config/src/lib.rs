@@ -221,6 +221,16 @@ pub struct EventsLimits {
     pub requests_per_second: u64,
     /// Bytes per second, after decompression (Tinybird: 20 MB).
     pub bytes_per_second: u64,
+    /// Distributed mode: accepted batches go through a JetStream queue to ingest.
+    pub queue: bool,
+    /// Batches one ingest process inserts at once.
+    pub consumers: usize,
+    /// How long a `wait=true` request waits for its batch to be inserted.
+    pub wait_timeout_ms: u64,
+    /// Longest wait between two tries of a failed insert.
+    pub retry_backoff_max_ms: u64,
+    /// How long a taken batch may go without news before another process gets it.
+    pub ack_wait_ms: u64,
 }
 
 impl Default for EventsLimits {

@@ -437,39 +437,55 @@ impl Engine for ClickHouse {
     }
 
     async fn insert(&self, block: InsertBlock<'_>) -> Result<InsertSummary, EngineError> {
-        if !is_identifier(block.format) {
-            return Err(EngineError::Invalid(format!(
-                "{:?} is not a ClickHouse format name",
-                block.format
-            )));
-        }
-        let mut statement = format!("INSERT INTO {}", block.table);
-        if !block.columns.is_empty() {
-            statement.push_str(&format!(" ({})", block.columns));
-        }
-        statement.push_str(&format!(" FORMAT {}", block.format));
-        let settings = parse_settings_clause(block.settings)?;
-        let deduplicated = self.insert_retry == InsertRetry::Deduplicated
-            || settings
-                .iter()
-                .any(|(name, _)| name == "insert_deduplication_token");
-        let mut parameters = settings;
-        parameters.push(("wait_end_of_query".into(), "1".into()));
-        parameters.push(("query".into(), statement));
-        let answer = self
-            .send(Request {
-                body: block.data,
-                parameters,
-                idempotent: deduplicated,
-                label: format!("INSERT INTO {}", block.table),
-            })
+        self.insert_as(block, None).await
+    }
+
+    async fn insert_identified(
+        &self,
+        block: InsertBlock<'_>,
+        statement_id: &str,
+    ) -> Result<InsertSummary, EngineError> {
+        self.insert_as(block, Some(statement_id)).await
+    }
+
+    /// Asks every server, since the insert may have gone to any of them (the first URL, or a
+    /// fallback when it was down). A server's query log lives in memory for a few seconds
+    /// before it is written, hence the flush first; 18.16 logs a statement only when it asks
+    /// (`log_queries`, which identified inserts set).
+    async fn statement_landed(&self, statement_id: &str) -> Result<bool, EngineError> {
+        check_statement_id(statement_id)?;
+        for endpoint in 0..self.endpoints.len() {
+            let ask = |sql: String| async move {
+                let request = ClickHouse::select(&sql, "TabSeparated")?;
+                self.attempt(endpoint, &request).await
+            };
+            let running = ask(format!(
+                "SELECT count() FROM system.processes WHERE query_id = '{statement_id}'"
+            ))
             .await?;
-        Ok(Summary::from_headers(&answer.headers)
-            .map(|summary| InsertSummary {
-                rows_written: summary.written_rows,
-                bytes_written: summary.written_bytes,
-            })
-            .unwrap_or_default())
+            if String::from_utf8_lossy(&running.body).trim() != "0" {
+                return Err(EngineError::Server {
+                    code: Some(QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING),
+                    message: format!("the statement {statement_id} is still running"),
+                });
+            }
+            ask("SYSTEM FLUSH LOGS".to_string()).await?;
+            let finished = ask(format!(
+                "SELECT count() FROM system.query_log \
+                 WHERE query_id = '{statement_id}' AND type = 2 AND is_initial_query = 1"
+            ))
+            .await;
+            match finished {
+                Ok(answer) if String::from_utf8_lossy(&answer.body).trim() != "0" => {
+                    return Ok(true);
+                }
+                Ok(_) => {}
+                // No statement was ever logged on this server: the log table does not exist yet.
+                Err(error) if error.code() == Some(60) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(false)
     }
 
     fn kind(&self) -> &'static str {
@@ -488,6 +504,73 @@ impl Engine for ClickHouse {
             })
             .await
             .cloned()
+    }
+}
+
+/// ClickHouse's code for a `query_id` already taken by a running statement.
+const QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING: u32 = 216;
+
+/// Statement ids go into SQL strings and URLs: letters, digits, `-` and `_` only.
+fn check_statement_id(statement_id: &str) -> Result<(), EngineError> {
+    let valid = !statement_id.is_empty()
+        && statement_id.len() <= 128
+        && statement_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "statement id {statement_id:?} must be letters, digits, '-' and '_'"
+        )))
+    }
+}
+
+impl ClickHouse {
+    async fn insert_as(
+        &self,
+        block: InsertBlock<'_>,
+        statement_id: Option<&str>,
+    ) -> Result<InsertSummary, EngineError> {
+        if !is_identifier(block.format) {
+            return Err(EngineError::Invalid(format!(
+                "{:?} is not a ClickHouse format name",
+                block.format
+            )));
+        }
+        let mut statement = format!("INSERT INTO {}", block.table);
+        if !block.columns.is_empty() {
+            statement.push_str(&format!(" ({})", block.columns));
+        }
+        statement.push_str(&format!(" FORMAT {}", block.format));
+        let settings = parse_settings_clause(block.settings)?;
+        let deduplicated = self.insert_retry == InsertRetry::Deduplicated
+            || settings
+                .iter()
+                .any(|(name, _)| name == "insert_deduplication_token");
+        let mut parameters = settings;
+        if let Some(statement_id) = statement_id {
+            check_statement_id(statement_id)?;
+            parameters.push(("query_id".into(), statement_id.into()));
+            // So that `statement_landed` finds it in system.query_log.
+            parameters.push(("log_queries".into(), "1".into()));
+        }
+        parameters.push(("wait_end_of_query".into(), "1".into()));
+        parameters.push(("query".into(), statement));
+        let answer = self
+            .send(Request {
+                body: block.data,
+                parameters,
+                idempotent: deduplicated,
+                label: format!("INSERT INTO {}", block.table),
+            })
+            .await?;
+        Ok(Summary::from_headers(&answer.headers)
+            .map(|summary| InsertSummary {
+                rows_written: summary.written_rows,
+                bytes_written: summary.written_bytes,
+            })
+            .unwrap_or_default())
     }
 }
 
@@ -968,6 +1051,15 @@ mod tests {
         for _ in 0..100 {
             let fraction = random_fraction();
             assert!((0.0..1.0).contains(&fraction));
+        }
+    }
+
+    #[test]
+    fn statement_ids_are_safe_in_sql_strings_and_urls() {
+        assert!(check_statement_id("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-0").is_ok());
+        assert!(check_statement_id("batch_1-2q").is_ok());
+        for bad in ["", "a'b", "a b", "a\\b", "é", &"x".repeat(129)] {
+            assert!(check_statement_id(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -37,6 +37,9 @@ pub enum EngineError {
     /// Misuse of the API (e.g. a NUL byte in a SQL string).
     #[error("{0}")]
     Invalid(String),
+    /// This engine does not offer the operation.
+    #[error("not supported by this engine: {0}")]
+    Unsupported(&'static str),
 }
 
 impl EngineError {
@@ -63,6 +66,7 @@ impl EngineError {
         match self {
             EngineError::Unavailable(_) | EngineError::Network(_) => ErrorClass::Transient,
             EngineError::Invalid(_) => ErrorClass::BadRequest,
+            EngineError::Unsupported(_) => ErrorClass::Internal,
             EngineError::Server { code: None, .. } => ErrorClass::Internal,
             EngineError::Server {
                 code: Some(code), ..
@@ -139,9 +143,10 @@ fn classify_code(code: u32) -> ErrorClass {
         // MEMORY_LIMIT_EXCEEDED, TABLE_IS_READ_ONLY (a replica lost its ZooKeeper session),
         // TOO_MANY_PARTS, ALL_CONNECTION_TRIES_FAILED, ALL_REPLICAS_ARE_STALE,
         // TOO_FEW_LIVE_REPLICAS, UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE, UNKNOWN_STATUS_OF_INSERT,
-        // CANNOT_SCHEDULE_TASK, KEEPER_EXCEPTION (ZooKeeper session expired, connection loss)
-        159 | 173 | 198 | 202 | 203 | 209 | 210 | 225 | 236 | 241 | 242 | 252 | 279 | 285 | 286
-        | 319 | 439 | 999 => ErrorClass::Transient,
+        // CANNOT_SCHEDULE_TASK, KEEPER_EXCEPTION (ZooKeeper session expired, connection loss),
+        // QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING (an earlier try of an identified insert still runs)
+        159 | 173 | 198 | 202 | 203 | 209 | 210 | 216 | 225 | 236 | 241 | 242 | 252 | 279 | 285
+        | 286 | 319 | 439 | 999 => ErrorClass::Transient,
         // Our own configuration is wrong, not the caller's statement: UNKNOWN_USER,
         // WRONG_PASSWORD, REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED, ACCESS_DENIED,
         // AUTHENTICATION_FAILED; LOGICAL_ERROR, POCO_EXCEPTION, STD_EXCEPTION, UNKNOWN_EXCEPTION.

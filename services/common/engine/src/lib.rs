@@ -80,6 +80,29 @@ pub trait Engine: Send + Sync + 'static {
     /// A short name for logs and `/health` ("chdb", "clickhouse").
     fn kind(&self) -> &'static str;
 
+    /// Inserts one block as the statement `statement_id` (a ClickHouse `query_id`), so that
+    /// [`Engine::statement_landed`] can later tell whether it was stored. A queue consumer that
+    /// may get the same batch twice uses it to insert each part at most once. Engines without
+    /// statement ids (chDB, one process, nothing redelivered) insert as [`Engine::insert`].
+    async fn insert_identified(
+        &self,
+        block: InsertBlock<'_>,
+        statement_id: &str,
+    ) -> Result<InsertSummary, EngineError> {
+        let _ = statement_id;
+        self.insert(block).await
+    }
+
+    /// Whether the statement `statement_id` finished successfully on any server. `Err` when it
+    /// cannot be known now (a server unreachable, the statement still running): the caller must
+    /// ask again later rather than guess.
+    async fn statement_landed(&self, statement_id: &str) -> Result<bool, EngineError> {
+        let _ = statement_id;
+        Err(EngineError::Unsupported(
+            "this engine keeps no log of statements",
+        ))
+    }
+
     /// The cluster that DDL must name (`ON CLUSTER`), when the engine is a cluster; render the
     /// clause with [`on_cluster`].
     fn cluster(&self) -> Option<&str> {

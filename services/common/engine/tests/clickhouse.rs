@@ -1262,3 +1262,71 @@ async fn a_connection_the_server_closed_while_idle_is_not_reused() {
         .await
         .unwrap();
 }
+
+/// What a queue consumer relies on to insert a redelivered batch once: an identified insert is
+/// found by its id on whichever server ran it, and a statement never run or refused is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn identified_inserts_are_found_in_the_query_log_of_the_server_that_ran_them() {
+    let Some(cluster) = cluster_or_skip(
+        "identified_inserts_are_found_in_the_query_log_of_the_server_that_ran_them",
+    ) else {
+        return;
+    };
+    let _shared = SERVERS.read().await;
+    let engine = engine(cluster);
+    let database = "roost_it_identified";
+    fresh_database(&engine, database).await;
+    sharded_table(&engine, database, "t").await;
+    let table = format!("{database}.t");
+    let run = RUN.replace('_', "-");
+    let first = format!("batch-{run}-0");
+    let second = format!("batch-{run}-1");
+    let never = format!("batch-{run}-never");
+    let refused = format!("batch-{run}-bad");
+
+    assert!(!engine.statement_landed(&first).await.unwrap());
+    engine
+        .insert_identified(
+            insert(
+                &table,
+                "TabSeparated",
+                "1\ta\n2\tb\n",
+                "insert_distributed_sync = 1",
+            ),
+            &first,
+        )
+        .await
+        .unwrap();
+    assert!(engine.statement_landed(&first).await.unwrap());
+    // The second server ran this one: it is found there.
+    engine_on(cluster, 1)
+        .insert_identified(
+            insert(
+                &table,
+                "TabSeparated",
+                "3\tc\n",
+                "insert_distributed_sync = 1",
+            ),
+            &second,
+        )
+        .await
+        .unwrap();
+    assert!(engine.statement_landed(&second).await.unwrap());
+    assert!(!engine.statement_landed(&never).await.unwrap());
+    let error = engine
+        .insert_identified(insert(&table, "TabSeparated", "x\ty\n", ""), &refused)
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::BadRequest, "{error}");
+    assert!(!engine.statement_landed(&refused).await.unwrap());
+    assert_eq!(
+        count(&engine, &format!("SELECT count() FROM {table}")).await,
+        3
+    );
+    // Ids go into SQL strings: anything but letters, digits, '-' and '_' is refused.
+    assert!(matches!(
+        engine.statement_landed("x' OR 1 = 1 --").await,
+        Err(EngineError::Invalid(_))
+    ));
+    drop_database(&engine, database).await;
+}

@@ -205,6 +205,19 @@ impl RoostCluster {
         Ok(index)
     }
 
+    /// `kill -9` of process `index`, then a new process with its roles (and the cluster's
+    /// environment); waits until it serves. Returns the new process's index.
+    pub async fn restart(&mut self, index: usize) -> anyhow::Result<usize> {
+        self.processes[index].kill();
+        let role = self.processes[index].role.clone();
+        self.add(&role).await
+    }
+
+    /// The PostgreSQL URL of the cluster's catalog database.
+    pub fn database_url(&self) -> String {
+        format!("{}/{}", self.postgres, self.database)
+    }
+
     /// The first process running `role`, by index.
     pub fn index_of(&self, role: &str) -> Option<usize> {
         self.processes.iter().position(|p| p.role == role)
