@@ -27,10 +27,7 @@ use roost_proto::{
     QueryClient, SchedulerClient,
 };
 use roost_query::{Endpoints, Query};
-use roost_rpc::{
-    ClientOptions, GrpcChannel, GrpcClientOptions, GrpcServer, GrpcServerBuilder,
-    GrpcServerOptions, RpcClient, RpcServer,
-};
+use roost_rpc::{ClientOptions, GrpcChannel, GrpcClientOptions, GrpcServer, RpcClient, RpcServer};
 use roost_scheduler::{LoopOptions, Scheduler, SchedulerHandle};
 use roost_store::Store;
 

@@ -103,6 +103,8 @@ macro_rules! rpc_services {
         impl $grpc_client {
             /// The service's short name, as in NATS subjects and `[grpc.services]`.
             pub const SERVICE: &'static str = $name;
+            /// The methods, snake_case.
+            pub const METHODS: &'static [&'static str] = &[$(stringify!($method)),+];
             /// The service's full gRPC name.
             pub const GRPC_NAME: &'static str =
                 <roost_proto::grpc::$package::$server_mod::$generated_server<GrpcAdapter<dyn $service>> as NamedService>::NAME;
