@@ -114,10 +114,12 @@ async fn a_cluster_calling_over_grpc_serves_the_http_scenarios() {
     // Every process serves gRPC, with the health service reporting its services.
     for process in &cluster.processes {
         let address = process.grpc.clone().expect("a gRPC address");
-        let mut health =
-            tonic_health::pb::health_client::HealthClient::connect(format!("http://{address}"))
-                .await
-                .unwrap_or_else(|error| panic!("{}: {error}", process.role));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("an address")
+            .connect()
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", process.role));
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         let service = match process.role.as_str() {
             "auth" => "roost.auth.v1.AuthService",
             "catalog" => "roost.catalog.v1.PipeCatalogService",

@@ -150,6 +150,15 @@ fn channel(server: &GrpcServer, timeout: Duration) -> GrpcChannel {
     .expect("a channel")
 }
 
+/// A plain tonic channel, for the generated clients of other gRPC services.
+async fn connect(address: String) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(address)
+        .expect("an address")
+        .connect()
+        .await
+        .expect("connected")
+}
+
 async fn body(answer: SqlAnswer) -> Result<Vec<u8>, ServiceError> {
     let mut body = Vec::new();
     let mut chunks = answer.body;
@@ -345,7 +354,7 @@ async fn large_answers_come_in_chunks_of_a_mebibyte_and_are_reassembled() {
 async fn the_health_service_reports_each_served_service() {
     let server = start().await;
     let address = format!("http://{}", server.local_addr());
-    let mut health = HealthClient::connect(address).await.expect("connected");
+    let mut health = HealthClient::new(connect(address).await);
     let status = |name: &str| tonic_health::pb::HealthCheckRequest {
         service: name.to_string(),
     };
@@ -370,9 +379,7 @@ async fn the_health_service_reports_each_served_service() {
 async fn reflection_lists_the_served_services_and_describes_them() {
     let server = start().await;
     let address = format!("http://{}", server.local_addr());
-    let mut reflection = ServerReflectionClient::connect(address)
-        .await
-        .expect("connected");
+    let mut reflection = ServerReflectionClient::new(connect(address).await);
     let ask = |request: MessageRequest| ServerReflectionRequest {
         host: String::new(),
         message_request: Some(request),
