@@ -143,6 +143,14 @@ async fn a_cluster_calling_over_grpc_serves_the_http_scenarios() {
             process.role
         );
     }
+    for process in &cluster.processes {
+        assert!(
+            process.log().contains("transport=grpc"),
+            "{} does not call over gRPC:\n{}",
+            process.role,
+            process.log()
+        );
+    }
     http_scenarios(cluster).await;
 }
 
