@@ -145,13 +145,32 @@ async fn a_cluster_calling_over_grpc_serves_the_http_scenarios() {
     }
     for process in &cluster.processes {
         assert!(
-            process.log().contains("transport=grpc"),
+            without_colors(&process.log()).contains("transport=grpc"),
             "{} does not call over gRPC:\n{}",
             process.role,
             process.log()
         );
     }
     http_scenarios(cluster).await;
+}
+
+/// `text` without the ANSI colour sequences of the processes' logs.
+fn without_colors(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// The HTTP scenarios every cluster must serve, whatever its transport.
