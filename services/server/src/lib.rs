@@ -139,7 +139,7 @@ enum Remote {
     /// NATS request/reply.
     Nats(RpcClient),
     /// gRPC, each service at its `grpc.services` address.
-    Grpc(GrpcClientOptions),
+    Grpc(Box<GrpcClientOptions>),
 }
 
 /// What one process runs: the HTTP router when it is a gateway, and everything that must stay
@@ -300,7 +300,10 @@ fn client<T: ?Sized>(
                         roost_config::env_name(&key)
                     )
                 })?;
-                Ok(grpc(GrpcChannel::connect_lazy(address, options.clone())?))
+                Ok(grpc(GrpcChannel::connect_lazy(
+                    address,
+                    options.as_ref().clone(),
+                )?))
             }
         },
         (None, Mode::Local) => bail!("a local process must run every role"),
@@ -638,10 +641,10 @@ pub async fn serve(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<No
             )
             .await?,
         ),
-        Transport::Grpc => Remote::Grpc(GrpcClientOptions {
+        Transport::Grpc => Remote::Grpc(Box::new(GrpcClientOptions {
             timeout: config.rpc.timeout(),
             ..GrpcClientOptions::default()
-        }),
+        })),
     };
     build(config, roles, Mode::Distributed { nats, remote }).await
 }
