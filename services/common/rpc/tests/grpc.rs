@@ -4,6 +4,7 @@
 //! reflection services.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -23,6 +24,9 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+/// `list_jobs` calls that ran to their end.
+static SLOW_CALLS_FINISHED: AtomicUsize = AtomicUsize::new(0);
 
 /// Jobs that echo what they are asked: `get_job` the id and the request id, `submit_job` the
 /// size of the spec, `cancel_job` fails with the code numbered by the id, `list_jobs` sleeps.
@@ -47,6 +51,7 @@ impl JobsService for EchoJobs {
         _request: jobs::ListJobsRequest,
     ) -> Result<jobs::ListJobsResponse, ServiceError> {
         tokio::time::sleep(Duration::from_secs(3)).await;
+        SLOW_CALLS_FINISHED.fetch_add(1, Ordering::SeqCst);
         Ok(jobs::ListJobsResponse::default())
     }
 
@@ -244,6 +249,10 @@ async fn a_call_past_its_deadline_fails_with_timeout() {
         .await
         .expect_err("too slow");
     assert_eq!(error.code, ErrorCode::Timeout, "{error}");
+    // The server dropped the late call (its `grpc-timeout` passed, and the caller gave up)
+    // instead of running it to its end.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(SLOW_CALLS_FINISHED.load(Ordering::SeqCst), 0);
     server.shutdown().await;
 }
 
