@@ -28,7 +28,7 @@ deps-up: ## Distributed mode's dependencies on loopback: NATS (JetStream) and Po
 deps-down: ## Stop the ClickHouse test cluster, and NATS/PostgreSQL only if deps-up started them
 	@scripts/cluster.sh deps-down
 
-run-cluster: deps-up ## Build release (unless ROOST_BIN names a binary) and start every role as its own `roost serve` process (gateway on 127.0.0.1:$(PORT), PostgreSQL database roost; state in ~/.cache/roost/cluster)
+run-cluster: deps-up ## Build release (unless ROOST_BIN names a binary) and start every role as its own `roost serve` process (gateway on 127.0.0.1:$(PORT), gRPC from 127.0.0.1:50051, ROOST_CLUSTER_TRANSPORT=nats|grpc, PostgreSQL database roost; state in ~/.cache/roost/cluster)
 	@[ -n "$$ROOST_BIN" ] || $(CARGO) build --release -p roost-server
 	ROOST_PORT=$(PORT) scripts/cluster.sh up
 
@@ -54,7 +54,7 @@ bench: ## Build release and run roost-bench: Roost against its raw engine (BENCH
 	$(CARGO) build --release -p roost-server -p roost-bench
 	$(TARGET_DIR)/release/roost-bench --roost-bin $(TARGET_DIR)/release/roost $(BENCH_ARGS)
 
-gen: ## Regenerate the prost code of proto/*.proto (committed; no protoc needed)
+gen: ## Regenerate the prost and tonic gRPC code and the reflection descriptors of proto/*.proto (committed; no protoc needed)
 	$(CARGO) run -q -p roost-proto-gen
 
 gen-check: gen ## Fail when the committed generated code is stale

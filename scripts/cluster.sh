@@ -9,7 +9,11 @@
 #                                  deps-up started them
 #   scripts/cluster.sh up          starts one process per role against PostgreSQL database
 #                                  `roost`, NATS and the ClickHouse cluster; the gateway on
-#                                  127.0.0.1:${ROOST_PORT:-7181}
+#                                  127.0.0.1:${ROOST_PORT:-7181}. Each role also serves gRPC
+#                                  (health, reflection, its services) on 127.0.0.1, from port
+#                                  ${ROOST_GRPC_BASE_PORT:-50051} in the order of the roles; the
+#                                  roles call each other over ${ROOST_CLUSTER_TRANSPORT:-nats}
+#                                  (nats or grpc)
 #   scripts/cluster.sh down        stops those processes, by the pids `up` recorded
 #   scripts/cluster.sh status      which roles run
 #
@@ -25,6 +29,17 @@ nats_url="${ROOST_NATS_URL:-nats://127.0.0.1:4222}"
 postgres_base="${ROOST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 database="${ROOST_CLUSTER_DATABASE:-roost}"
 roles=(auth catalog query ingest jobs scheduler gateway)
+grpc_base_port="${ROOST_GRPC_BASE_PORT:-50051}"
+transport="${ROOST_CLUSTER_TRANSPORT:-nats}"
+
+# The gRPC port of a role: the base port plus its index in `roles`.
+grpc_port() {
+  local index
+  for index in "${!roles[@]}"; do
+    [ "${roles[$index]}" = "$1" ] && { echo $((grpc_base_port + index)); return; }
+  done
+  return 1
+}
 
 log() { echo "cluster: $*" >&2; }
 
@@ -150,9 +165,23 @@ cluster = "$cluster"
 
 [nats]
 url = "$nats_url"
+
+[rpc]
+transport = "$transport"
+
+[grpc.services]
+auth = "127.0.0.1:$(grpc_port auth)"
+catalog = "127.0.0.1:$(grpc_port catalog)"
+pipe_catalog = "127.0.0.1:$(grpc_port catalog)"
+query = "127.0.0.1:$(grpc_port query)"
+endpoint = "127.0.0.1:$(grpc_port query)"
+ingest = "127.0.0.1:$(grpc_port ingest)"
+jobs = "127.0.0.1:$(grpc_port jobs)"
+scheduler = "127.0.0.1:$(grpc_port scheduler)"
 EOF
   for role in "${roles[@]}"; do
     ROOST_CONFIG="$state_dir/roost.toml" ROOST_DATA_DIR="$state_dir/data-$role" \
+      ROOST_GRPC_LISTEN="127.0.0.1:$(grpc_port "$role")" \
       nohup "$roost_bin" serve --role "$role" >"$state_dir/logs/$role.log" 2>&1 &
     echo $! >"$state_dir/pids/$role.pid"
   done
@@ -169,9 +198,9 @@ EOF
     done
     grep -q "roost serve is ready" "$state_dir/logs/$role.log" ||
       { log "$role was not ready in 60 s; see $state_dir/logs/$role.log"; down; exit 1; }
-    log "$role ready (pid $(cat "$state_dir/pids/$role.pid"))"
+    log "$role ready (pid $(cat "$state_dir/pids/$role.pid"), gRPC on 127.0.0.1:$(grpc_port "$role"))"
   done
-  log "gateway on http://127.0.0.1:$port (GET /tokens shows the tokens); logs in $state_dir/logs; stop with make stop-cluster"
+  log "gateway on http://127.0.0.1:$port (GET /tokens shows the tokens); services call each other over $transport; logs in $state_dir/logs; stop with make stop-cluster"
 }
 
 down() {

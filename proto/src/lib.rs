@@ -64,3 +64,36 @@ pub mod scheduler {
         include!("gen/roost.scheduler.v1.rs");
     }
 }
+
+/// The tonic clients and servers of every service, generated from the same `.proto` files
+/// (`proto/src/gen/grpc/`); their messages are the prost messages above.
+#[cfg(feature = "grpc")]
+pub mod grpc {
+    /// The encoded `FileDescriptorSet` of every `.proto` file, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/grpc/descriptors.bin");
+
+    /// `roost.auth.v1`.
+    pub mod auth {
+        include!("gen/grpc/roost.auth.v1.rs");
+    }
+    /// `roost.catalog.v1`.
+    pub mod catalog {
+        include!("gen/grpc/roost.catalog.v1.rs");
+    }
+    /// `roost.query.v1`.
+    pub mod query {
+        include!("gen/grpc/roost.query.v1.rs");
+    }
+    /// `roost.ingest.v1`.
+    pub mod ingest {
+        include!("gen/grpc/roost.ingest.v1.rs");
+    }
+    /// `roost.jobs.v1`.
+    pub mod jobs {
+        include!("gen/grpc/roost.jobs.v1.rs");
+    }
+    /// `roost.scheduler.v1`.
+    pub mod scheduler {
+        include!("gen/grpc/roost.scheduler.v1.rs");
+    }
+}

@@ -5,8 +5,10 @@
 //!   (SQLite and chDB by default), with in-process clients and in-process leases.
 //! - `roost serve --role ...` ([`serve`]): the roles given run here, on PostgreSQL and ClickHouse,
 //!   and are served over NATS request/reply (a queue group per service, so replicas share the
-//!   calls); every service of another process is reached through its `Nats<Service>Client`, and
-//!   the scheduler's leader holds its lease in NATS.
+//!   calls) and, when `grpc.listen` is set, over gRPC on that address (with the health service
+//!   and reflection); every service of another process is reached over `rpc.transport`: its
+//!   `Nats<Service>Client`, or its `Grpc<Service>Client` at its `grpc.services` address. The
+//!   scheduler's leader holds its lease in NATS.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use anyhow::{Context, bail};
 use roost_auth::{Auth, SeedOptions, Seeded};
 use roost_bus::CatalogChanges;
 use roost_catalog::Catalog;
-use roost_config::{Config, EngineKind};
+use roost_config::{Config, EngineKind, Transport};
 use roost_engine::{Chdb, ChdbConfig, ClickHouse, ClickHouseConfig, Engine};
 use roost_gateway::{GatewayConfig, Services};
 use roost_ingest::Ingest;
@@ -26,7 +28,7 @@ use roost_proto::{
     QueryClient, SchedulerClient,
 };
 use roost_query::{Endpoints, Query};
-use roost_rpc::{ClientOptions, RpcClient, RpcServer};
+use roost_rpc::{ClientOptions, GrpcChannel, GrpcClientOptions, GrpcServer, RpcClient, RpcServer};
 use roost_scheduler::{LoopOptions, Scheduler, SchedulerHandle};
 use roost_store::Store;
 
@@ -124,13 +126,21 @@ impl Role {
 enum Mode {
     /// Everything in this process: in-process calls and leases; the worker is the only one.
     Local,
-    /// Some roles here, the others over NATS.
+    /// Some roles here, the others over NATS or gRPC.
     Distributed {
         /// The connection for serving and for leases.
         nats: roost_rpc::async_nats::Client,
         /// Calls to the services of other processes.
-        rpc: RpcClient,
+        remote: Remote,
     },
+}
+
+/// How this process calls the services of other processes (`rpc.transport`).
+enum Remote {
+    /// NATS request/reply.
+    Nats(RpcClient),
+    /// gRPC, each service at its `grpc.services` address.
+    Grpc(Box<GrpcClientOptions>),
 }
 
 /// What one process runs: the HTTP router when it is a gateway, and everything that must stay
@@ -151,11 +161,16 @@ pub struct Node {
     pub events_workers: Option<EventsQueueWorkers>,
     /// The NATS servers of this process's services.
     pub servers: Vec<RpcServer>,
+    /// The gRPC server of this process's services, when `grpc.listen` is set.
+    pub grpc: Option<GrpcServer>,
 }
 
 impl Node {
     /// Stops taking service calls and waits for the running ones to answer.
     pub async fn shutdown(self) {
+        if let Some(grpc) = self.grpc {
+            grpc.shutdown().await;
+        }
         for server in self.servers {
             server.shutdown().await;
         }
@@ -267,15 +282,34 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::connect(&url).await?)
 }
 
-/// A client of a service: the implementation when this process runs it, else its NATS client.
+/// A client of the service named `service`: the implementation when this process runs it, else
+/// its NATS or gRPC client, as `rpc.transport` says.
 fn client<T: ?Sized>(
     here: Option<Arc<T>>,
     mode: &Mode,
-    remote: impl FnOnce(RpcClient) -> Arc<T>,
+    config: &Config,
+    service: &str,
+    nats: impl FnOnce(RpcClient) -> Arc<T>,
+    grpc: impl FnOnce(GrpcChannel) -> Arc<T>,
 ) -> anyhow::Result<Arc<T>> {
     match (here, mode) {
         (Some(service), _) => Ok(service),
-        (None, Mode::Distributed { rpc, .. }) => Ok(remote(rpc.clone())),
+        (None, Mode::Distributed { remote, .. }) => match remote {
+            Remote::Nats(rpc) => Ok(nats(rpc.clone())),
+            Remote::Grpc(options) => {
+                let key = format!("grpc.services.{service}");
+                let address = config.grpc.services.address(service).with_context(|| {
+                    format!(
+                        "rpc.transport is grpc but {key} ({}) is not set",
+                        roost_config::env_name(&key)
+                    )
+                })?;
+                Ok(grpc(GrpcChannel::connect_lazy(
+                    address,
+                    options.as_ref().clone(),
+                )?))
+            }
+        },
         (None, Mode::Local) => bail!("a local process must run every role"),
     }
 }
@@ -326,12 +360,18 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
     let catalog: CatalogClient = client(
         catalog_service.clone().map(|c| c as CatalogClient),
         &mode,
+        config,
+        "catalog",
         |rpc| Arc::new(NatsCatalogClient::new(rpc)),
+        |channel| Arc::new(GrpcCatalogClient::new(channel)),
     )?;
     let pipes: PipeCatalogClient = client(
         catalog_service.map(|c| c as PipeCatalogClient),
         &mode,
+        config,
+        "pipe_catalog",
         |rpc| Arc::new(NatsPipeCatalogClient::new(rpc)),
+        |channel| Arc::new(GrpcPipeCatalogClient::new(channel)),
     )?;
     let endpoints: EndpointClient = client(
         query_engine().filter(|_| here(Role::Query)).map(|engine| {
@@ -342,7 +382,10 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
             }) as EndpointClient
         }),
         &mode,
+        config,
+        "endpoint",
         |rpc| Arc::new(NatsEndpointClient::new(rpc)),
+        |channel| Arc::new(GrpcEndpointClient::new(channel)),
     )?;
     let query: QueryClient = client(
         query_engine().filter(|_| here(Role::Query)).map(|engine| {
@@ -353,7 +396,10 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
             }) as QueryClient
         }),
         &mode,
+        config,
+        "query",
         |rpc| Arc::new(NatsQueryClient::new(rpc)),
+        |channel| Arc::new(GrpcQueryClient::new(channel)),
     )?;
     let ingest_here = engine().filter(|_| here(Role::Ingest)).map(|engine| {
         Arc::new(Ingest::new(engine, catalog.clone()).with_conditions(endpoints.clone()))
@@ -361,7 +407,10 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
     let ingest: IngestClient = client(
         ingest_here.clone().map(|ingest| ingest as IngestClient),
         &mode,
+        config,
+        "ingest",
         |rpc| Arc::new(NatsIngestClient::new(rpc)),
+        |channel| Arc::new(GrpcIngestClient::new(channel)),
     )?;
     // Distributed mode: accepted events wait in JetStream until an ingest process stored them.
     let events_bus = match &mode {
@@ -397,7 +446,10 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
             _ => None,
         },
         &mode,
+        config,
+        "auth",
         |rpc| Arc::new(NatsAuthClient::new(rpc)),
+        |channel| Arc::new(GrpcAuthClient::new(channel)),
     )?;
 
     let mut worker = None;
@@ -426,7 +478,14 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
     } else {
         None
     };
-    let jobs: JobsClient = client(jobs_here, &mode, |rpc| Arc::new(NatsJobsClient::new(rpc)))?;
+    let jobs: JobsClient = client(
+        jobs_here,
+        &mode,
+        config,
+        "jobs",
+        |rpc| Arc::new(NatsJobsClient::new(rpc)),
+        |channel| Arc::new(GrpcJobsClient::new(channel)),
+    )?;
 
     let mut scheduler_loop = None;
     let scheduler_here = if here(Role::Scheduler) {
@@ -486,9 +545,43 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
             servers.push(serve_scheduler(nats.clone(), scheduler.clone(), options.clone()).await?);
         }
     }
-    let scheduler: SchedulerClient = client(scheduler_here, &mode, |rpc| {
-        Arc::new(NatsSchedulerClient::new(rpc))
-    })?;
+    let scheduler: SchedulerClient = client(
+        scheduler_here.clone(),
+        &mode,
+        config,
+        "scheduler",
+        |rpc| Arc::new(NatsSchedulerClient::new(rpc)),
+        |channel| Arc::new(GrpcSchedulerClient::new(channel)),
+    )?;
+
+    // The same services over gRPC, on one address with health and reflection.
+    let mut grpc = None;
+    if let (Mode::Distributed { .. }, Some(listen)) = (&mode, config.grpc.listen_address()) {
+        let mut builder = GrpcServerBuilder::new(GrpcServerOptions::default());
+        if here(Role::Auth) {
+            builder = builder.serve_auth(auth.clone());
+        }
+        if here(Role::Catalog) {
+            builder = builder
+                .serve_catalog(catalog.clone())
+                .serve_pipe_catalog(pipes.clone());
+        }
+        if here(Role::Query) {
+            builder = builder
+                .serve_query(query.clone())
+                .serve_endpoint(endpoints.clone());
+        }
+        if here(Role::Ingest) {
+            builder = builder.serve_ingest(ingest.clone());
+        }
+        if here(Role::Jobs) {
+            builder = builder.serve_jobs(jobs.clone());
+        }
+        if let Some(scheduler) = &scheduler_here {
+            builder = builder.serve_scheduler(scheduler.clone());
+        }
+        grpc = Some(builder.start(listen).await?);
+    }
 
     let router = here(Role::Gateway).then(|| {
         roost_gateway::router(
@@ -526,6 +619,7 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         scheduler_loop,
         events_workers,
         servers,
+        grpc,
     })
 }
 
@@ -589,8 +683,8 @@ pub async fn local(config: &Config) -> anyhow::Result<Local> {
     }
 }
 
-/// Builds the `roles` of one `roost serve` process: connects to NATS, serves those roles there,
-/// and reaches the others through it.
+/// Builds the `roles` of one `roost serve` process: connects to NATS, serves those roles there
+/// (and over gRPC when `grpc.listen` is set), and reaches the others over `rpc.transport`.
 pub async fn serve(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<Node> {
     if roles.iter().any(|role| role.uses_store()) && config.store.url.trim().is_empty() {
         bail!(
@@ -606,16 +700,24 @@ pub async fn serve(config: &Config, roles: &BTreeSet<Role>) -> anyhow::Result<No
     let nats = roost_rpc::async_nats::connect(&config.nats.url)
         .await
         .with_context(|| format!("cannot connect to NATS at {}", config.nats.url))?;
-    let rpc = RpcClient::new(
-        nats.clone(),
-        ClientOptions {
-            subject_prefix: config.nats.subject_prefix.clone(),
-            timeout: config.nats.rpc_timeout(),
-            ..ClientOptions::default()
-        },
-    )
-    .await?;
-    build(config, roles, Mode::Distributed { nats, rpc }).await
+    let remote = match config.rpc.transport {
+        Transport::Nats => Remote::Nats(
+            RpcClient::new(
+                nats.clone(),
+                ClientOptions {
+                    subject_prefix: config.nats.subject_prefix.clone(),
+                    timeout: config.rpc.timeout(),
+                    ..ClientOptions::default()
+                },
+            )
+            .await?,
+        ),
+        Transport::Grpc => Remote::Grpc(Box::new(GrpcClientOptions {
+            timeout: config.rpc.timeout(),
+            ..GrpcClientOptions::default()
+        })),
+    };
+    build(config, roles, Mode::Distributed { nats, remote }).await
 }
 
 #[cfg(test)]

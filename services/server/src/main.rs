@@ -247,6 +247,11 @@ async fn run_serve(config: Config, roles: std::collections::BTreeSet<Role>) -> a
     let mut node = roost_server::serve(&config, &roles).await?;
     let names: Vec<&str> = roles.iter().map(|role| role.name()).collect();
     let names = names.join(",");
+    let transport = format!("{:?}", config.rpc.transport).to_lowercase();
+    let grpc_address = match &node.grpc {
+        Some(grpc) => grpc.local_addr().to_string(),
+        None => "off".to_string(),
+    };
     match node.router.take() {
         Some(router) => {
             let (listener, address) = listen(&config).await?;
@@ -254,6 +259,8 @@ async fn run_serve(config: Config, roles: std::collections::BTreeSet<Role>) -> a
                 roles = %names,
                 address = %address,
                 subject_prefix = %config.nats.subject_prefix,
+                grpc = %grpc_address,
+                transport = %transport,
                 startup_ms = started.elapsed().as_millis() as u64,
                 "roost serve is ready"
             );
@@ -264,6 +271,8 @@ async fn run_serve(config: Config, roles: std::collections::BTreeSet<Role>) -> a
             tracing::info!(
                 roles = %names,
                 subject_prefix = %config.nats.subject_prefix,
+                grpc = %grpc_address,
+                transport = %transport,
                 startup_ms = started.elapsed().as_millis() as u64,
                 "roost serve is ready"
             );

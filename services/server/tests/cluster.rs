@@ -1,6 +1,7 @@
-//! Distributed mode, black-box: every role its own `roost serve` process over NATS, on a fresh
-//! PostgreSQL database and the ClickHouse test cluster (Debian's 18.16, two shards), driven
-//! through the gateway's HTTP API as the local suites drive `roost local`.
+//! Distributed mode, black-box: every role its own `roost serve` process calling the others over
+//! NATS (and, in one test, over gRPC), on a fresh PostgreSQL database and the ClickHouse test
+//! cluster (Debian's 18.16, two shards), driven through the gateway's HTTP API as the local
+//! suites drive `roost local`.
 //!
 //! Skipped with a `SKIPPED:` line when the ClickHouse cluster cannot run here (set
 //! ROOST_TEST_REQUIRE_CLICKHOUSE to fail instead).
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use roost_testkit::api::Api;
 use roost_testkit::clickhouse::{ClickHouseCluster, cluster_or_skip};
-use roost_testkit::cluster::RoostCluster;
+use roost_testkit::cluster::{RoostCluster, Transport};
 use roost_testkit::http::{error, ok_json};
 use serde_json::json;
 
@@ -98,10 +99,87 @@ async fn a_cluster_of_role_processes_serves_the_http_scenarios() {
     let cluster = RoostCluster::start(ROOST, clickhouse)
         .await
         .expect("the cluster starts");
+    http_scenarios(cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_calling_over_grpc_serves_the_http_scenarios() {
+    let Some(clickhouse) = cluster_or_skip("a_cluster_calling_over_grpc_serves_the_http_scenarios")
+    else {
+        return;
+    };
+    let cluster = RoostCluster::start_over(ROOST, clickhouse, Transport::Grpc)
+        .await
+        .expect("the cluster starts");
+    // Every process serves gRPC, with the health service reporting its services.
+    for process in &cluster.processes {
+        let address = process.grpc.clone().expect("a gRPC address");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("an address")
+            .connect()
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", process.role));
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let service = match process.role.as_str() {
+            "auth" => "roost.auth.v1.AuthService",
+            "catalog" => "roost.catalog.v1.PipeCatalogService",
+            "query" => "roost.query.v1.EndpointService",
+            "ingest" => "roost.ingest.v1.IngestService",
+            "jobs" => "roost.jobs.v1.JobsService",
+            "scheduler" => "roost.scheduler.v1.SchedulerService",
+            _ => "",
+        };
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", process.role))
+            .into_inner();
+        assert_eq!(
+            answer.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "{} {service}",
+            process.role
+        );
+    }
+    for process in &cluster.processes {
+        assert!(
+            without_colors(&process.log()).contains("transport=grpc"),
+            "{} does not call over gRPC:\n{}",
+            process.role,
+            process.log()
+        );
+    }
+    http_scenarios(cluster).await;
+}
+
+/// `text` without the ANSI colour sequences of the processes' logs.
+fn without_colors(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// The HTTP scenarios every cluster must serve, whatever its transport.
+async fn http_scenarios(cluster: RoostCluster) {
     println!(
-        "{} processes ready in {:?} (prefix {}, database {})",
+        "{} processes ready in {:?} (over {:?}, prefix {}, database {})",
         cluster.processes.len(),
         cluster.startup,
+        cluster.transport,
         cluster.subject_prefix,
         cluster.database
     );

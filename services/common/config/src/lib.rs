@@ -21,6 +21,7 @@ pub const CONFIG_FILE_ENV: &str = "ROOST_CONFIG";
 const ENV_ALIASES: &[(&str, &str)] = &[
     ("ROOST_PORT", "http.port"),
     ("ROOST_HOST", "http.listen"),
+    ("ROOST_NATS_RPC_TIMEOUT_MS", "rpc.timeout_ms"),
     ("ROOST_EVENTS_RPS", "events.requests_per_second"),
     ("ROOST_SINK_LOCAL_ROOT", "sinks.local_root"),
     ("ROOST_IMPORT_ALLOW_PRIVATE", "imports.allow_private"),
@@ -30,6 +31,10 @@ const ENV_ALIASES: &[(&str, &str)] = &[
         "imports.max_parquet_bytes",
     ),
 ];
+
+/// Keys that moved, and where to: a file or a flag may still use the old name; the new one wins
+/// when a layer sets both.
+const KEY_ALIASES: &[(&str, &str)] = &[("nats.rpc_timeout_ms", "rpc.timeout_ms")];
 
 /// A configuration that cannot be read or makes no sense.
 #[derive(Debug, Error)]
@@ -66,6 +71,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// NATS: service calls and leases.
     pub nats: NatsConfig,
+    /// How services call each other.
+    pub rpc: RpcConfig,
+    /// gRPC: where this process serves, where the others are.
+    pub grpc: GrpcConfig,
     /// Job workers.
     pub jobs: JobsSettings,
     /// The copy and sink scheduler.
@@ -148,16 +157,91 @@ pub struct NatsConfig {
     pub url: String,
     /// Service calls go on `<subject_prefix>.<service>.<method>`.
     pub subject_prefix: String,
-    /// How long a service call may take.
-    pub rpc_timeout_ms: u64,
     /// The key-value bucket of leases.
     pub lease_bucket: String,
 }
 
-impl NatsConfig {
-    /// [`Self::rpc_timeout_ms`] as a duration.
-    pub fn rpc_timeout(&self) -> Duration {
-        Duration::from_millis(self.rpc_timeout_ms)
+/// The transport a process calls other processes' services over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// NATS request/reply, a queue group per service.
+    Nats,
+    /// tonic gRPC, each service at its `[grpc.services]` address.
+    Grpc,
+}
+
+/// How services call each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    /// The transport of calls to other processes.
+    pub transport: Transport,
+    /// How long a service call may take.
+    pub timeout_ms: u64,
+}
+
+impl RpcConfig {
+    /// [`Self::timeout_ms`] as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// gRPC serving and addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address this process serves its services on; empty for no gRPC server.
+    pub listen: String,
+    /// Where callers reach each service.
+    pub services: GrpcServiceAddresses,
+}
+
+impl GrpcConfig {
+    /// The listen address, if one is set.
+    pub fn listen_address(&self) -> Option<&str> {
+        non_empty(&self.listen)
+    }
+}
+
+/// The gRPC address of each service (`host:port` or an `http://` URL); empty when not set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcServiceAddresses {
+    /// AuthService.
+    pub auth: String,
+    /// CatalogService.
+    pub catalog: String,
+    /// PipeCatalogService.
+    pub pipe_catalog: String,
+    /// QueryService.
+    pub query: String,
+    /// EndpointService.
+    pub endpoint: String,
+    /// IngestService.
+    pub ingest: String,
+    /// JobsService.
+    pub jobs: String,
+    /// SchedulerService.
+    pub scheduler: String,
+}
+
+impl GrpcServiceAddresses {
+    /// The address of the service named `service` (`auth`, `pipe_catalog`, ...), if set.
+    pub fn address(&self, service: &str) -> Option<&str> {
+        let address = match service {
+            "auth" => &self.auth,
+            "catalog" => &self.catalog,
+            "pipe_catalog" => &self.pipe_catalog,
+            "query" => &self.query,
+            "endpoint" => &self.endpoint,
+            "ingest" => &self.ingest,
+            "jobs" => &self.jobs,
+            "scheduler" => &self.scheduler,
+            _ => return None,
+        };
+        non_empty(address)
     }
 }
 
@@ -322,12 +406,13 @@ impl Default for ConfigBuilder {
 impl ConfigBuilder {
     /// Merges a TOML document over what is there; it may hold any subset of the keys.
     pub fn toml(mut self, text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        let layer: Table = text
-            .parse()
-            .map_err(|error: toml::de::Error| ConfigError::Invalid {
-                source_name: source_name.to_string(),
-                reason: error.message().to_string(),
-            })?;
+        let mut layer: Table =
+            text.parse()
+                .map_err(|error: toml::de::Error| ConfigError::Invalid {
+                    source_name: source_name.to_string(),
+                    reason: error.message().to_string(),
+                })?;
+        rename_aliases(&mut layer);
         merge(&mut self.tree, layer, "", source_name)?;
         Ok(self)
     }
@@ -365,6 +450,10 @@ impl ConfigBuilder {
             source_name: source_name.to_string(),
             reason,
         };
+        let key = KEY_ALIASES
+            .iter()
+            .find(|(old, _)| *old == key)
+            .map_or(key, |(_, new)| *new);
         let mut path: Vec<&str> = key.split('.').collect();
         let leaf = path.pop().unwrap_or_default();
         let mut table = &mut self.tree;
@@ -397,6 +486,40 @@ impl ConfigBuilder {
 /// The environment variable of `key`: `data_dir` → `ROOST_DATA_DIR`, `nats.url` → `ROOST_NATS_URL`.
 pub fn env_name(key: &str) -> String {
     format!("ROOST_{}", key.replace('.', "_").to_uppercase())
+}
+
+/// Moves the values of old key names in `layer` to their new names (unless it sets both).
+fn rename_aliases(layer: &mut Table) {
+    'aliases: for (old, new) in KEY_ALIASES {
+        let Some(value) = take_key(layer, old) else {
+            continue;
+        };
+        let mut path: Vec<&str> = new.split('.').collect();
+        let leaf = path.pop().unwrap_or_default();
+        let mut table = &mut *layer;
+        for part in path {
+            let entry = table
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Table(Table::new()));
+            let Value::Table(inner) = entry else {
+                // The new section is not a section in this layer: merging reports that.
+                continue 'aliases;
+            };
+            table = inner;
+        }
+        table.entry(leaf.to_string()).or_insert(value);
+    }
+}
+
+/// Removes `key` (`section.name`) from `table`, returning its value.
+fn take_key(table: &mut Table, key: &str) -> Option<Value> {
+    let mut path: Vec<&str> = key.split('.').collect();
+    let leaf = path.pop()?;
+    let mut table = table;
+    for part in path {
+        table = table.get_mut(part)?.as_table_mut()?;
+    }
+    table.remove(leaf)
 }
 
 /// Every key of `table` as `section.name`.
@@ -576,6 +699,82 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(both.http.port, 2);
+    }
+
+    #[test]
+    fn the_rpc_timeout_keeps_its_old_nats_names() {
+        let default = Config::default();
+        assert_eq!(default.rpc.transport, Transport::Nats);
+        assert_eq!(default.rpc.timeout(), Duration::from_secs(30));
+        let file = ConfigBuilder::default()
+            .toml("[nats]\nrpc_timeout_ms = 5\n", "file")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(file.rpc.timeout_ms, 5);
+        let both = ConfigBuilder::default()
+            .toml(
+                "[nats]\nrpc_timeout_ms = 5\n[rpc]\ntimeout_ms = 6\n",
+                "file",
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(both.rpc.timeout_ms, 6, "the new name wins");
+        let env_old = ConfigBuilder::default()
+            .env(env(&[("ROOST_NATS_RPC_TIMEOUT_MS", "7")]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(env_old.rpc.timeout_ms, 7);
+        let env_both = ConfigBuilder::default()
+            .env(env(&[
+                ("ROOST_NATS_RPC_TIMEOUT_MS", "7"),
+                ("ROOST_RPC_TIMEOUT_MS", "8"),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(env_both.rpc.timeout_ms, 8);
+        let flag = ConfigBuilder::default()
+            .set("nats.rpc_timeout_ms", "9", "--set")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(flag.rpc.timeout_ms, 9);
+    }
+
+    #[test]
+    fn the_transport_and_grpc_addresses_come_from_any_layer() {
+        let config = ConfigBuilder::default()
+            .toml(
+                "[rpc]\ntransport = \"grpc\"\n[grpc.services]\nauth = \"10.0.0.1:50051\"\n",
+                "file",
+            )
+            .unwrap()
+            .env(env(&[
+                ("ROOST_GRPC_LISTEN", "0.0.0.0:50051"),
+                ("ROOST_GRPC_SERVICES_PIPE_CATALOG", "catalog:50051"),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(config.rpc.transport, Transport::Grpc);
+        assert_eq!(config.grpc.listen_address(), Some("0.0.0.0:50051"));
+        assert_eq!(config.grpc.services.address("auth"), Some("10.0.0.1:50051"));
+        assert_eq!(
+            config.grpc.services.address("pipe_catalog"),
+            Some("catalog:50051")
+        );
+        assert_eq!(config.grpc.services.address("query"), None);
+        assert_eq!(Config::default().grpc.listen_address(), None);
+        let unknown = ConfigBuilder::default()
+            .set("rpc.transport", "carrier-pigeon", "--set")
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("carrier-pigeon"), "{unknown}");
     }
 
     #[test]

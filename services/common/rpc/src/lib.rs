@@ -1,4 +1,4 @@
-//! The NATS transport of Roost's service contracts: every trait of `roost-proto` served on
+//! The transports of Roost's service contracts, NATS and gRPC. Over NATS: every trait of `roost-proto` served on
 //! `roost.rpc.<service>.<method>` with a queue group per service (`roost.<service>`), so replicas
 //! share the calls with no load balancer, and called through `Nats<Service>Client`s that
 //! implement the same traits, so a caller holding `Arc<dyn XService>` cannot tell the difference.
@@ -9,7 +9,11 @@
 //! larger than one NATS message travel as numbered chunks, reassembled in order. The protocol is
 //! described in [`wire`].
 //!
-//! Building blocks only: this crate depends on `roost-proto` and NATS, never on a service crate;
+//! The same contracts are served and called over tonic gRPC too ([`grpc`]): `Grpc<Service>Client`s
+//! implement the same traits, and a [`GrpcServerBuilder`] serves chosen services on one address
+//! with the gRPC health service and reflection. Which transport a caller uses is configuration.
+//!
+//! Building blocks only: this crate depends on `roost-proto`, NATS and tonic, never on a service crate;
 //! `roost-server` decides which service is served or called where.
 //!
 //! ```no_run
@@ -30,6 +34,7 @@
 //! ```
 
 mod client;
+pub mod grpc;
 mod reassembly;
 mod server;
 mod services;
@@ -37,6 +42,7 @@ pub mod wire;
 
 pub use async_nats;
 pub use client::{ClientOptions, RpcClient};
+pub use grpc::{GrpcChannel, GrpcClientOptions, GrpcServer, GrpcServerBuilder, GrpcServerOptions};
 pub use server::{RpcServer, ServerOptions};
 pub use services::*;
 
@@ -56,6 +62,22 @@ pub enum RpcError {
     /// The NATS connection failed.
     #[error("NATS connection failed: {0}")]
     Connection(String),
+    /// A gRPC address that is not one.
+    #[error("invalid gRPC address {address}: {reason}")]
+    Address {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// A gRPC server could not listen.
+    #[error("cannot serve gRPC on {address}: {reason}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Returns once the NATS server has processed everything this connection sent before (its

@@ -1,5 +1,7 @@
-//! The eight service contracts over NATS: for each, a `Nats<Service>Client` implementing the
-//! trait and a `serve_<service>` function, generated from one method list per service.
+//! The eight service contracts over both transports, generated from one method list per
+//! service: for each, a `Nats<Service>Client` implementing the trait and a `serve_<service>`
+//! function (NATS), and a `Grpc<Service>Client` implementing the trait, a tonic server adapter and
+//! a `GrpcServerBuilder::serve_<service>` method (gRPC).
 
 use std::sync::Arc;
 
@@ -16,17 +18,33 @@ use roost_proto::{
     AuthService, CatalogService, EndpointService, IngestService, JobsService, PipeCatalogService,
     QueryService, SchedulerService, ServiceError, SqlAnswer,
 };
+use tonic::server::NamedService;
+use tonic::transport::Channel;
 
+use crate::grpc::{GrpcAdapter, GrpcChannel, GrpcServerBuilder};
 use crate::server::{self, Reply, Route, RpcServer, ServerOptions};
 use crate::{RpcClient, RpcError};
 
-/// Generates a client and a serve function per service. Each method is `unary` (the answer is one
-/// prost message, chunked when large) or `stream` (the answer is a [`SqlAnswer`]); the kind names
-/// the [`RpcClient`] method and the [`server`] function that carry it.
+/// The message a generated gRPC method answers with: the response itself (`unary`), or the
+/// stream of chunks of a [`SqlAnswer`] (`stream`).
+macro_rules! grpc_reply {
+    (unary $response:ty) => {
+        $response
+    };
+    (stream $response:ty) => {
+        crate::grpc::GrpcAnswerStream
+    };
+}
+
+/// Generates the clients and servers of each service. Each method is `unary` (the answer is one
+/// prost message, chunked when large) or `stream` (the answer is a [`SqlAnswer`]; `as` names the
+/// stream type of the generated tonic server); the kind names the [`RpcClient`] and
+/// [`GrpcChannel`] methods and the [`server`] and `grpc::serve` functions that carry it.
 macro_rules! rpc_services {
     ($(
-        $service:ident as $name:literal, client $client:ident, serve $serve:ident {
-            $( $kind:ident $method:ident($request:ty) -> $response:ty; )+
+        $service:ident as $name:literal, client $client:ident, serve $serve:ident,
+        grpc $grpc_client:ident($package:ident::{$client_mod:ident::$generated_client:ident, $server_mod:ident::$generated_server:ident}) {
+            $( $kind:ident $method:ident($request:ty) -> $response:ty $(as $stream:ident)?; )+
         }
     )+) => {$(
         #[doc = concat!("A [`", stringify!($service), "`] reached over NATS: each method is a call on `<prefix>.", $name, ".<method>`.")]
@@ -74,11 +92,82 @@ macro_rules! rpc_services {
             )+];
             RpcServer::start(nats, $name, service, routes, options).await
         }
+
+        #[doc = concat!("A [`", stringify!($service), "`] reached over gRPC (`roost.", stringify!($package), ".v1.", stringify!($service), "`).")]
+        #[derive(Debug, Clone)]
+        pub struct $grpc_client {
+            channel: GrpcChannel,
+            client: roost_proto::grpc::$package::$client_mod::$generated_client<Channel>,
+        }
+
+        impl $grpc_client {
+            /// The service's short name, as in NATS subjects and `[grpc.services]`.
+            pub const SERVICE: &'static str = $name;
+            /// The methods, snake_case.
+            pub const METHODS: &'static [&'static str] = &[$(stringify!($method)),+];
+            /// The service's full gRPC name.
+            pub const GRPC_NAME: &'static str =
+                <roost_proto::grpc::$package::$server_mod::$generated_server<GrpcAdapter<dyn $service>> as NamedService>::NAME;
+
+            /// A client that calls through `channel`.
+            pub fn new(channel: GrpcChannel) -> Self {
+                let limit = channel.options.max_message_bytes;
+                let client = roost_proto::grpc::$package::$client_mod::$generated_client::new(channel.channel.clone())
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                $grpc_client { channel, client }
+            }
+        }
+
+        #[async_trait]
+        impl $service for $grpc_client {
+            $(
+                async fn $method(&self, request: $request) -> Result<$response, ServiceError> {
+                    let mut client = self.client.clone();
+                    self.channel
+                        .$kind($name, stringify!($method), request, |request| async move {
+                            client.$method(request).await
+                        })
+                        .await
+                }
+            )+
+        }
+
+        #[tonic::async_trait]
+        impl roost_proto::grpc::$package::$server_mod::$service for GrpcAdapter<dyn $service> {
+            $( $( type $stream = crate::grpc::GrpcAnswerStream; )? )+
+            $(
+                async fn $method(
+                    &self,
+                    request: tonic::Request<$request>,
+                ) -> Result<tonic::Response<grpc_reply!($kind $response)>, tonic::Status> {
+                    let service = self.service.clone();
+                    crate::grpc::serve::$kind($name, stringify!($method), request, |request| async move {
+                        service.$method(request).await
+                    })
+                    .await
+                }
+            )+
+        }
+
+        impl GrpcServerBuilder {
+            #[doc = concat!("Serves `service` as `roost.", stringify!($package), ".v1.", stringify!($service), "`.")]
+            pub fn $serve(mut self, service: Arc<dyn $service>) -> Self {
+                let limit = self.options.max_message_bytes;
+                let server = roost_proto::grpc::$package::$server_mod::$generated_server::new(GrpcAdapter { service })
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                self.services.push($grpc_client::GRPC_NAME);
+                self.routes.add_service(server);
+                self
+            }
+        }
     )+};
 }
 
 rpc_services! {
-    AuthService as "auth", client NatsAuthClient, serve serve_auth {
+    AuthService as "auth", client NatsAuthClient, serve serve_auth,
+        grpc GrpcAuthClient(auth::{auth_service_client::AuthServiceClient, auth_service_server::AuthServiceServer}) {
         unary authenticate(auth::AuthenticateRequest) -> auth::AuthenticateResponse;
         unary get_local_tokens(auth::GetLocalTokensRequest) -> auth::GetLocalTokensResponse;
         unary get_workspace(auth::GetWorkspaceRequest) -> auth::GetWorkspaceResponse;
@@ -95,7 +184,8 @@ rpc_services! {
         unary delete_workspace(auth::DeleteWorkspaceRequest) -> auth::DeleteWorkspaceResponse;
     }
 
-    CatalogService as "catalog", client NatsCatalogClient, serve serve_catalog {
+    CatalogService as "catalog", client NatsCatalogClient, serve serve_catalog,
+        grpc GrpcCatalogClient(catalog::{catalog_service_client::CatalogServiceClient, catalog_service_server::CatalogServiceServer}) {
         unary create_data_source(catalog::CreateDataSourceRequest) -> catalog::CreateDataSourceResponse;
         unary get_data_source(catalog::GetDataSourceRequest) -> catalog::GetDataSourceResponse;
         unary list_data_sources(catalog::ListDataSourcesRequest) -> catalog::ListDataSourcesResponse;
@@ -110,7 +200,8 @@ rpc_services! {
         unary delete_connection(catalog::DeleteConnectionRequest) -> catalog::DeleteConnectionResponse;
     }
 
-    PipeCatalogService as "pipe_catalog", client NatsPipeCatalogClient, serve serve_pipe_catalog {
+    PipeCatalogService as "pipe_catalog", client NatsPipeCatalogClient, serve serve_pipe_catalog,
+        grpc GrpcPipeCatalogClient(catalog::{pipe_catalog_service_client::PipeCatalogServiceClient, pipe_catalog_service_server::PipeCatalogServiceServer}) {
         unary create_pipe(catalog::CreatePipeRequest) -> catalog::CreatePipeResponse;
         unary get_pipe(catalog::GetPipeRequest) -> catalog::GetPipeResponse;
         unary list_pipes(catalog::ListPipesRequest) -> catalog::ListPipesResponse;
@@ -128,32 +219,37 @@ rpc_services! {
         unary delete_variable(catalog::DeleteVariableRequest) -> catalog::DeleteVariableResponse;
     }
 
-    QueryService as "query", client NatsQueryClient, serve serve_query {
-        stream execute_sql(query::ExecuteSqlRequest) -> SqlAnswer;
+    QueryService as "query", client NatsQueryClient, serve serve_query,
+        grpc GrpcQueryClient(query::{query_service_client::QueryServiceClient, query_service_server::QueryServiceServer}) {
+        stream execute_sql(query::ExecuteSqlRequest) -> SqlAnswer as ExecuteSqlStream;
     }
 
-    EndpointService as "endpoint", client NatsEndpointClient, serve serve_endpoint {
-        stream execute_endpoint(query::ExecuteEndpointRequest) -> SqlAnswer;
+    EndpointService as "endpoint", client NatsEndpointClient, serve serve_endpoint,
+        grpc GrpcEndpointClient(query::{endpoint_service_client::EndpointServiceClient, endpoint_service_server::EndpointServiceServer}) {
+        stream execute_endpoint(query::ExecuteEndpointRequest) -> SqlAnswer as ExecuteEndpointStream;
         unary explain_endpoint(query::ExecuteEndpointRequest) -> query::ExplainEndpointResponse;
         unary describe_endpoint(query::DescribeEndpointRequest) -> query::DescribeEndpointResponse;
         unary compile_node(query::ExecuteEndpointRequest) -> query::CompileNodeResponse;
         unary resolve_condition(query::ResolveConditionRequest) -> query::ResolveConditionResponse;
     }
 
-    IngestService as "ingest", client NatsIngestClient, serve serve_ingest {
+    IngestService as "ingest", client NatsIngestClient, serve serve_ingest,
+        grpc GrpcIngestClient(ingest::{ingest_service_client::IngestServiceClient, ingest_service_server::IngestServiceServer}) {
         unary ingest_data(ingest::IngestDataRequest) -> ingest::IngestDataResponse;
         unary analyze_data(ingest::AnalyzeDataRequest) -> ingest::AnalyzeDataResponse;
         unary finish_replace(ingest::FinishReplaceRequest) -> ingest::FinishReplaceResponse;
     }
 
-    JobsService as "jobs", client NatsJobsClient, serve serve_jobs {
+    JobsService as "jobs", client NatsJobsClient, serve serve_jobs,
+        grpc GrpcJobsClient(jobs::{jobs_service_client::JobsServiceClient, jobs_service_server::JobsServiceServer}) {
         unary submit_job(jobs::SubmitJobRequest) -> jobs::SubmitJobResponse;
         unary list_jobs(jobs::ListJobsRequest) -> jobs::ListJobsResponse;
         unary get_job(jobs::GetJobRequest) -> jobs::GetJobResponse;
         unary cancel_job(jobs::CancelJobRequest) -> jobs::CancelJobResponse;
     }
 
-    SchedulerService as "scheduler", client NatsSchedulerClient, serve serve_scheduler {
+    SchedulerService as "scheduler", client NatsSchedulerClient, serve serve_scheduler,
+        grpc GrpcSchedulerClient(scheduler::{scheduler_service_client::SchedulerServiceClient, scheduler_service_server::SchedulerServiceServer}) {
         unary list_schedules(scheduler::ListSchedulesRequest) -> scheduler::ListSchedulesResponse;
         unary set_schedule(scheduler::SetScheduleRequest) -> scheduler::SetScheduleResponse;
         unary delete_schedule(scheduler::DeleteScheduleRequest) -> scheduler::DeleteScheduleResponse;

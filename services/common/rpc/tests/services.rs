@@ -1,6 +1,7 @@
-//! All eight service contracts over NATS: every method of every service, served by a stub that
-//! names the method it ran, is called through its `Nats<Service>Client` and reaches that method.
-//! (`tests/rpc.rs` covers the transport itself; this covers the generated routing.)
+//! All eight service contracts over both transports: every method of every service, served by a
+//! stub that names the method it ran, is called through its `Nats<Service>Client` and its
+//! `Grpc<Service>Client` and reaches that method. (`tests/rpc.rs` and `tests/grpc.rs` cover the
+//! transports themselves; this covers the generated routing.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +18,11 @@ use roost_proto::{
     PipeCatalogService, QueryService, SchedulerService, ServiceError, SqlAnswer,
 };
 use roost_rpc::{
-    ClientOptions, NatsAuthClient, NatsCatalogClient, NatsEndpointClient, NatsIngestClient,
-    NatsJobsClient, NatsPipeCatalogClient, NatsQueryClient, NatsSchedulerClient, RpcClient,
-    ServerOptions,
+    ClientOptions, GrpcAuthClient, GrpcCatalogClient, GrpcChannel, GrpcClientOptions,
+    GrpcEndpointClient, GrpcIngestClient, GrpcJobsClient, GrpcPipeCatalogClient, GrpcQueryClient,
+    GrpcSchedulerClient, GrpcServerBuilder, GrpcServerOptions, NatsAuthClient, NatsCatalogClient,
+    NatsEndpointClient, NatsIngestClient, NatsJobsClient, NatsPipeCatalogClient, NatsQueryClient,
+    NatsSchedulerClient, RpcClient, ServerOptions,
 };
 
 fn nats_url() -> String {
@@ -252,4 +255,76 @@ async fn every_method_of_every_service_reaches_its_implementation() {
     for server in servers {
         server.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn every_method_of_every_service_reaches_its_implementation_over_grpc() {
+    let server = GrpcServerBuilder::new(GrpcServerOptions::default())
+        .serve_auth(Arc::new(StubAuth))
+        .serve_catalog(Arc::new(StubCatalog))
+        .serve_pipe_catalog(Arc::new(StubPipeCatalog))
+        .serve_query(Arc::new(StubQuery))
+        .serve_endpoint(Arc::new(StubEndpoint))
+        .serve_ingest(Arc::new(StubIngest))
+        .serve_jobs(Arc::new(StubJobs))
+        .serve_scheduler(Arc::new(StubScheduler))
+        .start("127.0.0.1:0")
+        .await
+        .expect("the server starts");
+    assert_eq!(server.services().len(), 8);
+    let channel = GrpcChannel::connect_lazy(
+        &server.local_addr().to_string(),
+        GrpcClientOptions {
+            timeout: Duration::from_secs(10),
+            ..GrpcClientOptions::default()
+        },
+    )
+    .expect("a channel");
+
+    let auth: roost_proto::AuthClient = Arc::new(GrpcAuthClient::new(channel.clone()));
+    assert_eq!(
+        call_auth(auth.as_ref()).await,
+        expected("auth", GrpcAuthClient::METHODS)
+    );
+    assert_eq!(
+        call_catalog(&GrpcCatalogClient::new(channel.clone())).await,
+        expected("catalog", GrpcCatalogClient::METHODS)
+    );
+    assert_eq!(
+        call_pipe_catalog(&GrpcPipeCatalogClient::new(channel.clone())).await,
+        expected("pipe_catalog", GrpcPipeCatalogClient::METHODS)
+    );
+    assert_eq!(
+        call_query(&GrpcQueryClient::new(channel.clone())).await,
+        expected("query", GrpcQueryClient::METHODS)
+    );
+    assert_eq!(
+        call_endpoint(&GrpcEndpointClient::new(channel.clone())).await,
+        expected("endpoint", GrpcEndpointClient::METHODS)
+    );
+    assert_eq!(
+        call_ingest(&GrpcIngestClient::new(channel.clone())).await,
+        expected("ingest", GrpcIngestClient::METHODS)
+    );
+    assert_eq!(
+        call_jobs(&GrpcJobsClient::new(channel.clone())).await,
+        expected("jobs", GrpcJobsClient::METHODS)
+    );
+    assert_eq!(
+        call_scheduler(&GrpcSchedulerClient::new(channel)).await,
+        expected("scheduler", GrpcSchedulerClient::METHODS)
+    );
+    let names = [
+        GrpcAuthClient::GRPC_NAME,
+        GrpcCatalogClient::GRPC_NAME,
+        GrpcPipeCatalogClient::GRPC_NAME,
+        GrpcQueryClient::GRPC_NAME,
+        GrpcEndpointClient::GRPC_NAME,
+        GrpcIngestClient::GRPC_NAME,
+        GrpcJobsClient::GRPC_NAME,
+        GrpcSchedulerClient::GRPC_NAME,
+    ];
+    assert_eq!(server.services(), names);
+    assert_eq!(names[2], "roost.catalog.v1.PipeCatalogService");
+    server.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! A real distributed Roost for tests: each role its own `roost serve` process, on a new
 //! PostgreSQL database, a NATS subject prefix and lease bucket of its own (so clusters running at
-//! the same time never share a call or a lease), and the ClickHouse test cluster.
+//! the same time never share a call or a lease), and the ClickHouse test cluster. The processes
+//! call each other over NATS, or over gRPC ([`Transport::Grpc`]: each process serves gRPC on a
+//! free port of its own, and every process is told where each service is).
 //!
 //! PostgreSQL is `ROOST_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432`, the
 //! server's maintenance database is used to create and drop the cluster's database with `psql`);
@@ -26,10 +28,41 @@ pub const ROLES: &[&str] = &[
     "gateway",
 ];
 
+/// How the processes of a cluster call each other (`rpc.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// NATS request/reply.
+    Nats,
+    /// gRPC, each process serving on a port of its own.
+    Grpc,
+}
+
+impl Transport {
+    /// The value of `rpc.transport`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Nats => "nats",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
+/// The services of each role, by their names in `grpc.services`.
+const SERVICES_OF_ROLE: &[(&str, &[&str])] = &[
+    ("auth", &["auth"]),
+    ("catalog", &["catalog", "pipe_catalog"]),
+    ("query", &["query", "endpoint"]),
+    ("ingest", &["ingest"]),
+    ("jobs", &["jobs"]),
+    ("scheduler", &["scheduler"]),
+];
+
 /// One `roost serve` process.
 pub struct RoleProcess {
     /// The roles it runs (`query`, `gateway`, ...).
     pub role: String,
+    /// `127.0.0.1:PORT` it serves gRPC on, when the cluster calls over gRPC.
+    pub grpc: Option<String>,
     child: Child,
     log: PathBuf,
 }
@@ -69,6 +102,8 @@ pub struct RoostCluster {
     pub tokens: Tokens,
     /// The NATS subject prefix of this cluster's service calls.
     pub subject_prefix: String,
+    /// How the processes call each other.
+    pub transport: Transport,
     /// The PostgreSQL database of its catalog.
     pub database: String,
     /// The ClickHouse cluster it runs on.
@@ -108,6 +143,16 @@ impl RoostCluster {
         Self::start_with(binary, clickhouse, ROLES, &[]).await
     }
 
+    /// Starts one process per role of [`ROLES`] whose processes call each other over
+    /// `transport`.
+    pub async fn start_over(
+        binary: &str,
+        clickhouse: &ClickHouseCluster,
+        transport: Transport,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_transport(binary, clickhouse, ROLES, &[], transport).await
+    }
+
     /// Starts one process per entry of `roles` (an entry may list several: `catalog,query`),
     /// with extra environment variables for every process.
     pub async fn start_with(
@@ -115,6 +160,17 @@ impl RoostCluster {
         clickhouse: &ClickHouseCluster,
         roles: &[&str],
         env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::start_with_transport(binary, clickhouse, roles, env, Transport::Nats).await
+    }
+
+    /// [`Self::start_with`] over `transport`.
+    pub async fn start_with_transport(
+        binary: &str,
+        clickhouse: &ClickHouseCluster,
+        roles: &[&str],
+        env: &[(&str, &str)],
+        transport: Transport,
     ) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let postgres = postgres_base();
@@ -137,10 +193,34 @@ impl RoostCluster {
             ("ROOST_HTTP_SERVE_TOKENS", "true".into()),
             ("ROOST_HTTP_PORT", port.to_string()),
             ("ROOST_HTTP_LISTEN", "127.0.0.1".into()),
+            ("ROOST_RPC_TRANSPORT", transport.name().into()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
         .collect();
+        // Over gRPC every process serves on a port of its own, and every service's address is
+        // the first process that runs its role.
+        let grpc_ports: Vec<Option<u16>> = roles
+            .iter()
+            .map(|_| match transport {
+                Transport::Grpc => free_port().map(Some),
+                Transport::Nats => Ok(None),
+            })
+            .collect::<anyhow::Result<_>>()?;
+        for (role, services) in SERVICES_OF_ROLE {
+            let serving = roles
+                .iter()
+                .zip(&grpc_ports)
+                .find(|(entry, _)| entry.split(',').any(|name| name.trim() == *role));
+            if let Some((_, Some(port))) = serving {
+                for service in *services {
+                    all_env.push((
+                        format!("ROOST_GRPC_SERVICES_{}", service.to_uppercase()),
+                        format!("127.0.0.1:{port}"),
+                    ));
+                }
+            }
+        }
         all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut cluster = RoostCluster {
             binary: PathBuf::from(binary),
@@ -152,6 +232,7 @@ impl RoostCluster {
                 workspace_admin: String::new(),
             },
             subject_prefix,
+            transport,
             database,
             clickhouse: clickhouse.clone(),
             startup: Duration::ZERO,
@@ -160,8 +241,8 @@ impl RoostCluster {
             dir: tempfile::tempdir()?,
         };
         let started = Instant::now();
-        for role in roles {
-            cluster.spawn(role)?;
+        for (role, port) in roles.iter().zip(grpc_ports) {
+            cluster.spawn(role, port)?;
         }
         for index in 0..cluster.processes.len() {
             cluster.wait_ready(index).await?;
@@ -171,8 +252,14 @@ impl RoostCluster {
         Ok(cluster)
     }
 
-    fn spawn(&mut self, role: &str) -> anyhow::Result<usize> {
+    /// Starts `role`; over gRPC it serves on `grpc_port` (a free one when `None`).
+    fn spawn(&mut self, role: &str, grpc_port: Option<u16>) -> anyhow::Result<usize> {
         let index = self.processes.len();
+        let grpc = match (self.transport, grpc_port) {
+            (Transport::Nats, _) => None,
+            (Transport::Grpc, Some(port)) => Some(format!("127.0.0.1:{port}")),
+            (Transport::Grpc, None) => Some(format!("127.0.0.1:{}", free_port()?)),
+        };
         let log = self
             .dir
             .path()
@@ -185,12 +272,17 @@ impl RoostCluster {
                 "ROOST_DATA_DIR",
                 self.dir.path().join(format!("data-{index}")),
             )
+            .envs(
+                grpc.iter()
+                    .map(|address| ("ROOST_GRPC_LISTEN", address.as_str())),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
         self.processes.push(RoleProcess {
             role: role.to_string(),
+            grpc,
             child,
             log,
         });
@@ -200,7 +292,7 @@ impl RoostCluster {
     /// Starts one more process with `role` (a second replica, a restart) and waits until it
     /// serves. Returns its index in [`Self::processes`].
     pub async fn add(&mut self, role: &str) -> anyhow::Result<usize> {
-        let index = self.spawn(role)?;
+        let index = self.spawn(role, None)?;
         self.wait_ready(index).await?;
         Ok(index)
     }
