@@ -413,9 +413,15 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         |channel| Arc::new(GrpcIngestClient::new(channel)),
     )?;
     // Distributed mode: accepted events wait in JetStream until an ingest process stored them.
-    let events_bus = match &mode {
-        Mode::Distributed { nats, .. } if config.events.queue => Some(events_bus(config, nats)),
-        _ => None,
+    // A NATS message holds at most the server's max_payload: larger batches take the direct path.
+    let (events_bus, max_queued_batch_bytes) = match &mode {
+        Mode::Distributed { nats, .. } if config.events.queue => (
+            Some(events_bus(config, nats)),
+            nats.server_info()
+                .max_payload
+                .saturating_sub(QUEUED_BATCH_OVERHEAD),
+        ),
+        _ => (None, 0),
     };
     let events_workers = match (&events_bus, ingest_here) {
         (Some(bus), Some(ingest)) => Some(roost_ingest::events_queue::start_workers(
@@ -606,6 +612,7 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
                     facts: Arc::new(bus),
                     done_prefix: events_done_prefix(config),
                     wait_timeout: millis(config.events.wait_timeout_ms),
+                    max_batch_bytes: max_queued_batch_bytes,
                 }),
                 ..GatewayConfig::default()
             },
@@ -623,17 +630,26 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
     })
 }
 
-/// The bus of the events queue. Its stream and subjects are named after the deployment's subject
-/// prefix, so deployments (and test clusters) sharing a NATS server never share batches.
+/// Room a queued batch's message keeps for its headers and the request's fields besides the body.
+const QUEUED_BATCH_OVERHEAD: usize = 64 * 1024;
+
+/// The bus of the events queue.
 fn events_bus(config: &Config, nats: &roost_rpc::async_nats::Client) -> roost_bus::NatsBus {
     roost_bus::NatsBus::new(
         nats.clone(),
-        roost_bus::NatsBusOptions {
-            work_subject_prefix: format!("{}.queue", config.nats.subject_prefix),
-            stream_prefix: events_stream_prefix(&config.nats.subject_prefix),
-            ..roost_bus::NatsBusOptions::default()
-        },
+        events_bus_options(&config.nats.subject_prefix),
     )
+}
+
+/// Where the events queue of the deployment on `subject_prefix` lives. Its stream and subjects
+/// are named after the prefix, so deployments (and test clusters) sharing a NATS server never
+/// share batches.
+pub fn events_bus_options(subject_prefix: &str) -> roost_bus::NatsBusOptions {
+    roost_bus::NatsBusOptions {
+        work_subject_prefix: format!("{subject_prefix}.queue"),
+        stream_prefix: events_stream_prefix(subject_prefix),
+        ..roost_bus::NatsBusOptions::default()
+    }
 }
 
 /// `roost.rpc` → `ROOST_RPC_`: a stream name may hold no `.`, `*`, `>` or spaces.

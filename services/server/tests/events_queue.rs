@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use roost_bus::{NatsBus, NatsBusOptions, WorkQueue};
+use roost_bus::{NatsBus, WorkQueue};
 use roost_testkit::Server;
 use roost_testkit::api::Api;
 use roost_testkit::clickhouse::{ClickHouseCluster, cluster_or_skip};
@@ -225,25 +225,9 @@ async fn until_accepted(progress: &AtomicU64, rows: u64) {
 /// The cluster's events queue, as the test reaches it: the stream is named as `roost serve`
 /// names it, after the subject prefix.
 fn events_bus(roost: &RoostCluster, nats: async_nats_client::Client) -> NatsBus {
-    let stream_prefix: String = roost
-        .subject_prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .chain(std::iter::once('_'))
-        .collect();
     NatsBus::new(
         nats,
-        NatsBusOptions {
-            work_subject_prefix: format!("{}.queue", roost.subject_prefix),
-            stream_prefix,
-            ..NatsBusOptions::default()
-        },
+        roost_server::events_bus_options(&roost.subject_prefix),
     )
 }
 
@@ -275,6 +259,36 @@ fn report_settlements(test: &str, logs: &str) {
             .count(),
         logs.matches("part of a redelivered batch already stored")
             .count()
+    );
+}
+
+/// The end of a fault test: waits for the stream's rows, prints the figures, removes the queue's
+/// stream, and asserts every accepted row is stored exactly once.
+async fn every_accepted_row_is_stored_once(
+    test: &str,
+    api: &Api<RoostCluster>,
+    clickhouse: &ClickHouseCluster,
+    table: &str,
+    streamed: &Streamed,
+    started: Instant,
+) {
+    let counts = wait_for_rows(
+        clickhouse,
+        table,
+        streamed.accepted,
+        Duration::from_secs(180),
+    )
+    .await;
+    eprintln!("{test}: all stored after {:?}", started.elapsed());
+    report(test, streamed.accepted, counts, streamed.refused);
+    report_settlements(test, &api.roost.logs());
+    delete_events_stream(&api.roost).await;
+    assert_eq!(streamed.accepted, TOTAL_ROWS);
+    assert_eq!(
+        counts,
+        (streamed.accepted, streamed.accepted),
+        "stored (rows, distinct ids) != accepted; logs:\n{}",
+        api.roost.logs()
     );
 }
 
@@ -337,28 +351,11 @@ async fn kill_9_of_ingest_while_events_stream_in_loses_and_duplicates_nothing() 
     );
     let streamed = streaming.await.expect("the stream ends");
     let accept_time = started.elapsed();
-    let counts = wait_for_rows(
-        clickhouse,
-        &table,
-        streamed.accepted,
-        Duration::from_secs(180),
-    )
-    .await;
     eprintln!(
-        "{test}: {} rows accepted in {accept_time:?}, all stored after {:?}",
-        streamed.accepted,
-        started.elapsed()
+        "{test}: {} rows accepted in {accept_time:?}",
+        streamed.accepted
     );
-    report(test, streamed.accepted, counts, streamed.refused);
-    report_settlements(test, &api.roost.logs());
-    delete_events_stream(&api.roost).await;
-    assert_eq!(streamed.accepted, TOTAL_ROWS);
-    assert_eq!(
-        counts,
-        (streamed.accepted, streamed.accepted),
-        "stored (rows, distinct ids) != accepted; logs:\n{}",
-        api.roost.logs()
-    );
+    every_accepted_row_is_stored_once(test, &api, clickhouse, &table, &streamed, started).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -407,24 +404,7 @@ async fn clickhouse_stopped_for_10_s_during_a_stream_loses_and_duplicates_nothin
         started.elapsed()
     );
     outage.await.expect("the outage ends");
-    let counts = wait_for_rows(
-        clickhouse,
-        &table,
-        streamed.accepted,
-        Duration::from_secs(180),
-    )
-    .await;
-    eprintln!("{test}: all stored after {:?}", started.elapsed());
-    report(test, streamed.accepted, counts, streamed.refused);
-    report_settlements(test, &api.roost.logs());
-    delete_events_stream(&api.roost).await;
-    assert_eq!(streamed.accepted, TOTAL_ROWS);
-    assert_eq!(
-        counts,
-        (streamed.accepted, streamed.accepted),
-        "stored (rows, distinct ids) != accepted; logs:\n{}",
-        api.roost.logs()
-    );
+    every_accepted_row_is_stored_once(test, &api, clickhouse, &table, &streamed, started).await;
 }
 
 /// A worker that inserted a batch and died before acknowledging it: the batch comes again, and
@@ -577,6 +557,16 @@ async fn wait_true_answers_once_the_rows_are_queryable() {
         api.number("SELECT count() AS n FROM created_from_events")
             .await as u64,
         30
+    );
+    // A body larger than one NATS message (max_payload, 1 MB by default) is inserted on the
+    // direct path: accepted and stored, never refused.
+    let large_body = ndjson(10_000..50_000, 2);
+    assert!(large_body.len() > 1024 * 1024, "{} bytes", large_body.len());
+    let large = api.events("waited", &large_body).await;
+    assert_eq!(large["successful_rows"], 40_000, "{large}");
+    assert_eq!(
+        api.number("SELECT count() AS n FROM waited").await as u64,
+        45_000
     );
     delete_events_stream(&api.roost).await;
     let _ = api.roost.url("/");

@@ -78,6 +78,7 @@ pub async fn append(State(state): State<AppState>, request: Request) -> Result<R
         staging_id: String::new(),
     };
     if let Some(queue) = &state.config.events_queue
+        && request.data.len() <= queue.max_batch_bytes
         && data_source_exists(&state, &caller.header, &request.data_source).await?
     {
         return enqueue(queue, request).await;
@@ -143,6 +144,9 @@ pub struct EventsQueue {
     pub done_prefix: String,
     /// How long a `wait=true` request waits for its batch to be inserted.
     pub wait_timeout: Duration,
+    /// The largest body a queue message holds; a larger one is inserted on the direct path
+    /// before the answer, so it is never lost either.
+    pub max_batch_bytes: usize,
 }
 
 impl std::fmt::Debug for EventsQueue {
@@ -150,6 +154,7 @@ impl std::fmt::Debug for EventsQueue {
         f.debug_struct("EventsQueue")
             .field("done_prefix", &self.done_prefix)
             .field("wait_timeout", &self.wait_timeout)
+            .field("max_batch_bytes", &self.max_batch_bytes)
             .finish_non_exhaustive()
     }
 }
