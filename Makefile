@@ -74,6 +74,7 @@ k8s-apiserver: ## Build (cached in ~/.cache/roost) and start the CRD-only Kubern
 	@scripts/k8s-apiserver.sh up
 
 test-operator: ## The operator's tests: unit, mocked API, real ClickHouse cluster, real API server, Helm chart
+	@scripts/k8s-apiserver.sh up >/dev/null
 	ROOST_TEST_REQUIRE_K8S=1 ROOST_TEST_REQUIRE_CLICKHOUSE=1 ROOST_TEST_REQUIRE_HELM=1 $(CARGO) nextest run --workspace -E 'package(roost-operator)'
 
 lint: ## rustfmt and clippy, warnings as errors

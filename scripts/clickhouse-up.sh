@@ -227,6 +227,20 @@ shard_query() {
   curl -sS --fail --max-time 10 --data-binary "$2" "http://127.0.0.1:$(http_port "$1")/"
 }
 
+# 18.16 can crash (a NULL read in zkutil::ZooKeeper::createImpl) when its first ZooKeeper session
+# fails while ZooKeeper is still starting on a loaded machine: a dead server is started again,
+# and the wait goes on until it answers.
+restart_dead_shards() {
+  for shard in "${shards[@]}"; do
+    if ! running_pid "shard$shard" "$(shard_marker "$shard")" >/dev/null; then
+      log "shard $shard exited; starting it again"
+      start_shard "$shard" >&2
+      wait_until "shard $shard" 60 "[ \"\$(shard_query $shard 'SELECT 1')\" = 1 ]" \
+        "$state_dir/shard$shard/log/server.err.log"
+    fi
+  done
+}
+
 wait_until() {
   local what="$1" seconds="$2" check="$3" log_file="$4"
   local deadline=$(($(date +%s) + seconds))
@@ -261,7 +275,7 @@ for shard in "${shards[@]}"; do
     "[ \"\$(shard_query $shard \"SELECT count() FROM system.clusters WHERE cluster = '$cluster'\")\" = ${#shards[@]} ]" \
     "$state_dir/shard$shard/log/server.err.log"
   wait_until "shard $shard's ZooKeeper session" 60 \
-    "shard_query $shard \"SELECT count() FROM system.zookeeper WHERE path = '/'\"" \
+    "restart_dead_shards && shard_query $shard \"SELECT count() FROM system.zookeeper WHERE path = '/'\"" \
     "$state_dir/shard$shard/log/server.err.log"
 done
 
@@ -270,7 +284,7 @@ done
 # through ZooKeeper, so once one succeeds the cluster is ready for tests' DDL.
 if $started_any; then
   wait_until "ON CLUSTER DDL" 120 \
-    "shard_query 1 'CREATE DATABASE IF NOT EXISTS roost_harness ON CLUSTER $cluster'" \
+    "restart_dead_shards && shard_query 1 'CREATE DATABASE IF NOT EXISTS roost_harness ON CLUSTER $cluster'" \
     "$state_dir/shard1/log/server.err.log"
 fi
 

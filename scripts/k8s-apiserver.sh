@@ -76,6 +76,14 @@ fetch_packages() {
   touch "$root/.complete"
 }
 
+go_build() {
+  local root="$state/root"
+  (cd "$state/root/usr/share/gocode/src/roost.dev/k8s-apiserver" &&
+    env GOROOT="$root/usr/lib/go-1.27" PATH="$root/usr/lib/go-1.27/bin:$PATH" \
+      GO111MODULE=off GOPATH="$root/usr/share/gocode" GOCACHE="$state/gocache" GOTOOLCHAIN=local \
+      CGO_ENABLED=0 GOFLAGS= go build -o "$binary.tmp" .) >"$state/build.log" 2>&1
+}
+
 build() {
   local stamp
   stamp="$(sha256sum "$main_go" | cut -c1-16)"
@@ -86,12 +94,21 @@ build() {
   mkdir -p "$source" "$state/bin" "$state/gocache"
   cp "$main_go" "$source/main.go"
   log "building the API server (a few minutes the first time)"
-  (cd "$source" && env GOROOT="$root/usr/lib/go-1.27" PATH="$root/usr/lib/go-1.27/bin:$PATH" \
-    GO111MODULE=off GOPATH="$gopath" GOCACHE="$state/gocache" GOTOOLCHAIN=local CGO_ENABLED=0 \
-    GOFLAGS= go build -o "$binary.tmp" .) >"$state/build.log" 2>&1 || {
-    log "go build failed; see $state/build.log"
-    exit 1
-  }
+  if ! go_build; then
+    # A cached tree or build cache can be damaged (a full disk, an interrupted unpack): start
+    # once more from fresh packages before giving up.
+    log "go build failed; fetching the packages again and retrying once:"
+    tail -n 20 "$state/build.log" >&2
+    rm -rf "$root" "$state/gocache"
+    fetch_packages
+    mkdir -p "$source" "$state/gocache"
+    cp "$main_go" "$source/main.go"
+    go_build || {
+      log "go build failed again; the end of $state/build.log:"
+      tail -n 40 "$state/build.log" >&2
+      exit 1
+    }
+  fi
   mv "$binary.tmp" "$binary"
   echo "$stamp" >"$state/bin/.stamp"
 }
@@ -153,7 +170,7 @@ start_etcd() {
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "roost-test=http://127.0.0.1:$etcd_peer_port" \
-    --unsafe-no-fsync >"$run/etcd.log" 2>&1 &
+    --unsafe-no-fsync >"$run/etcd.log" 2>&1 9>&- &
   echo $! >"$run/etcd.pid"
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && return 0
@@ -173,7 +190,7 @@ start_apiserver() {
     --bind-address 127.0.0.1 --secure-port "$api_port" \
     --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
     --client-ca-file "$pki/ca.crt" --kubeconfig "$state/kubeconfig" \
-    --authentication-skip-lookup >"$run/apiserver.log" 2>&1 &
+    --authentication-skip-lookup >"$run/apiserver.log" 2>&1 9>&- &
   echo $! >"$run/apiserver.pid"
   for _ in $(seq 300); do
     if curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
@@ -195,6 +212,11 @@ stop() {
 }
 
 mkdir -p "$state" "$run"
+# Test processes call this script at the same time (nextest runs each test in its own process):
+# one builds and starts, the others wait for it and then find everything running. The servers
+# started in the background do not inherit the lock's descriptor.
+exec 9>"$state/.lock"
+flock 9
 case "${1:-up}" in
   build) build ;;
   down) stop ;;
