@@ -441,5 +441,71 @@ impl Drop for RoostCluster {
         ) {
             eprintln!("leaving the database {}: {error:#}", self.database);
         }
+        if let Err(error) = self.remove_nats_streams() {
+            eprintln!(
+                "leaving the NATS streams of {}: {error:#}",
+                self.subject_prefix
+            );
+        }
+    }
+}
+
+impl RoostCluster {
+    fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Deletes the JetStream streams this cluster made on the shared NATS server (the events
+    /// queue's, named after the subject prefix, and the scheduler's lease bucket), which would
+    /// otherwise pile up run after run.
+    fn remove_nats_streams(&self) -> anyhow::Result<()> {
+        let url = self
+            .env_value("ROOST_NATS_URL")
+            .context("no NATS URL")?
+            .to_string();
+        let lease_stream = format!(
+            "KV_{}",
+            self.env_value("ROOST_NATS_LEASE_BUCKET")
+                .context("no lease bucket")?
+        );
+        // `roost.itID.rpc` → `ROOST_ITID_RPC_`, as the server names its streams.
+        let queue_prefix: String = self
+            .subject_prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .chain(std::iter::once('_'))
+            .collect();
+        // Drop runs inside or outside a runtime: a thread of its own may always block on one.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async {
+                        use futures::TryStreamExt;
+                        let client = async_nats::connect(url.as_str()).await?;
+                        let jetstream = async_nats::jetstream::new(client);
+                        let names: Vec<String> = jetstream.stream_names().try_collect().await?;
+                        for name in names {
+                            if name == lease_stream || name.starts_with(&queue_prefix) {
+                                jetstream.delete_stream(&name).await?;
+                            }
+                        }
+                        anyhow::Ok(())
+                    })
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the NATS cleanup thread panicked"))?
+        })
     }
 }
