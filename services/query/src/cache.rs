@@ -47,7 +47,10 @@ impl<T> CatalogCache<T> {
         Fetching: Future<Output = Result<T, ServiceError>>,
     {
         // Taken before fetching: a change landing during the fetch then invalidates its result.
-        let now = self.changes.as_ref().and_then(|changes| changes.stamp());
+        let now = match &self.changes {
+            Some(changes) => changes.stamp().await,
+            None => None,
+        };
         let entries = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(now) = &now
             && let Some((stamp, listing)) = entries().get(workspace_id)
@@ -69,7 +72,7 @@ impl<T> CatalogCache<T> {
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use roost_bus::{Announcer, InProcessBus};
+    use roost_bus::{Announcer, Follow, InProcessBus};
 
     use super::*;
 
@@ -101,8 +104,11 @@ mod tests {
     #[tokio::test]
     async fn a_followed_listing_is_fetched_again_after_any_fact() {
         let bus = InProcessBus::default();
-        let catalog = CatalogChanges::distributed(Arc::new(bus.clone()), "p", true, false).await;
-        let follower = CatalogChanges::distributed(Arc::new(bus.clone()), "p", false, true).await;
+        let catalog =
+            CatalogChanges::distributed(Arc::new(bus.clone()), "p", true, Follow::Not).await;
+        let follower =
+            CatalogChanges::distributed(Arc::new(bus.clone()), "p", false, Follow::CallsOverTheBus)
+                .await;
         let cache = CatalogCache::following(follower);
         let fetches = AtomicU32::new(0);
         let fetch = || async { Ok(fetches.fetch_add(1, Ordering::SeqCst)) };

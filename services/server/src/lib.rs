@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use roost_auth::{Auth, SeedOptions, Seeded};
-use roost_bus::CatalogChanges;
+use roost_bus::{CatalogChanges, Follow};
 use roost_catalog::Catalog;
 use roost_config::{Config, EngineKind, Transport};
 use roost_engine::{Chdb, ChdbConfig, ClickHouse, ClickHouseConfig, Engine};
@@ -635,7 +635,9 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
 ///
 /// In one process, the catalog's own count. Across processes, facts on core NATS under
 /// `nats.subject_prefix`, whatever `rpc.transport` is: the catalog announces each change before
-/// it answers, the query and gateway processes follow them (see `roost_bus::CatalogChanges`).
+/// it answers, the query and gateway processes follow them (see `roost_bus::CatalogChanges`);
+/// over gRPC each of their reads first makes a round trip to the NATS server, still no catalog
+/// call.
 async fn catalog_changes(
     config: &Config,
     roles: &BTreeSet<Role>,
@@ -645,8 +647,15 @@ async fn catalog_changes(
         Mode::Local => Some(CatalogChanges::local()),
         Mode::Distributed { nats, .. } => {
             let announces = roles.contains(&Role::Catalog);
-            let follows = roles.contains(&Role::Query) || roles.contains(&Role::Gateway);
-            if !announces && !follows {
+            let caches = roles.contains(&Role::Query) || roles.contains(&Role::Gateway);
+            // Over NATS a call reaches this process after the facts its caller's catalog
+            // answer waited for; a gRPC call may overtake them (see `roost_bus::Follow`).
+            let follow = match (caches, config.rpc.transport) {
+                (false, _) => Follow::Not,
+                (true, Transport::Nats) => Follow::CallsOverTheBus,
+                (true, Transport::Grpc) => Follow::CallsOverAnotherPath,
+            };
+            if !announces && follow == Follow::Not {
                 return None;
             }
             let bus = roost_bus::NatsBus::new(nats.clone(), roost_bus::NatsBusOptions::default());
@@ -655,7 +664,7 @@ async fn catalog_changes(
                     Arc::new(bus),
                     &config.nats.subject_prefix,
                     announces,
-                    follows,
+                    follow,
                 )
                 .await,
             )

@@ -9,15 +9,15 @@
 //!   the process, which moves before the catalog answers; an entry lives until the count moves.
 //! - Distributed mode ([`CatalogChanges::distributed`]): the catalog also announces each change
 //!   as a fact on `<subject_prefix>.catalog.changed.<workspace_id>` (core NATS) and waits until
-//!   the NATS server has taken it before it answers. The NATS server then delivers the fact to
-//!   every follower before anything sent to it afterwards, so a follower serving calls over the
-//!   same connection (NATS request/reply) drains the fact before it reads the next call. A call
-//!   reaching it over gRPC does not share that order: it is behind the fact by the time the
-//!   caller took to get the catalog's answer and call again, far longer than the NATS server
-//!   takes to forward the fact. Followers drain the facts received whenever they check
-//!   ([`CatalogChanges::version`]); they do not cache while disconnected from NATS or without a
-//!   subscription, count a reconnection as a change (facts announced meanwhile were missed),
-//!   and trust an entry at most [`FOLLOWED_MAX_AGE`], which bounds what a lost fact costs.
+//!   the NATS server has taken it before it answers. The server then delivers the fact to every
+//!   follower before anything it takes afterwards, so a call that follows the catalog's answer
+//!   over NATS reaches a follower after the fact ([`Follow::CallsOverTheBus`]: draining what
+//!   was received is enough). A call over gRPC may overtake the fact on its way, so there each
+//!   read first makes a round trip to the NATS server ([`Follow::CallsOverAnotherPath`]),
+//!   which brings in every fact it had taken. Followers do not cache without a subscription or
+//!   while disconnected from NATS, count a reconnection as a change (facts announced meanwhile
+//!   were missed), and trust an entry at most [`FOLLOWED_MAX_AGE`], which bounds what a lost
+//!   fact costs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,6 +35,10 @@ pub const FOLLOWED_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// How long the catalog waits for the NATS server to take a fact before it answers anyway.
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the round trip a follower makes before a read may take (see
+/// [`Follow::CallsOverAnotherPath`]); past it, the read goes to the catalog.
+const READ_ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The subject of the facts about `workspace_id`'s catalog in the deployment on `subject_prefix`.
 pub fn catalog_changed_subject(subject_prefix: &str, workspace_id: &str) -> String {
@@ -55,10 +59,26 @@ struct Distributed {
     /// This process runs the catalog: its changes are announced.
     announces: bool,
     /// This process caches catalog reads: it follows the facts (`None`: it does not).
-    following: Option<Mutex<Following>>,
+    following: Option<Mutex<Subscription>>,
+    /// Each read first makes a round trip on the bus (see [`Follow::CallsOverAnotherPath`]).
+    round_trip_before_reading: bool,
 }
 
-enum Following {
+/// Whether and how a process of a distributed deployment follows catalog changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The process caches no catalog reads.
+    Not,
+    /// Calls reach the process on the bus connection the facts arrive on (NATS
+    /// request/reply): a call sent after the catalog answered comes after the fact, so
+    /// draining the facts received is enough.
+    CallsOverTheBus,
+    /// Calls may reach the process by another path (gRPC) and overtake the fact: each read
+    /// first makes a round trip to the bus, after which every fact it had taken is in.
+    CallsOverAnotherPath,
+}
+
+enum Subscription {
     Subscribed {
         facts: FactStream,
         /// The bus connection the facts were last seen on (`None` before the first check).
@@ -94,24 +114,24 @@ impl CatalogChanges {
 
     /// Changes of a distributed deployment on `subject_prefix` (`nats.subject_prefix`), told by
     /// facts on `bus`: announced when this process runs the catalog (`announces`), followed
-    /// when it caches catalog reads (`follows`). A subscription that cannot be made is logged
+    /// when it caches catalog reads (`follow`). A subscription that cannot be made is logged
     /// and leaves the process without a version, so it does not cache.
     pub async fn distributed(
         bus: Arc<dyn Announcer>,
         subject_prefix: &str,
         announces: bool,
-        follows: bool,
+        follow: Follow,
     ) -> Arc<CatalogChanges> {
-        let following = if follows {
+        let following = if follow != Follow::Not {
             let pattern = format!("{subject_prefix}.catalog.changed.>");
             Some(Mutex::new(match bus.subscribe(&pattern).await {
-                Ok(facts) => Following::Subscribed {
+                Ok(facts) => Subscription::Subscribed {
                     facts,
                     connection_epoch: None,
                 },
                 Err(error) => {
                     tracing::warn!(%error, pattern, "cannot follow catalog changes: catalog reads will not be cached");
-                    Following::Lost
+                    Subscription::Lost
                 }
             }))
         } else {
@@ -124,6 +144,7 @@ impl CatalogChanges {
                 subject_prefix: subject_prefix.to_string(),
                 announces,
                 following,
+                round_trip_before_reading: follow == Follow::CallsOverAnotherPath,
             }),
         })
     }
@@ -131,16 +152,29 @@ impl CatalogChanges {
     /// The version of the catalog as this process knows it: it moves with every change known
     /// here. `None` when this process cannot know of every change (distributed mode without a
     /// subscription, or while disconnected from the bus): then nothing may be cached.
-    pub fn version(&self) -> Option<u64> {
+    pub async fn version(&self) -> Option<u64> {
         let Some(distributed) = &self.distributed else {
             return Some(self.count.load(Ordering::Acquire));
         };
+        distributed.following.as_ref()?;
+        if distributed.round_trip_before_reading {
+            distributed.bus.connection_epoch()?;
+            let round_trip = tokio::time::timeout(READ_ROUND_TRIP_TIMEOUT, distributed.bus.flush());
+            if let Err(error) = round_trip.await.unwrap_or_else(|_| {
+                Err(BusError::Unavailable(format!(
+                    "no round trip within {READ_ROUND_TRIP_TIMEOUT:?}"
+                )))
+            }) {
+                tracing::warn!(%error, "catalog changes may be unseen: reading the catalog");
+                return None;
+            }
+        }
         let mut following = distributed
             .following
             .as_ref()?
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let Following::Subscribed {
+        let Subscription::Subscribed {
             facts,
             connection_epoch,
         } = &mut *following
@@ -155,7 +189,7 @@ impl CatalogChanges {
                 tracing::warn!(
                     "the catalog changes subscription ended: catalog reads will not be cached"
                 );
-                *following = Following::Lost;
+                *following = Subscription::Lost;
                 return None;
             }
             self.count.fetch_add(1, Ordering::AcqRel);
@@ -169,9 +203,9 @@ impl CatalogChanges {
 
     /// The current version with the time it was read, for a cache entry about to be fetched;
     /// `None`: do not cache.
-    pub fn stamp(&self) -> Option<ChangeStamp> {
+    pub async fn stamp(&self) -> Option<ChangeStamp> {
         Some(ChangeStamp {
-            version: self.version()?,
+            version: self.version().await?,
             taken_at: Instant::now(),
             max_age: self.distributed.as_ref().map(|_| FOLLOWED_MAX_AGE),
         })
@@ -285,6 +319,7 @@ mod tests {
         connection_epoch: Mutex<Option<u64>>,
         announced: Mutex<Vec<String>>,
         flushes: AtomicU64,
+        refuses_flushes: AtomicBool,
     }
 
     impl ScriptedBus {
@@ -317,6 +352,9 @@ mod tests {
 
         async fn flush(&self) -> Result<(), BusError> {
             self.flushes.fetch_add(1, Ordering::SeqCst);
+            if self.refuses_flushes.load(Ordering::SeqCst) {
+                return Err(BusError::Unavailable("scripted".to_string()));
+            }
             Ok(())
         }
 
@@ -335,50 +373,57 @@ mod tests {
     }
 
     async fn follower(bus: &Arc<ScriptedBus>) -> Arc<CatalogChanges> {
-        CatalogChanges::distributed(bus.clone(), "test", false, true).await
+        CatalogChanges::distributed(bus.clone(), "test", false, Follow::CallsOverTheBus).await
     }
 
     #[tokio::test]
     async fn locally_the_version_moves_when_a_change_finishes() {
         let changes = CatalogChanges::local();
-        let before = changes.version();
+        let before = changes.version().await;
         let guard = changes.guard("w1");
         assert_eq!(
-            changes.version(),
+            changes.version().await,
             before,
             "not while the change is under way"
         );
         guard.finish().await;
-        assert_ne!(changes.version(), before);
+        assert_ne!(changes.version().await, before);
         assert!(before.is_some());
     }
 
-    #[test]
-    fn a_change_abandoned_midway_still_counts() {
+    #[tokio::test]
+    async fn a_change_abandoned_midway_still_counts() {
         let changes = CatalogChanges::local();
-        let before = changes.version();
+        let before = changes.version().await;
         drop(changes.guard("w1"));
-        assert_ne!(changes.version(), before);
+        assert_ne!(changes.version().await, before);
     }
 
     #[tokio::test]
     async fn announced_changes_reach_a_follower_before_the_catalog_answers() {
         let bus = InProcessBus::default();
-        let follower = CatalogChanges::distributed(Arc::new(bus.clone()), "p", false, true).await;
-        let catalog = CatalogChanges::distributed(Arc::new(bus), "p", true, false).await;
-        let before = follower.version().expect("a follower has a version");
-        assert_eq!(follower.version(), Some(before), "nothing changed");
+        let follower =
+            CatalogChanges::distributed(Arc::new(bus.clone()), "p", false, Follow::CallsOverTheBus)
+                .await;
+        let catalog = CatalogChanges::distributed(Arc::new(bus), "p", true, Follow::Not).await;
+        let before = follower.version().await.expect("a follower has a version");
+        assert_eq!(follower.version().await, Some(before), "nothing changed");
         catalog.guard("w1").finish().await;
-        let after = follower.version().expect("still following");
+        let after = follower.version().await.expect("still following");
         assert_ne!(after, before, "the fact was drained at once");
-        assert_eq!(follower.version(), Some(after), "and counted once");
-        assert_eq!(catalog.version(), None, "the catalog alone does not follow");
+        assert_eq!(follower.version().await, Some(after), "and counted once");
+        assert_eq!(
+            catalog.version().await,
+            None,
+            "the catalog alone does not follow"
+        );
     }
 
     #[tokio::test]
     async fn the_catalog_announces_on_its_prefix_and_flushes_before_finishing() {
         let bus = ScriptedBus::connected();
-        let catalog = CatalogChanges::distributed(bus.clone(), "roost.it1", true, false).await;
+        let catalog =
+            CatalogChanges::distributed(bus.clone(), "roost.it1", true, Follow::Not).await;
         catalog.guard("w_9").finish().await;
         assert_eq!(
             *bus.announced.lock().unwrap(),
@@ -399,45 +444,71 @@ mod tests {
     async fn facts_of_other_processes_move_the_version() {
         let bus = ScriptedBus::connected();
         let follower = follower(&bus).await;
-        let before = follower.version().unwrap();
+        let before = follower.version().await.unwrap();
         bus.deliver("w1");
         bus.deliver("w2");
-        let after = follower.version().unwrap();
+        let after = follower.version().await.unwrap();
         assert_ne!(after, before);
-        assert_eq!(follower.version(), Some(after));
+        assert_eq!(follower.version().await, Some(after));
+    }
+
+    #[tokio::test]
+    async fn calls_over_another_path_make_a_round_trip_before_each_read() {
+        let bus = ScriptedBus::connected();
+        let over_the_bus = follower(&bus).await;
+        assert!(over_the_bus.version().await.is_some());
+        assert_eq!(bus.flushes.load(Ordering::SeqCst), 0, "draining is enough");
+        let over_grpc =
+            CatalogChanges::distributed(bus.clone(), "test", false, Follow::CallsOverAnotherPath)
+                .await;
+        let before = over_grpc.version().await.expect("following");
+        bus.deliver("w1");
+        assert_ne!(over_grpc.version().await, Some(before));
+        assert_eq!(bus.flushes.load(Ordering::SeqCst), 2, "one per read");
+        bus.refuses_flushes.store(true, Ordering::SeqCst);
+        assert_eq!(
+            over_grpc.version().await,
+            None,
+            "without the round trip a fact may still be on its way"
+        );
     }
 
     #[tokio::test]
     async fn without_a_subscription_there_is_no_version() {
         let bus = ScriptedBus::connected();
         bus.refuses_subscriptions.store(true, Ordering::SeqCst);
-        assert_eq!(follower(&bus).await.version(), None, "subscription failed");
-        let not_following = CatalogChanges::distributed(bus.clone(), "test", true, false).await;
-        assert_eq!(not_following.version(), None, "never subscribed");
-        assert_eq!(not_following.stamp(), None);
+        assert_eq!(
+            follower(&bus).await.version().await,
+            None,
+            "subscription failed"
+        );
+        let not_following =
+            CatalogChanges::distributed(bus.clone(), "test", true, Follow::Not).await;
+        assert_eq!(not_following.version().await, None, "never subscribed");
+        assert_eq!(not_following.stamp().await, None);
     }
 
     #[tokio::test]
     async fn an_ended_subscription_leaves_no_version_for_good() {
         let bus = ScriptedBus::connected();
         let follower = follower(&bus).await;
-        assert!(follower.version().is_some());
+        assert!(follower.version().await.is_some());
         bus.subscriptions.lock().unwrap().clear();
-        assert_eq!(follower.version(), None);
-        assert_eq!(follower.version(), None, "still none");
+        assert_eq!(follower.version().await, None);
+        assert_eq!(follower.version().await, None, "still none");
     }
 
     #[tokio::test]
     async fn no_version_while_disconnected_and_a_reconnection_is_a_change() {
         let bus = ScriptedBus::connected();
         let follower = follower(&bus).await;
-        let before = follower.version().unwrap();
+        let before = follower.version().await.unwrap();
         bus.set_connection(None);
-        assert_eq!(follower.version(), None, "disconnected");
+        assert_eq!(follower.version().await, None, "disconnected");
         bus.set_connection(Some(2));
-        let after = follower.version().expect("connected again");
+        let after = follower.version().await.expect("connected again");
         assert_ne!(after, before, "facts may have been missed meanwhile");
-        assert_eq!(follower.version(), Some(after));
+        assert_eq!(follower.version().await, Some(after));
     }
 
     #[tokio::test]
@@ -449,14 +520,19 @@ mod tests {
             taken_at: stamp.taken_at + by,
             ..stamp
         };
-        let followed_entry = follower.stamp().unwrap();
+        let followed_entry = follower.stamp().await.unwrap();
         let just_in_time = FOLLOWED_MAX_AGE - Duration::from_millis(1);
-        assert!(followed_entry.still_current(&later(follower.stamp().unwrap(), just_in_time)));
-        assert!(!followed_entry.still_current(&later(follower.stamp().unwrap(), FOLLOWED_MAX_AGE)));
-        let local_entry = local.stamp().unwrap();
+        assert!(
+            followed_entry.still_current(&later(follower.stamp().await.unwrap(), just_in_time))
+        );
+        assert!(
+            !followed_entry
+                .still_current(&later(follower.stamp().await.unwrap(), FOLLOWED_MAX_AGE))
+        );
+        let local_entry = local.stamp().await.unwrap();
         let an_hour = Duration::from_secs(3600);
-        assert!(local_entry.still_current(&later(local.stamp().unwrap(), an_hour)));
+        assert!(local_entry.still_current(&later(local.stamp().await.unwrap(), an_hour)));
         drop(local.guard("w1"));
-        assert!(!local_entry.still_current(&local.stamp().unwrap()));
+        assert!(!local_entry.still_current(&local.stamp().await.unwrap()));
     }
 }

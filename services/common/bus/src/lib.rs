@@ -25,7 +25,7 @@ mod nats;
 mod subject;
 
 pub use changes::{
-    CatalogChanges, ChangeGuard, ChangeStamp, FOLLOWED_MAX_AGE, catalog_changed_subject,
+    CatalogChanges, ChangeGuard, ChangeStamp, FOLLOWED_MAX_AGE, Follow, catalog_changed_subject,
 };
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusOptions};

@@ -178,8 +178,11 @@ impl KnownDataSources {
     }
 
     /// The stamp to remember a data source under; `None`: do not remember.
-    fn stamp(&self) -> Option<ChangeStamp> {
-        self.changes.as_ref().and_then(|changes| changes.stamp())
+    async fn stamp(&self) -> Option<ChangeStamp> {
+        match &self.changes {
+            Some(changes) => changes.stamp().await,
+            None => None,
+        }
     }
 
     fn known(&self, key: &str, now: &ChangeStamp) -> bool {
@@ -203,7 +206,7 @@ async fn data_source_exists(
 ) -> Result<bool, ApiError> {
     let key = format!("{}/{name}", header.workspace_id);
     // Taken before asking: a change landing meanwhile invalidates the answer.
-    let stamp = state.known_data_sources.stamp();
+    let stamp = state.known_data_sources.stamp().await;
     if let Some(now) = &stamp
         && state.known_data_sources.known(&key, now)
     {
@@ -321,17 +324,17 @@ mod tests {
     async fn data_sources_are_known_until_the_catalog_changes() {
         let changes = CatalogChanges::local();
         let known = KnownDataSources::following(Some(changes.clone()));
-        let now = known.stamp().expect("local changes have a version");
+        let now = known.stamp().await.expect("local changes have a version");
         assert!(!known.known("w/events", &now));
         known.remember("w/events".to_string(), now);
-        assert!(known.known("w/events", &known.stamp().unwrap()));
-        assert!(!known.known("w/other", &known.stamp().unwrap()));
+        assert!(known.known("w/events", &known.stamp().await.unwrap()));
+        assert!(!known.known("w/other", &known.stamp().await.unwrap()));
         changes.guard("w").finish().await;
-        assert!(!known.known("w/events", &known.stamp().unwrap()));
+        assert!(!known.known("w/events", &known.stamp().await.unwrap()));
     }
 
-    #[test]
-    fn without_catalog_changes_nothing_is_remembered() {
-        assert_eq!(KnownDataSources::following(None).stamp(), None);
+    #[tokio::test]
+    async fn without_catalog_changes_nothing_is_remembered() {
+        assert_eq!(KnownDataSources::following(None).stamp().await, None);
     }
 }
