@@ -35,8 +35,8 @@ run-cluster: deps-up ## Build release (unless ROOST_BIN names a binary) and star
 stop-cluster: ## Stop the processes run-cluster started
 	@scripts/cluster.sh down
 
-test-it: deps-up ## The distributed tests: role processes over NATS on PostgreSQL and the ClickHouse cluster, the events queue under faults
-	ROOST_TEST_REQUIRE_CLICKHOUSE=1 $(CARGO) nextest run --workspace -E 'binary(cluster) | binary(events_queue)'
+test-it: deps-up ## The distributed tests: role processes over NATS or gRPC on PostgreSQL and the ClickHouse cluster, catalog change facts reaching query replicas, the events queue under faults
+	ROOST_TEST_REQUIRE_CLICKHOUSE=1 $(CARGO) nextest run --workspace -E 'binary(cluster) | binary(cluster_catalog_changes) | binary(events_queue)'
 
 clients: ## Install the real Tinybird clients the tests drive (both tb CLIs, the Python SDK, verdin, @tinybirdco/sdk, mockingbird; cached)
 	@scripts/install-clients.sh "$(CLIENTS_DIR)"

@@ -33,7 +33,8 @@ pub struct Catalog {
     /// workspace's database never changes, so hot paths (every query and endpoint call lists
     /// data sources) skip both the store read and the `CREATE DATABASE`.
     databases: Mutex<HashMap<String, String>>,
-    /// Counted after every change, for caches of what the catalog lists.
+    /// Told of every change before the change is answered, for caches of what the catalog
+    /// lists (counted in this process; in distributed mode announced to the others too).
     changes: Arc<CatalogChanges>,
 }
 
@@ -48,13 +49,13 @@ impl Catalog {
         }
     }
 
-    /// Counts (and announces) this catalog's changes on `changes`.
+    /// Counts (and in distributed mode announces) this catalog's changes on `changes`.
     pub fn with_changes(mut self, changes: Arc<CatalogChanges>) -> Self {
         self.changes = changes;
         self
     }
 
-    /// Held while a method changes the caller's workspace; the change counts when it drops.
+    /// Held while a method changes the caller's workspace; see [`finishing`].
     fn changing(
         &self,
         header: &Option<roost_proto::common::v1::RequestHeader>,
@@ -152,6 +153,21 @@ impl Catalog {
     }
 }
 
+/// Runs `change`, a mutating method's work, then finishes its `guard` before the outcome goes
+/// back to the caller, succeeded or failed: once the caller has the answer, every process caching
+/// catalog reads knows of the change (`roost_bus::CatalogChanges`), so whatever the caller asks
+/// next never sees the catalog as it was.
+pub(crate) async fn finishing<Outcome>(
+    guard: Option<ChangeGuard>,
+    change: impl Future<Output = Outcome>,
+) -> Outcome {
+    let outcome = change.await;
+    if let Some(guard) = guard {
+        guard.finish().await;
+    }
+    outcome
+}
+
 fn workspace_id(
     header: &Option<roost_proto::common::v1::RequestHeader>,
 ) -> Result<&str, CatalogError> {
@@ -174,72 +190,75 @@ impl CatalogService for Catalog {
         &self,
         request: proto::CreateDataSourceRequest,
     ) -> Result<proto::CreateDataSourceResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        validate_name("Data Source", &request.name)
-            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        if request.name.ends_with("_quarantine") {
-            return Err(ServiceError::bad_request(format!(
-                "Invalid Data Source name '{}': the suffix '_quarantine' is reserved",
-                request.name
-            )));
-        }
-        let columns = columns_from_proto(&request.columns)?;
-        if columns.is_empty() {
-            return Err(ServiceError::bad_request(
-                "A Data Source needs at least one column: pass a schema",
-            ));
-        }
-        let engine = request.engine.unwrap_or_default();
-        let database = self.database_of(&request.header).await?;
-        let workspace = workspace_id(&request.header)?.to_string();
-        match self.store.get_data_source(&workspace, &request.name).await {
-            Ok(_) => return Err(CatalogError::Exists(request.name).into()),
-            Err(StoreError::NotFound(_)) => {}
-            Err(other) => return Err(CatalogError::from(other).into()),
-        }
-        self.no_pipe_named(&workspace, &request.name).await?;
-        let id = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let table = format!("{}.{}", quote_ident(&database), quote_ident(&id));
-        let quarantine_id = format!("{id}_quarantine");
-        let quarantine = format!("{}.{}", quote_ident(&database), quote_ident(&quarantine_id));
-        let placement = self.placement();
-        let mut statements = placement.create(&database, &id, |table, on, path| {
-            ddl::create_table(table, on, &columns, &engine, path)
-        })?;
-        statements.extend(
-            placement.create(&database, &quarantine_id, |table, on, path| {
-                Ok::<_, CatalogError>(ddl::create_quarantine_table(table, on, &columns, path))
-            })?,
-        );
-        for statement in &statements {
-            if let Err(error) = self.engine.execute(statement).await {
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            validate_name("Data Source", &request.name)
+                .map_err(|e| ServiceError::bad_request(e.to_string()))?;
+            if request.name.ends_with("_quarantine") {
+                return Err(ServiceError::bad_request(format!(
+                    "Invalid Data Source name '{}': the suffix '_quarantine' is reserved",
+                    request.name
+                )));
+            }
+            let columns = columns_from_proto(&request.columns)?;
+            if columns.is_empty() {
+                return Err(ServiceError::bad_request(
+                    "A Data Source needs at least one column: pass a schema",
+                ));
+            }
+            let engine = request.engine.unwrap_or_default();
+            let database = self.database_of(&request.header).await?;
+            let workspace = workspace_id(&request.header)?.to_string();
+            match self.store.get_data_source(&workspace, &request.name).await {
+                Ok(_) => return Err(CatalogError::Exists(request.name).into()),
+                Err(StoreError::NotFound(_)) => {}
+                Err(other) => return Err(CatalogError::from(other).into()),
+            }
+            self.no_pipe_named(&workspace, &request.name).await?;
+            let id = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let table = format!("{}.{}", quote_ident(&database), quote_ident(&id));
+            let quarantine_id = format!("{id}_quarantine");
+            let quarantine = format!("{}.{}", quote_ident(&database), quote_ident(&quarantine_id));
+            let placement = self.placement();
+            let mut statements = placement.create(&database, &id, |table, on, path| {
+                ddl::create_table(table, on, &columns, &engine, path)
+            })?;
+            statements.extend(
+                placement.create(&database, &quarantine_id, |table, on, path| {
+                    Ok::<_, CatalogError>(ddl::create_quarantine_table(table, on, &columns, path))
+                })?,
+            );
+            for statement in &statements {
+                if let Err(error) = self.engine.execute(statement).await {
+                    self.drop_tables(&[&table, &quarantine]).await;
+                    return Err(CatalogError::from(error).into());
+                }
+            }
+            let created_at = now();
+            let record = DataSourceRecord {
+                id: id.clone(),
+                workspace_id: workspace,
+                name: request.name.clone(),
+                columns: record::columns_json(&columns),
+                engine: record::engine_json(&engine),
+                description: request.description,
+                origin_format: request.origin_format,
+                table_name: id,
+                created_at: created_at.clone(),
+                updated_at: created_at,
+            };
+            if let Err(error) = self.store.insert_data_source(&record).await {
+                // Lost a race with a concurrent create of the same name: undo our tables.
                 self.drop_tables(&[&table, &quarantine]).await;
                 return Err(CatalogError::from(error).into());
             }
-        }
-        let created_at = now();
-        let record = DataSourceRecord {
-            id: id.clone(),
-            workspace_id: workspace,
-            name: request.name.clone(),
-            columns: record::columns_json(&columns),
-            engine: record::engine_json(&engine),
-            description: request.description,
-            origin_format: request.origin_format,
-            table_name: id,
-            created_at: created_at.clone(),
-            updated_at: created_at,
-        };
-        if let Err(error) = self.store.insert_data_source(&record).await {
-            // Lost a race with a concurrent create of the same name: undo our tables.
-            self.drop_tables(&[&table, &quarantine]).await;
-            return Err(CatalogError::from(error).into());
-        }
-        tracing::info!(data_source = %record.name, table = %table, "data source created");
-        let data_source = self.message(&record, &database, None).await;
-        Ok(proto::CreateDataSourceResponse {
-            data_source: Some(data_source),
+            tracing::info!(data_source = %record.name, table = %table, "data source created");
+            let data_source = self.message(&record, &database, None).await;
+            Ok(proto::CreateDataSourceResponse {
+                data_source: Some(data_source),
+            })
         })
+        .await
     }
 
     async fn get_data_source(
@@ -290,98 +309,108 @@ impl CatalogService for Catalog {
         &self,
         request: proto::RenameDataSourceRequest,
     ) -> Result<proto::RenameDataSourceResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        validate_name("Data Source", &request.new_name)
-            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        if request.new_name.ends_with("_quarantine") {
-            return Err(ServiceError::bad_request(
-                "the suffix '_quarantine' is reserved",
-            ));
-        }
-        let mut record = self
-            .get_record(&request.header, &request.name_or_id)
-            .await?;
-        if record.name != request.new_name {
-            self.no_pipe_named(&record.workspace_id, &request.new_name)
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            validate_name("Data Source", &request.new_name)
+                .map_err(|e| ServiceError::bad_request(e.to_string()))?;
+            if request.new_name.ends_with("_quarantine") {
+                return Err(ServiceError::bad_request(
+                    "the suffix '_quarantine' is reserved",
+                ));
+            }
+            let mut record = self
+                .get_record(&request.header, &request.name_or_id)
                 .await?;
-        }
-        record.name = request.new_name;
-        record.updated_at = now();
-        self.store
-            .update_data_source(&record)
-            .await
-            .map_err(CatalogError::from)?;
-        let database = self.database_of(&request.header).await?;
-        let data_source = self.message(&record, &database, None).await;
-        Ok(proto::RenameDataSourceResponse {
-            data_source: Some(data_source),
+            if record.name != request.new_name {
+                self.no_pipe_named(&record.workspace_id, &request.new_name)
+                    .await?;
+            }
+            record.name = request.new_name;
+            record.updated_at = now();
+            self.store
+                .update_data_source(&record)
+                .await
+                .map_err(CatalogError::from)?;
+            let database = self.database_of(&request.header).await?;
+            let data_source = self.message(&record, &database, None).await;
+            Ok(proto::RenameDataSourceResponse {
+                data_source: Some(data_source),
+            })
         })
+        .await
     }
 
     async fn delete_data_source(
         &self,
         request: proto::DeleteDataSourceRequest,
     ) -> Result<proto::DeleteDataSourceResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let record = self
-            .get_record(&request.header, &request.name_or_id)
-            .await?;
-        let database = self.database_of(&request.header).await?;
-        let data_source = self.message(&record, &database, None).await;
-        let dependent_pipes = self
-            .dependents_of(&record.workspace_id, &record.id, &record.name)
-            .await?;
-        if request.dry_run {
-            return Ok(proto::DeleteDataSourceResponse {
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let record = self
+                .get_record(&request.header, &request.name_or_id)
+                .await?;
+            let database = self.database_of(&request.header).await?;
+            let data_source = self.message(&record, &database, None).await;
+            let dependent_pipes = self
+                .dependents_of(&record.workspace_id, &record.id, &record.name)
+                .await?;
+            if request.dry_run {
+                return Ok(proto::DeleteDataSourceResponse {
+                    data_source: Some(data_source),
+                    dependent_pipes,
+                });
+            }
+            if !dependent_pipes.is_empty() && !request.force {
+                return Err(ServiceError::conflict(format!(
+                    "Data Source '{}' is used by the pipes {}: remove them first, or delete with force=true",
+                    record.name,
+                    dependent_pipes.join(", ")
+                )));
+            }
+            // Views writing into or reading from it would break every insert into their source.
+            self.unlink_views_of(&record.workspace_id, &database, &record.id, &record.name)
+                .await?;
+            for table in [&data_source.table, &data_source.quarantine_table] {
+                for statement in self.placement().drop(table) {
+                    self.engine
+                        .execute(&statement)
+                        .await
+                        .map_err(CatalogError::from)?;
+                }
+            }
+            self.store
+                .delete_data_source(&record.workspace_id, &record.id)
+                .await
+                .map_err(CatalogError::from)?;
+            tracing::info!(data_source = %record.name, "data source deleted");
+            Ok(proto::DeleteDataSourceResponse {
                 data_source: Some(data_source),
                 dependent_pipes,
-            });
-        }
-        if !dependent_pipes.is_empty() && !request.force {
-            return Err(ServiceError::conflict(format!(
-                "Data Source '{}' is used by the pipes {}: remove them first, or delete with force=true",
-                record.name,
-                dependent_pipes.join(", ")
-            )));
-        }
-        // Views writing into or reading from it would break every insert into their source.
-        self.unlink_views_of(&record.workspace_id, &database, &record.id, &record.name)
-            .await?;
-        for table in [&data_source.table, &data_source.quarantine_table] {
-            for statement in self.placement().drop(table) {
-                self.engine
-                    .execute(&statement)
-                    .await
-                    .map_err(CatalogError::from)?;
-            }
-        }
-        self.store
-            .delete_data_source(&record.workspace_id, &record.id)
-            .await
-            .map_err(CatalogError::from)?;
-        tracing::info!(data_source = %record.name, "data source deleted");
-        Ok(proto::DeleteDataSourceResponse {
-            data_source: Some(data_source),
-            dependent_pipes,
+            })
         })
+        .await
     }
 
     async fn truncate_data_source(
         &self,
         request: proto::TruncateDataSourceRequest,
     ) -> Result<proto::TruncateDataSourceResponse, ServiceError> {
-        let record = self
-            .get_record(&request.header, &request.name_or_id)
-            .await?;
-        let database = self.database_of(&request.header).await?;
-        let data_source = record::to_message(&record, &database);
-        for table in [&data_source.table, &data_source.quarantine_table] {
-            self.engine
-                .execute(&self.placement().truncate(table))
-                .await
-                .map_err(CatalogError::from)?;
-        }
-        Ok(proto::TruncateDataSourceResponse {})
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let record = self
+                .get_record(&request.header, &request.name_or_id)
+                .await?;
+            let database = self.database_of(&request.header).await?;
+            let data_source = record::to_message(&record, &database);
+            for table in [&data_source.table, &data_source.quarantine_table] {
+                self.engine
+                    .execute(&self.placement().truncate(table))
+                    .await
+                    .map_err(CatalogError::from)?;
+            }
+            Ok(proto::TruncateDataSourceResponse {})
+        })
+        .await
     }
 
     async fn alter_data_source(
@@ -393,128 +422,135 @@ impl CatalogService for Catalog {
                 "Altering a Data Source is not supported yet on a ClickHouse cluster ({cluster})"
             )));
         }
-        let _change = self.changing(&request.header);
-        let mut record = self
-            .get_record(&request.header, &request.name_or_id)
-            .await?;
-        let database = self.database_of(&request.header).await?;
-        let current = record::to_message(&record, &database);
-        let mut columns: Vec<Column> = columns_from_proto(&current.columns)?;
-        let new_columns = columns_from_proto(&request.add_columns)?;
-        let mut engine = current.engine.clone().unwrap_or_default();
-        let mut operations = Vec::new();
-        for column in &new_columns {
-            if columns.iter().any(|c| c.name == column.name) {
-                return Err(ServiceError::bad_request(format!(
-                    "Column '{}' already exists",
-                    column.name
-                )));
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let mut record = self
+                .get_record(&request.header, &request.name_or_id)
+                .await?;
+            let database = self.database_of(&request.header).await?;
+            let current = record::to_message(&record, &database);
+            let mut columns: Vec<Column> = columns_from_proto(&current.columns)?;
+            let new_columns = columns_from_proto(&request.add_columns)?;
+            let mut engine = current.engine.clone().unwrap_or_default();
+            let mut operations = Vec::new();
+            for column in &new_columns {
+                if columns.iter().any(|c| c.name == column.name) {
+                    return Err(ServiceError::bad_request(format!(
+                        "Column '{}' already exists",
+                        column.name
+                    )));
+                }
+                // The same checks as CREATE: these expressions go into DDL.
+                if let Some(default) = &column.default {
+                    ddl::check_expression("default", default)?;
+                }
+                if let Some(codec) = &column.codec {
+                    ddl::check_expression("codec", codec)?;
+                }
+                operations.push(format!(
+                    "ALTER TABLE {} ADD COLUMN {}",
+                    current.table,
+                    column.ddl()
+                ));
+                operations.push(format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} Nullable(String)",
+                    current.quarantine_table,
+                    quote_ident(&column.name)
+                ));
+                columns.push(column.clone());
             }
-            // The same checks as CREATE: these expressions go into DDL.
-            if let Some(default) = &column.default {
-                ddl::check_expression("default", default)?;
-            }
-            if let Some(codec) = &column.codec {
-                ddl::check_expression("codec", codec)?;
-            }
-            operations.push(format!(
-                "ALTER TABLE {} ADD COLUMN {}",
-                current.table,
-                column.ddl()
-            ));
-            operations.push(format!(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} Nullable(String)",
-                current.quarantine_table,
-                quote_ident(&column.name)
-            ));
-            columns.push(column.clone());
-        }
-        if let Some(ttl) = &request.ttl {
-            let ttl = ttl.trim();
-            if ttl.is_empty() || ttl.eq_ignore_ascii_case("false") {
-                operations.push(format!("ALTER TABLE {} REMOVE TTL", current.table));
-                engine.ttl = String::new();
-            } else {
-                ddl::check_expression("ttl", ttl)?;
-                operations.push(format!("ALTER TABLE {} MODIFY TTL {ttl}", current.table));
-                engine.ttl = ttl.to_string();
-            }
-        }
-        if !request.dry_run {
-            for operation in &operations {
-                if let Err(error) = self.engine.execute(operation).await {
-                    // Undo the columns already added, so the table matches the catalog again
-                    // and the same alter can be retried once fixed.
-                    for column in &new_columns {
-                        let undo = format!(
-                            "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
-                            current.table,
-                            quote_ident(&column.name)
-                        );
-                        if let Err(undo_error) = self.engine.execute(&undo).await {
-                            tracing::error!(error = %undo_error, "could not undo a failed alter");
-                        }
-                    }
-                    return Err(CatalogError::from(error).into());
+            if let Some(ttl) = &request.ttl {
+                let ttl = ttl.trim();
+                if ttl.is_empty() || ttl.eq_ignore_ascii_case("false") {
+                    operations.push(format!("ALTER TABLE {} REMOVE TTL", current.table));
+                    engine.ttl = String::new();
+                } else {
+                    ddl::check_expression("ttl", ttl)?;
+                    operations.push(format!("ALTER TABLE {} MODIFY TTL {ttl}", current.table));
+                    engine.ttl = ttl.to_string();
                 }
             }
-            record.columns = record::columns_json(&columns);
-            record.engine = record::engine_json(&engine);
-            if let Some(description) = request.description {
-                record.description = description;
+            if !request.dry_run {
+                for operation in &operations {
+                    if let Err(error) = self.engine.execute(operation).await {
+                        // Undo the columns already added, so the table matches the catalog again
+                        // and the same alter can be retried once fixed.
+                        for column in &new_columns {
+                            let undo = format!(
+                                "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+                                current.table,
+                                quote_ident(&column.name)
+                            );
+                            if let Err(undo_error) = self.engine.execute(&undo).await {
+                                tracing::error!(error = %undo_error, "could not undo a failed alter");
+                            }
+                        }
+                        return Err(CatalogError::from(error).into());
+                    }
+                }
+                record.columns = record::columns_json(&columns);
+                record.engine = record::engine_json(&engine);
+                if let Some(description) = request.description {
+                    record.description = description;
+                }
+                record.updated_at = now();
+                self.store
+                    .update_data_source(&record)
+                    .await
+                    .map_err(CatalogError::from)?;
             }
-            record.updated_at = now();
-            self.store
-                .update_data_source(&record)
-                .await
-                .map_err(CatalogError::from)?;
-        }
-        let data_source = self.message(&record, &database, None).await;
-        // Tinybird reports only the user-visible operation, not the quarantine mirror, and names
-        // the data source, never the engine's table.
-        let shown_name = quote_ident(&record.name);
-        let operations = operations
-            .into_iter()
-            .filter(|op| !op.contains("_quarantine`"))
-            .map(|op| op.replace(&current.table, &shown_name))
-            .collect();
-        Ok(proto::AlterDataSourceResponse {
-            data_source: Some(data_source),
-            operations,
+            let data_source = self.message(&record, &database, None).await;
+            // Tinybird reports only the user-visible operation, not the quarantine mirror, and names
+            // the data source, never the engine's table.
+            let shown_name = quote_ident(&record.name);
+            let operations = operations
+                .into_iter()
+                .filter(|op| !op.contains("_quarantine`"))
+                .map(|op| op.replace(&current.table, &shown_name))
+                .collect();
+            Ok(proto::AlterDataSourceResponse {
+                data_source: Some(data_source),
+                operations,
+            })
         })
+        .await
     }
 
     async fn drop_workspace_data(
         &self,
         request: proto::DropWorkspaceDataRequest,
     ) -> Result<proto::DropWorkspaceDataResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let database = request.database;
-        // Only a workspace database (`roost_auth::database_for`) may go: never a system one.
-        let is_workspace_database = database.strip_prefix("w_").is_some_and(|rest| {
-            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-        if !is_workspace_database {
-            return Err(ServiceError::bad_request(format!(
-                "'{database}' is not a workspace database"
-            )));
-        }
-        self.engine
-            .execute(&self.placement().drop_database(&database))
-            .await
-            .map_err(CatalogError::from)?;
-        self.databases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, known| *known != database);
-        Ok(proto::DropWorkspaceDataResponse {})
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let database = request.database;
+            // Only a workspace database (`roost_auth::database_for`) may go: never a system one.
+            let is_workspace_database = database.strip_prefix("w_").is_some_and(|rest| {
+                !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if !is_workspace_database {
+                return Err(ServiceError::bad_request(format!(
+                    "'{database}' is not a workspace database"
+                )));
+            }
+            self.engine
+                .execute(&self.placement().drop_database(&database))
+                .await
+                .map_err(CatalogError::from)?;
+            self.databases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, known| *known != database);
+            Ok(proto::DropWorkspaceDataResponse {})
+        })
+        .await
     }
 
     async fn create_connection(
         &self,
         request: proto::CreateConnectionRequest,
     ) -> Result<proto::CreateConnectionResponse, ServiceError> {
-        self.create_connection_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.create_connection_of(request)).await
     }
 
     async fn get_connection(
@@ -535,6 +571,7 @@ impl CatalogService for Catalog {
         &self,
         request: proto::DeleteConnectionRequest,
     ) -> Result<proto::DeleteConnectionResponse, ServiceError> {
-        self.delete_connection_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.delete_connection_of(request)).await
     }
 }

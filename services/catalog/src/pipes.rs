@@ -7,7 +7,7 @@ use roost_proto::{PipeCatalogService, ServiceError};
 use roost_store::{NodeRecord, PipeRecord, StoreError};
 use roost_types::validate_name;
 
-use crate::{Catalog, CatalogError, now, workspace_id};
+use crate::{Catalog, CatalogError, finishing, now, workspace_id};
 
 /// Node types Tinybird knows; materialized, copy and sink nodes are stored and validated here and
 /// run with their own issue.
@@ -186,67 +186,70 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::CreatePipeRequest,
     ) -> Result<proto::CreatePipeResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        validate_name("Pipe", &request.name)
-            .map_err(|e| ServiceError::bad_request(e.to_string()))?;
-        let workspace = workspace_id(&request.header)?.to_string();
-        self.name_is_free(&workspace, &request.name).await?;
-        for node in &request.nodes {
-            check_node(node)?;
-        }
-        let at = now();
-        let existing = match self.store.get_pipe(&workspace, &request.name).await {
-            Ok((pipe, old_nodes)) if request.force => {
-                // The replaced nodes' views stop at once; the new nodes are materialized anew.
-                let database = self.database_of(&request.header).await?;
-                self.drop_views(&database, &old_nodes).await?;
-                Some(pipe)
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            validate_name("Pipe", &request.name)
+                .map_err(|e| ServiceError::bad_request(e.to_string()))?;
+            let workspace = workspace_id(&request.header)?.to_string();
+            self.name_is_free(&workspace, &request.name).await?;
+            for node in &request.nodes {
+                check_node(node)?;
             }
-            Ok(_) => {
-                return Err(ServiceError::conflict(format!(
-                    "Pipe '{}' already exists",
-                    request.name
-                )));
-            }
-            Err(StoreError::NotFound(_)) => None,
-            Err(other) => return Err(CatalogError::from(other).into()),
-        };
-        let pipe_id = existing
-            .as_ref()
-            .map(|p| p.id.clone())
-            .unwrap_or_else(|| new_id("t"));
-        let nodes: Vec<NodeRecord> = request
-            .nodes
-            .iter()
-            .map(|node| node_record(node, &pipe_id, &at))
-            .collect();
-        check_unique_names(&nodes)?;
-        let pipe = PipeRecord {
-            id: pipe_id,
-            workspace_id: workspace,
-            name: request.name.clone(),
-            description: request.description.clone(),
-            endpoint_node_id: endpoint_of(&nodes),
-            created_at: existing
+            let at = now();
+            let existing = match self.store.get_pipe(&workspace, &request.name).await {
+                Ok((pipe, old_nodes)) if request.force => {
+                    // The replaced nodes' views stop at once; the new nodes are materialized anew.
+                    let database = self.database_of(&request.header).await?;
+                    self.drop_views(&database, &old_nodes).await?;
+                    Some(pipe)
+                }
+                Ok(_) => {
+                    return Err(ServiceError::conflict(format!(
+                        "Pipe '{}' already exists",
+                        request.name
+                    )));
+                }
+                Err(StoreError::NotFound(_)) => None,
+                Err(other) => return Err(CatalogError::from(other).into()),
+            };
+            let pipe_id = existing
                 .as_ref()
-                .map(|p| p.created_at.clone())
-                .unwrap_or_else(|| at.clone()),
-            updated_at: at,
-        };
-        match existing {
-            Some(_) => self.store.replace_pipe(&pipe, &nodes).await,
-            None => self.store.insert_pipe(&pipe, &nodes).await,
-        }
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ServiceError::conflict(format!("Pipe '{}' already exists", request.name))
+                .map(|p| p.id.clone())
+                .unwrap_or_else(|| new_id("t"));
+            let nodes: Vec<NodeRecord> = request
+                .nodes
+                .iter()
+                .map(|node| node_record(node, &pipe_id, &at))
+                .collect();
+            check_unique_names(&nodes)?;
+            let pipe = PipeRecord {
+                id: pipe_id,
+                workspace_id: workspace,
+                name: request.name.clone(),
+                description: request.description.clone(),
+                endpoint_node_id: endpoint_of(&nodes),
+                created_at: existing
+                    .as_ref()
+                    .map(|p| p.created_at.clone())
+                    .unwrap_or_else(|| at.clone()),
+                updated_at: at,
+            };
+            match existing {
+                Some(_) => self.store.replace_pipe(&pipe, &nodes).await,
+                None => self.store.insert_pipe(&pipe, &nodes).await,
             }
-            other => CatalogError::from(other).into(),
-        })?;
-        tracing::info!(pipe = %pipe.name, nodes = nodes.len(), "pipe saved");
-        Ok(proto::CreatePipeResponse {
-            pipe: Some(pipe_message(&pipe, &nodes)),
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    ServiceError::conflict(format!("Pipe '{}' already exists", request.name))
+                }
+                other => CatalogError::from(other).into(),
+            })?;
+            tracing::info!(pipe = %pipe.name, nodes = nodes.len(), "pipe saved");
+            Ok(proto::CreatePipeResponse {
+                pipe: Some(pipe_message(&pipe, &nodes)),
+            })
         })
+        .await
     }
 
     async fn get_pipe(
@@ -280,162 +283,181 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::UpdatePipeRequest,
     ) -> Result<proto::UpdatePipeResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let (mut pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
-        if let Some(name) = request.new_name.filter(|name| *name != pipe.name) {
-            validate_name("Pipe", &name).map_err(|e| ServiceError::bad_request(e.to_string()))?;
-            self.name_is_free(&pipe.workspace_id, &name).await?;
-            pipe.name = name;
-        }
-        if let Some(description) = request.description {
-            pipe.description = description;
-        }
-        Ok(proto::UpdatePipeResponse {
-            pipe: Some(self.save_pipe(pipe, nodes).await?),
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let (mut pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
+            if let Some(name) = request.new_name.filter(|name| *name != pipe.name) {
+                validate_name("Pipe", &name)
+                    .map_err(|e| ServiceError::bad_request(e.to_string()))?;
+                self.name_is_free(&pipe.workspace_id, &name).await?;
+                pipe.name = name;
+            }
+            if let Some(description) = request.description {
+                pipe.description = description;
+            }
+            Ok(proto::UpdatePipeResponse {
+                pipe: Some(self.save_pipe(pipe, nodes).await?),
+            })
         })
+        .await
     }
 
     async fn delete_pipe(
         &self,
         request: proto::DeletePipeRequest,
     ) -> Result<proto::DeletePipeResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let (pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
-        let database = self.database_of(&request.header).await?;
-        self.drop_views(&database, &nodes).await?;
-        self.store
-            .delete_pipe(&pipe.workspace_id, &pipe.id)
-            .await
-            .map_err(CatalogError::from)?;
-        tracing::info!(pipe = %pipe.name, "pipe deleted");
-        Ok(proto::DeletePipeResponse {
-            pipe: Some(pipe_message(&pipe, &nodes)),
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let (pipe, nodes) = self.load_pipe(&request.header, &request.name_or_id).await?;
+            let database = self.database_of(&request.header).await?;
+            self.drop_views(&database, &nodes).await?;
+            self.store
+                .delete_pipe(&pipe.workspace_id, &pipe.id)
+                .await
+                .map_err(CatalogError::from)?;
+            tracing::info!(pipe = %pipe.name, "pipe deleted");
+            Ok(proto::DeletePipeResponse {
+                pipe: Some(pipe_message(&pipe, &nodes)),
+            })
         })
+        .await
     }
 
     async fn create_node(
         &self,
         request: proto::CreateNodeRequest,
     ) -> Result<proto::CreateNodeResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let node = request.node.unwrap_or_default();
-        check_node(&node)?;
-        let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
-        let record = node_record(&node, &pipe.id, &now());
-        nodes.push(record.clone());
-        if record.node_type == "endpoint" {
-            pipe.endpoint_node_id = record.id.clone();
-        }
-        let pipe = self.save_pipe(pipe, nodes).await?;
-        Ok(proto::CreateNodeResponse {
-            pipe: Some(pipe),
-            node: Some(node_message(&record)),
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let node = request.node.unwrap_or_default();
+            check_node(&node)?;
+            let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
+            let record = node_record(&node, &pipe.id, &now());
+            nodes.push(record.clone());
+            if record.node_type == "endpoint" {
+                pipe.endpoint_node_id = record.id.clone();
+            }
+            let pipe = self.save_pipe(pipe, nodes).await?;
+            Ok(proto::CreateNodeResponse {
+                pipe: Some(pipe),
+                node: Some(node_message(&record)),
+            })
         })
+        .await
     }
 
     async fn update_node(
         &self,
         request: proto::UpdateNodeRequest,
     ) -> Result<proto::UpdateNodeResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
-        let node = find_node(&mut nodes, &request.node)?;
-        if let Some(name) = request.new_name {
-            node.name = name;
-        }
-        if let Some(sql) = request.sql {
-            node.sql = sql;
-        }
-        if let Some(description) = request.description {
-            node.description = description;
-        }
-        if let Some(kind) = request.node_type {
-            node.node_type = kind.to_ascii_lowercase();
-        }
-        node.updated_at = now();
-        check_node(&node_message(node))?;
-        let updated = node.clone();
-        if updated.node_type == "endpoint" {
-            pipe.endpoint_node_id = updated.id.clone();
-        } else if pipe.endpoint_node_id == updated.id {
-            pipe.endpoint_node_id = String::new();
-        }
-        let pipe = self.save_pipe(pipe, nodes).await?;
-        Ok(proto::UpdateNodeResponse {
-            pipe: Some(pipe),
-            node: Some(node_message(&updated)),
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
+            let node = find_node(&mut nodes, &request.node)?;
+            if let Some(name) = request.new_name {
+                node.name = name;
+            }
+            if let Some(sql) = request.sql {
+                node.sql = sql;
+            }
+            if let Some(description) = request.description {
+                node.description = description;
+            }
+            if let Some(kind) = request.node_type {
+                node.node_type = kind.to_ascii_lowercase();
+            }
+            node.updated_at = now();
+            check_node(&node_message(node))?;
+            let updated = node.clone();
+            if updated.node_type == "endpoint" {
+                pipe.endpoint_node_id = updated.id.clone();
+            } else if pipe.endpoint_node_id == updated.id {
+                pipe.endpoint_node_id = String::new();
+            }
+            let pipe = self.save_pipe(pipe, nodes).await?;
+            Ok(proto::UpdateNodeResponse {
+                pipe: Some(pipe),
+                node: Some(node_message(&updated)),
+            })
         })
+        .await
     }
 
     async fn delete_node(
         &self,
         request: proto::DeleteNodeRequest,
     ) -> Result<proto::DeleteNodeResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
-        let node = find_node(&mut nodes, &request.node)?.clone();
-        let database = self.database_of(&request.header).await?;
-        self.drop_views(&database, std::slice::from_ref(&node))
-            .await?;
-        let id = node.id;
-        nodes.retain(|n| n.id != id);
-        if pipe.endpoint_node_id == id {
-            pipe.endpoint_node_id = String::new();
-        }
-        Ok(proto::DeleteNodeResponse {
-            pipe: Some(self.save_pipe(pipe, nodes).await?),
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
+            let node = find_node(&mut nodes, &request.node)?.clone();
+            let database = self.database_of(&request.header).await?;
+            self.drop_views(&database, std::slice::from_ref(&node))
+                .await?;
+            let id = node.id;
+            nodes.retain(|n| n.id != id);
+            if pipe.endpoint_node_id == id {
+                pipe.endpoint_node_id = String::new();
+            }
+            Ok(proto::DeleteNodeResponse {
+                pipe: Some(self.save_pipe(pipe, nodes).await?),
+            })
         })
+        .await
     }
 
     async fn set_endpoint(
         &self,
         request: proto::SetEndpointRequest,
     ) -> Result<proto::SetEndpointResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
-        for node in nodes.iter_mut().filter(|n| n.node_type == "endpoint") {
-            node.node_type = "standard".into();
-        }
-        if request.node.is_empty() {
-            pipe.endpoint_node_id = String::new();
-        } else {
-            let node = find_node(&mut nodes, &request.node)?;
-            if matches!(node.node_type.as_str(), "materialized" | "copy" | "sink") {
-                return Err(ServiceError::bad_request(format!(
-                    "Node '{}' is a {} node and cannot be published as an endpoint",
-                    node.name, node.node_type
-                )));
+        let change = self.changing(&request.header);
+        finishing(change, async move {
+            let (mut pipe, mut nodes) = self.load_pipe(&request.header, &request.pipe).await?;
+            for node in nodes.iter_mut().filter(|n| n.node_type == "endpoint") {
+                node.node_type = "standard".into();
             }
-            node.node_type = "endpoint".into();
-            pipe.endpoint_node_id = node.id.clone();
-        }
-        Ok(proto::SetEndpointResponse {
-            pipe: Some(self.save_pipe(pipe, nodes).await?),
+            if request.node.is_empty() {
+                pipe.endpoint_node_id = String::new();
+            } else {
+                let node = find_node(&mut nodes, &request.node)?;
+                if matches!(node.node_type.as_str(), "materialized" | "copy" | "sink") {
+                    return Err(ServiceError::bad_request(format!(
+                        "Node '{}' is a {} node and cannot be published as an endpoint",
+                        node.name, node.node_type
+                    )));
+                }
+                node.node_type = "endpoint".into();
+                pipe.endpoint_node_id = node.id.clone();
+            }
+            Ok(proto::SetEndpointResponse {
+                pipe: Some(self.save_pipe(pipe, nodes).await?),
+            })
         })
+        .await
     }
 
     async fn set_materialization(
         &self,
         request: proto::SetMaterializationRequest,
     ) -> Result<proto::SetMaterializationResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        self.set_materialization_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.set_materialization_of(request)).await
     }
 
     async fn drop_materialization(
         &self,
         request: proto::DropMaterializationRequest,
     ) -> Result<proto::DropMaterializationResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        self.drop_materialization_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.drop_materialization_of(request)).await
     }
 
     async fn set_node_settings(
         &self,
         request: proto::SetNodeSettingsRequest,
     ) -> Result<proto::SetNodeSettingsResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        self.set_node_settings_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.set_node_settings_of(request)).await
     }
 
     async fn list_variables(
@@ -449,16 +471,16 @@ impl PipeCatalogService for Catalog {
         &self,
         request: proto::SetVariableRequest,
     ) -> Result<proto::SetVariableResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        self.set_variable_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.set_variable_of(request)).await
     }
 
     async fn delete_variable(
         &self,
         request: proto::DeleteVariableRequest,
     ) -> Result<proto::DeleteVariableResponse, ServiceError> {
-        let _change = self.changing(&request.header);
-        self.delete_variable_of(request).await
+        let change = self.changing(&request.header);
+        finishing(change, self.delete_variable_of(request)).await
     }
 }
 

@@ -63,6 +63,9 @@ pub struct GatewayConfig {
     /// Distributed mode: where accepted events batches are stored for ingest; `None`: the
     /// Events API calls ingest and answers after the insert.
     pub events_queue: Option<EventsQueue>,
+    /// What tells this process the catalog changed, so catalog answers may be remembered until
+    /// then; `None`: every answer is asked for again.
+    pub catalog_changes: Option<Arc<roost_bus::CatalogChanges>>,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +79,7 @@ impl Default for GatewayConfig {
             imports: roost_fetch::FetchConfig::default(),
             sink_local_root: std::path::PathBuf::from("./roost-data/exports"),
             events_queue: None,
+            catalog_changes: None,
         }
     }
 }
@@ -88,7 +92,8 @@ pub(crate) struct AppState {
     pub limiters: Arc<rate_limit::Limiters>,
     /// Checks import URLs and reads samples of remote files.
     pub fetcher: roost_fetch::Fetcher,
-    /// Data sources the Events API saw exist lately, so queued events need no catalog call.
+    /// Data sources the Events API saw exist since the last catalog change, so queued events
+    /// need no catalog call.
     pub known_data_sources: Arc<routes::events::KnownDataSources>,
 }
 
@@ -102,12 +107,15 @@ pub fn router(services: Services, config: GatewayConfig) -> Router {
     let upload_limit = config.max_upload_body;
     let fetcher = roost_fetch::Fetcher::new(config.imports.clone())
         .expect("the HTTP client for imports starts");
+    let known_data_sources = Arc::new(routes::events::KnownDataSources::following(
+        config.catalog_changes.clone(),
+    ));
     let state = AppState {
         services,
         config: Arc::new(config),
         limiters: Arc::new(rate_limit::Limiters::default()),
         fetcher,
-        known_data_sources: Arc::default(),
+        known_data_sources,
     };
     routes::routes()
         .layer(DefaultBodyLimit::max(upload_limit))

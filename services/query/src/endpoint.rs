@@ -49,7 +49,7 @@ pub struct Endpoints {
     /// Parsed templates by node id and version, so a node is parsed once per change.
     templates: Mutex<HashMap<(String, String), Arc<Template>>>,
     /// What the catalog lists, per workspace: a call needs no catalog round trip while the
-    /// catalog counts no change (when this process sees its count).
+    /// catalog's changes (when this process is told of them) say the listing is current.
     listings: CatalogCache<Listing>,
 }
 
@@ -65,7 +65,7 @@ impl Endpoints {
         }
     }
 
-    /// Caches catalog listings until `changes` counts a change.
+    /// Caches catalog listings while `changes` says they are current.
     pub fn with_changes(mut self, changes: Arc<CatalogChanges>) -> Self {
         self.listings = CatalogCache::following(changes);
         self

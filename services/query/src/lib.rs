@@ -29,7 +29,7 @@ use crate::sql::{SqlError, TableResolver, validate_and_rewrite};
 pub struct Query {
     engine: Arc<dyn Engine>,
     catalog: CatalogClient,
-    /// The workspace's data sources, while the catalog counts no change.
+    /// The workspace's data sources, while the catalog's changes say they are current.
     data_sources: CatalogCache<Vec<DataSource>>,
 }
 
@@ -43,7 +43,7 @@ impl Query {
         }
     }
 
-    /// Caches the catalog's listings until `changes` counts a change.
+    /// Caches the catalog's listings while `changes` says they are current.
     pub fn with_changes(mut self, changes: Arc<roost_bus::CatalogChanges>) -> Self {
         self.data_sources = CatalogCache::following(changes);
         self

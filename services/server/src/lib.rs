@@ -8,14 +8,15 @@
 //!   calls) and, when `grpc.listen` is set, over gRPC on that address (with the health service
 //!   and reflection); every service of another process is reached over `rpc.transport`: its
 //!   `Nats<Service>Client`, or its `Grpc<Service>Client` at its `grpc.services` address. The
-//!   scheduler's leader holds its lease in NATS.
+//!   scheduler's leader holds its lease in NATS, and catalog changes are facts on core NATS
+//!   whatever the transport (`catalog_changes`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use roost_auth::{Auth, SeedOptions, Seeded};
-use roost_bus::CatalogChanges;
+use roost_bus::{CatalogChanges, Follow};
 use roost_catalog::Catalog;
 use roost_config::{Config, EngineKind, Transport};
 use roost_engine::{Chdb, ChdbConfig, ClickHouse, ClickHouseConfig, Engine};
@@ -343,10 +344,7 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         _ => None,
     };
 
-    // In one process the endpoints and /v0/sql cache what the catalog lists until the catalog
-    // counts a change. Separate processes would learn of changes only after the catalog answered,
-    // so there they read the catalog on every call.
-    let changes = local.then(CatalogChanges::local);
+    let changes = catalog_changes(config, roles, &mode).await;
     let catalog_service = match (here(Role::Catalog), &store, engine()) {
         (true, Some(store), Some(engine)) => {
             let catalog = Catalog::new(store.clone(), engine);
@@ -614,6 +612,7 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
                     wait_timeout: millis(config.events.wait_timeout_ms),
                     max_batch_bytes: max_queued_batch_bytes,
                 }),
+                catalog_changes: changes,
                 ..GatewayConfig::default()
             },
         )
@@ -628,6 +627,49 @@ async fn build(config: &Config, roles: &BTreeSet<Role>, mode: Mode) -> anyhow::R
         servers,
         grpc,
     })
+}
+
+/// What tells this process's caches of catalog reads (endpoints, /v0/sql, the Events API's known
+/// data sources) that the catalog changed, so they need no catalog round trip per call; `None`:
+/// nothing here caches catalog reads, or announces changes.
+///
+/// In one process, the catalog's own count. Across processes, facts on core NATS under
+/// `nats.subject_prefix`, whatever `rpc.transport` is: the catalog announces each change before
+/// it answers, the query and gateway processes follow them (see `roost_bus::CatalogChanges`);
+/// over gRPC each of their reads first makes a round trip to the NATS server, still no catalog
+/// call.
+async fn catalog_changes(
+    config: &Config,
+    roles: &BTreeSet<Role>,
+    mode: &Mode,
+) -> Option<Arc<CatalogChanges>> {
+    match mode {
+        Mode::Local => Some(CatalogChanges::local()),
+        Mode::Distributed { nats, .. } => {
+            let announces = roles.contains(&Role::Catalog);
+            let caches = roles.contains(&Role::Query) || roles.contains(&Role::Gateway);
+            // Over NATS a call reaches this process after the facts its caller's catalog
+            // answer waited for; a gRPC call may overtake them (see `roost_bus::Follow`).
+            let follow = match (caches, config.rpc.transport) {
+                (false, _) => Follow::Not,
+                (true, Transport::Nats) => Follow::CallsOverTheBus,
+                (true, Transport::Grpc) => Follow::CallsOverAnotherPath,
+            };
+            if !announces && follow == Follow::Not {
+                return None;
+            }
+            let bus = roost_bus::NatsBus::new(nats.clone(), roost_bus::NatsBusOptions::default());
+            Some(
+                CatalogChanges::distributed(
+                    Arc::new(bus),
+                    &config.nats.subject_prefix,
+                    announces,
+                    follow,
+                )
+                .await,
+            )
+        }
+    }
 }
 
 /// Room a queued batch's message keeps for its headers and the request's fields besides the body.

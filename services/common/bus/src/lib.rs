@@ -24,7 +24,9 @@ mod memory;
 mod nats;
 mod subject;
 
-pub use changes::{CATALOG_CHANGED, CatalogChanges, ChangeGuard};
+pub use changes::{
+    CatalogChanges, ChangeGuard, ChangeStamp, FOLLOWED_MAX_AGE, Follow, catalog_changed_subject,
+};
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusOptions};
 
@@ -77,9 +79,19 @@ pub trait Announcer: Send + Sync + 'static {
     /// Publishes `payload` on `subject` (e.g. `roost.catalog.changed.<workspace>`).
     async fn announce(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
 
+    /// Returns once the bus has taken every fact this handle announced before: a subscriber
+    /// then receives them before anything announced (or requested over NATS) afterwards, from
+    /// any connection.
+    async fn flush(&self) -> Result<(), BusError>;
+
     /// Receives the facts announced, once this returns, on subjects matching `pattern`: `*`
     /// matches one token, a final `>` matches one or more (`roost.catalog.changed.>`).
     async fn subscribe(&self, pattern: &str) -> Result<FactStream, BusError>;
+
+    /// The connection facts arrive on: `None` while there is none (facts announced now are
+    /// missed); otherwise a number that changes with every reconnection (facts announced while
+    /// disconnected were missed, though the subscriptions carry on).
+    fn connection_epoch(&self) -> Option<u64>;
 }
 
 /// What [`WorkQueue::enqueue`] did with a message.

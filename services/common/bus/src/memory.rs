@@ -88,6 +88,11 @@ impl Announcer for InProcessBus {
         Ok(())
     }
 
+    async fn flush(&self) -> Result<(), BusError> {
+        // A fact is in every subscriber's channel once `announce` returns.
+        Ok(())
+    }
+
     async fn subscribe(&self, pattern: &str) -> Result<FactStream, BusError> {
         check_pattern(pattern)?;
         let receiver = self.shared.facts.subscribe();
@@ -111,6 +116,11 @@ impl Announcer for InProcessBus {
             }
         });
         Ok(facts.boxed())
+    }
+
+    fn connection_epoch(&self) -> Option<u64> {
+        // In one process there is no connection to lose.
+        Some(0)
     }
 }
 

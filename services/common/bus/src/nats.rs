@@ -4,6 +4,7 @@
 //! the duplicate window, and consumed through one durable pull consumer with explicit acks.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -223,6 +224,10 @@ impl Announcer for NatsBus {
             .map_err(unavailable)
     }
 
+    async fn flush(&self) -> Result<(), BusError> {
+        round_trip(&self.client).await
+    }
+
     async fn subscribe(&self, pattern: &str) -> Result<FactStream, BusError> {
         check_pattern(pattern)?;
         let subscriber = self
@@ -238,6 +243,17 @@ impl Announcer for NatsBus {
                 payload: message.payload,
             })
             .boxed())
+    }
+
+    fn connection_epoch(&self) -> Option<u64> {
+        // The state first: the client counts a connection before it reports it connected, so
+        // a connection seen as up is already counted.
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => {
+                Some(self.client.statistics().connects.load(Ordering::Acquire))
+            }
+            _ => None,
+        }
     }
 }
 

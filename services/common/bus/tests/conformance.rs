@@ -168,6 +168,35 @@ async fn facts_announced_before_subscribing_are_not_replayed(backend: Arc<dyn Ba
     assert_eq!(another_fact(&mut facts).await, None);
 }
 
+/// What catalog change facts rely on: once `flush` returns, the bus has the fact, so a
+/// subscriber receives it before whatever anyone announces afterwards.
+async fn a_flushed_fact_comes_before_what_is_announced_after(backend: Arc<dyn Backend>) {
+    let subject = format!("roost.test.flushed.{}", suffix());
+    let announcer = backend.open().await;
+    let listener = backend.open().await;
+    assert!(announcer.facts.connection_epoch().is_some(), "connected");
+    let mut facts = listener.facts.subscribe(&subject).await.expect("subscribe");
+    for round in 0..20 {
+        let flushed = Bytes::from(format!("flushed {round}"));
+        announcer
+            .facts
+            .announce(&subject, flushed.clone())
+            .await
+            .expect("announce");
+        announcer.facts.flush().await.expect("flush");
+        // From the listener's own connection: on NATS it reaches the server by another path.
+        listener
+            .facts
+            .announce(&subject, Bytes::from(format!("after {round}")))
+            .await
+            .expect("announce");
+        let first = next_fact(&mut facts).await.expect("a fact");
+        assert_eq!(first.payload, flushed, "round {round}");
+        let second = next_fact(&mut facts).await.expect("a fact");
+        assert_eq!(second.payload, Bytes::from(format!("after {round}")));
+    }
+}
+
 async fn invalid_names_are_refused(backend: Arc<dyn Backend>) {
     let bus = backend.open().await;
     for subject in ["", "a..b", "a.*", "a b"] {
@@ -681,6 +710,7 @@ macro_rules! conformance {
 conformance!(
     facts_reach_every_matching_subscriber,
     facts_announced_before_subscribing_are_not_replayed,
+    a_flushed_fact_comes_before_what_is_announced_after,
     invalid_names_are_refused,
     enqueue_stores_a_retried_id_once,
     work_not_acknowledged_comes_back_after_ack_wait,

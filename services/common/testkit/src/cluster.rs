@@ -242,7 +242,7 @@ impl RoostCluster {
         };
         let started = Instant::now();
         for (role, port) in roles.iter().zip(grpc_ports) {
-            cluster.spawn(role, port)?;
+            cluster.spawn(role, port, &[])?;
         }
         for index in 0..cluster.processes.len() {
             cluster.wait_ready(index).await?;
@@ -252,8 +252,14 @@ impl RoostCluster {
         Ok(cluster)
     }
 
-    /// Starts `role`; over gRPC it serves on `grpc_port` (a free one when `None`).
-    fn spawn(&mut self, role: &str, grpc_port: Option<u16>) -> anyhow::Result<usize> {
+    /// Starts `role`; over gRPC it serves on `grpc_port` (a free one when `None`). `env` comes
+    /// after the cluster's environment, so it may override it.
+    fn spawn(
+        &mut self,
+        role: &str,
+        grpc_port: Option<u16>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<usize> {
         let index = self.processes.len();
         let grpc = match (self.transport, grpc_port) {
             (Transport::Nats, _) => None,
@@ -276,6 +282,7 @@ impl RoostCluster {
                 grpc.iter()
                     .map(|address| ("ROOST_GRPC_LISTEN", address.as_str())),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -292,7 +299,14 @@ impl RoostCluster {
     /// Starts one more process with `role` (a second replica, a restart) and waits until it
     /// serves. Returns its index in [`Self::processes`].
     pub async fn add(&mut self, role: &str) -> anyhow::Result<usize> {
-        let index = self.spawn(role, None)?;
+        self.add_with(role, &[]).await
+    }
+
+    /// [`Self::add`] with environment variables of its own, over the cluster's (a second
+    /// gateway on another `ROOST_HTTP_PORT`, calling another replica through
+    /// `ROOST_GRPC_SERVICES_*`).
+    pub async fn add_with(&mut self, role: &str, env: &[(&str, &str)]) -> anyhow::Result<usize> {
+        let index = self.spawn(role, None, env)?;
         self.wait_ready(index).await?;
         Ok(index)
     }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use prost::Message;
-use roost_bus::{Announcer, WorkQueue};
+use roost_bus::{Announcer, CatalogChanges, ChangeStamp, WorkQueue};
 use roost_proto::catalog::v1::GetDataSourceRequest;
 use roost_proto::common::v1::{RequestHeader, Status};
 use roost_proto::events_queue::{QUEUE, STORED, done_pattern};
@@ -159,30 +159,42 @@ impl std::fmt::Debug for EventsQueue {
     }
 }
 
-/// How long a data source seen to exist is believed to; one deleted meanwhile only costs its
-/// batches being refused by ingest.
-const KNOWN_DATA_SOURCE_TTL: Duration = Duration::from_secs(10);
-
-/// Data sources (`workspace/name`) the catalog said exist, and when it said so.
-#[derive(Default)]
+/// Data sources (`workspace/name`) the catalog said exist, with the catalog's change stamp taken
+/// before it said so: believed while the stamp is current (see `roost_bus::CatalogChanges`).
+/// One deleted and not yet known to be only costs its batches being refused by ingest.
 pub struct KnownDataSources {
-    seen: Mutex<HashMap<String, Instant>>,
+    /// `None`: nothing tells this process of catalog changes, so it asks every time.
+    changes: Option<Arc<CatalogChanges>>,
+    seen: Mutex<HashMap<String, ChangeStamp>>,
 }
 
 impl KnownDataSources {
-    fn fresh(&self, key: &str) -> bool {
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.get(key)
-            .is_some_and(|at| at.elapsed() < KNOWN_DATA_SOURCE_TTL)
+    /// Data sources believed to exist while `changes` says nothing changed.
+    pub fn following(changes: Option<Arc<CatalogChanges>>) -> Self {
+        KnownDataSources {
+            changes,
+            seen: Mutex::default(),
+        }
     }
 
-    fn remember(&self, key: String) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        // Bounded by what callers name: forget the stale ones once in a while.
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| at.elapsed() < KNOWN_DATA_SOURCE_TTL);
+    /// The stamp to remember a data source under; `None`: do not remember.
+    async fn stamp(&self) -> Option<ChangeStamp> {
+        match &self.changes {
+            Some(changes) => changes.stamp().await,
+            None => None,
         }
-        seen.insert(key, Instant::now());
+    }
+
+    fn known(&self, key: &str, now: &ChangeStamp) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.get(key).is_some_and(|stamp| stamp.still_current(now))
+    }
+
+    fn remember(&self, key: String, stamp: ChangeStamp) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        // Bounded by what callers name and what is current.
+        seen.retain(|_, seen_at| seen_at.still_current(&stamp));
+        seen.insert(key, stamp);
     }
 }
 
@@ -193,7 +205,11 @@ async fn data_source_exists(
     name: &str,
 ) -> Result<bool, ApiError> {
     let key = format!("{}/{name}", header.workspace_id);
-    if state.known_data_sources.fresh(&key) {
+    // Taken before asking: a change landing meanwhile invalidates the answer.
+    let stamp = state.known_data_sources.stamp().await;
+    if let Some(now) = &stamp
+        && state.known_data_sources.known(&key, now)
+    {
         return Ok(true);
     }
     let found = state
@@ -207,7 +223,9 @@ async fn data_source_exists(
         .await;
     match found {
         Ok(_) => {
-            state.known_data_sources.remember(key);
+            if let Some(stamp) = stamp {
+                state.known_data_sources.remember(key, stamp);
+            }
             Ok(true)
         }
         Err(error) if error.code == ErrorCode::NotFound => Ok(false),
@@ -302,12 +320,21 @@ mod tests {
         assert_eq!(count_rows(b"{\"a\":1}\r\n\n  \n{\"a\":2}"), 2);
     }
 
-    #[test]
-    fn data_sources_are_remembered_for_a_while() {
-        let known = KnownDataSources::default();
-        assert!(!known.fresh("w/events"));
-        known.remember("w/events".to_string());
-        assert!(known.fresh("w/events"));
-        assert!(!known.fresh("w/other"));
+    #[tokio::test]
+    async fn data_sources_are_known_until_the_catalog_changes() {
+        let changes = CatalogChanges::local();
+        let known = KnownDataSources::following(Some(changes.clone()));
+        let now = known.stamp().await.expect("local changes have a version");
+        assert!(!known.known("w/events", &now));
+        known.remember("w/events".to_string(), now);
+        assert!(known.known("w/events", &known.stamp().await.unwrap()));
+        assert!(!known.known("w/other", &known.stamp().await.unwrap()));
+        changes.guard("w").finish().await;
+        assert!(!known.known("w/events", &known.stamp().await.unwrap()));
+    }
+
+    #[tokio::test]
+    async fn without_catalog_changes_nothing_is_remembered() {
+        assert_eq!(KnownDataSources::following(None).stamp().await, None);
     }
 }
