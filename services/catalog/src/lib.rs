@@ -344,7 +344,10 @@ impl CatalogService for Catalog {
         &self,
         request: proto::DeleteDataSourceRequest,
     ) -> Result<proto::DeleteDataSourceResponse, ServiceError> {
-        let change = self.changing(&request.header);
+        // A dry run changes nothing: followers keep their caches.
+        let change = (!request.dry_run)
+            .then(|| self.changing(&request.header))
+            .flatten();
         finishing(change, async move {
             let record = self
                 .get_record(&request.header, &request.name_or_id)

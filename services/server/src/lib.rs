@@ -689,25 +689,9 @@ fn events_bus(config: &Config, nats: &roost_rpc::async_nats::Client) -> roost_bu
 pub fn events_bus_options(subject_prefix: &str) -> roost_bus::NatsBusOptions {
     roost_bus::NatsBusOptions {
         work_subject_prefix: format!("{subject_prefix}.queue"),
-        stream_prefix: events_stream_prefix(subject_prefix),
+        stream_prefix: roost_bus::stream_name_prefix(subject_prefix),
         ..roost_bus::NatsBusOptions::default()
     }
-}
-
-/// `roost.rpc` → `ROOST_RPC_`: a stream name may hold no `.`, `*`, `>` or spaces.
-fn events_stream_prefix(subject_prefix: &str) -> String {
-    let mut prefix: String = subject_prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    prefix.push('_');
-    prefix
 }
 
 /// Where ingest announces settled events batches.
@@ -796,19 +780,6 @@ mod tests {
             "{unknown}"
         );
         assert!(Role::parse_list(" , ").is_err());
-    }
-
-    #[test]
-    fn each_deployment_has_its_own_events_stream() {
-        assert_eq!(events_stream_prefix("roost.rpc"), "ROOST_RPC_");
-        assert_eq!(
-            events_stream_prefix("roost.it0a1b2c.rpc"),
-            "ROOST_IT0A1B2C_RPC_"
-        );
-        assert_ne!(
-            events_stream_prefix("roost.a.rpc"),
-            events_stream_prefix("roost.b.rpc")
-        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use roost_testkit::api::Api;
 use roost_testkit::clickhouse::{ClickHouseCluster, cluster_or_skip};
-use roost_testkit::cluster::{RoostCluster, Transport};
+use roost_testkit::cluster::{RoostCluster, TWO_QUERY_REPLICAS, Transport};
 use roost_testkit::http::{error, ok_json};
 use serde_json::json;
 
@@ -475,19 +475,9 @@ async fn a_second_query_replica_takes_over_when_the_first_is_killed() {
     else {
         return;
     };
-    let cluster = RoostCluster::start_with(
-        ROOST,
-        clickhouse,
-        &[
-            "auth,catalog,ingest,jobs,scheduler",
-            "query",
-            "query",
-            "gateway",
-        ],
-        &[],
-    )
-    .await
-    .expect("the cluster starts");
+    let cluster = RoostCluster::start_with(ROOST, clickhouse, TWO_QUERY_REPLICAS, &[])
+        .await
+        .expect("the cluster starts");
     let api = Api::over(cluster);
     api.data_source("events", SCHEMA, &[]).await;
     // The same batch twice is twice the rows: replicated tables must not drop it as a repeat.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use roost_testkit::api::Api;
 use roost_testkit::clickhouse::{ClickHouseCluster, cluster_or_skip};
-use roost_testkit::cluster::{RoostCluster, Transport};
+use roost_testkit::cluster::{RoostCluster, TWO_QUERY_REPLICAS, Transport};
 use roost_testkit::free_port;
 use roost_testkit::http::ok_json;
 use serde_json::{Value, json};
@@ -28,20 +28,10 @@ async fn two_query_replicas(
     transport: Transport,
     clickhouse: &ClickHouseCluster,
 ) -> (Api<RoostCluster>, Vec<String>) {
-    let mut cluster = RoostCluster::start_with_transport(
-        ROOST,
-        clickhouse,
-        &[
-            "auth,catalog,ingest,jobs,scheduler",
-            "query",
-            "query",
-            "gateway",
-        ],
-        &[],
-        transport,
-    )
-    .await
-    .expect("the cluster starts");
+    let mut cluster =
+        RoostCluster::start_with_transport(ROOST, clickhouse, TWO_QUERY_REPLICAS, &[], transport)
+            .await
+            .expect("the cluster starts");
     let mut gateways = vec![cluster.base_url.clone()];
     if transport == Transport::Grpc {
         let second_replica = cluster

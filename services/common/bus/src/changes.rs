@@ -156,24 +156,17 @@ impl CatalogChanges {
         let Some(distributed) = &self.distributed else {
             return Some(self.count.load(Ordering::Acquire));
         };
-        distributed.following.as_ref()?;
+        let following = distributed.following.as_ref()?;
         if distributed.round_trip_before_reading {
+            // Disconnected, the round trip could only time out.
             distributed.bus.connection_epoch()?;
-            let round_trip = tokio::time::timeout(READ_ROUND_TRIP_TIMEOUT, distributed.bus.flush());
-            if let Err(error) = round_trip.await.unwrap_or_else(|_| {
-                Err(BusError::Unavailable(format!(
-                    "no round trip within {READ_ROUND_TRIP_TIMEOUT:?}"
-                )))
-            }) {
+            let round_trip = distributed.bus.flush();
+            if let Err(error) = within(READ_ROUND_TRIP_TIMEOUT, round_trip).await {
                 tracing::warn!(%error, "catalog changes may be unseen: reading the catalog");
                 return None;
             }
         }
-        let mut following = distributed
-            .following
-            .as_ref()?
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut following = following.lock().unwrap_or_else(PoisonError::into_inner);
         let Subscription::Subscribed {
             facts,
             connection_epoch,
@@ -228,20 +221,25 @@ impl CatalogChanges {
             return;
         };
         let subject = catalog_changed_subject(&distributed.subject_prefix, workspace_id);
-        let announced = tokio::time::timeout(ANNOUNCE_TIMEOUT, async {
+        let announced = within(ANNOUNCE_TIMEOUT, async {
             distributed.bus.announce(&subject, Bytes::new()).await?;
             distributed.bus.flush().await
         })
-        .await
-        .unwrap_or_else(|_| {
-            Err(BusError::Unavailable(format!(
-                "not taken within {ANNOUNCE_TIMEOUT:?}"
-            )))
-        });
+        .await;
         if let Err(error) = announced {
             tracing::warn!(%error, subject, "a catalog change could not be announced");
         }
     }
+}
+
+/// `work`, or an `Unavailable` error once `limit` has passed.
+async fn within(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<(), BusError>>,
+) -> Result<(), BusError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| Err(BusError::Unavailable(format!("no answer within {limit:?}"))))
 }
 
 /// The catalog's version as a cache read it, and when (see [`CatalogChanges::stamp`]).

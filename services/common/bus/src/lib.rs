@@ -28,7 +28,7 @@ pub use changes::{
     CatalogChanges, ChangeGuard, ChangeStamp, FOLLOWED_MAX_AGE, Follow, catalog_changed_subject,
 };
 pub use memory::InProcessBus;
-pub use nats::{NatsBus, NatsBusOptions};
+pub use nats::{NatsBus, NatsBusOptions, stream_name_prefix};
 
 use std::time::Duration;
 
@@ -257,6 +257,19 @@ fn check_queue_name(queue: &str) -> Result<(), BusError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_deployment_has_its_own_streams() {
+        assert_eq!(stream_name_prefix("roost.rpc"), "ROOST_RPC_");
+        assert_eq!(
+            stream_name_prefix("roost.it0a1b2c.rpc"),
+            "ROOST_IT0A1B2C_RPC_"
+        );
+        assert_ne!(
+            stream_name_prefix("roost.a.rpc"),
+            stream_name_prefix("roost.b.rpc")
+        );
+    }
 
     #[test]
     fn queue_names_are_single_safe_tokens() {

@@ -36,6 +36,22 @@ const STREAM_CREATE_ATTEMPTS: u64 = 4;
 /// The shortest wait a pull request is sent with (JetStream needs a positive expiry).
 const MIN_PULL_WAIT: Duration = Duration::from_millis(10);
 
+/// `roost.rpc` → `ROOST_RPC_`: a stream name may hold no `.`, `*`, `>` or spaces.
+pub fn stream_name_prefix(subject_prefix: &str) -> String {
+    let mut prefix: String = subject_prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    prefix.push('_');
+    prefix
+}
+
 /// How the NATS bus names and keeps its streams.
 #[derive(Debug, Clone)]
 pub struct NatsBusOptions {

@@ -28,6 +28,14 @@ pub const ROLES: &[&str] = &[
     "gateway",
 ];
 
+/// Two query replicas beside one process for the other back-end roles, and a gateway.
+pub const TWO_QUERY_REPLICAS: &[&str] = &[
+    "auth,catalog,ingest,jobs,scheduler",
+    "query",
+    "query",
+    "gateway",
+];
+
 /// How the processes of a cluster call each other (`rpc.transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -485,19 +493,7 @@ impl RoostCluster {
             self.env_value("ROOST_NATS_LEASE_BUCKET")
                 .context("no lease bucket")?
         );
-        // `roost.itID.rpc` → `ROOST_ITID_RPC_`, as the server names its streams.
-        let queue_prefix: String = self
-            .subject_prefix
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .chain(std::iter::once('_'))
-            .collect();
+        let queue_prefix = roost_bus::stream_name_prefix(&self.subject_prefix);
         // Drop runs inside or outside a runtime: a thread of its own may always block on one.
         std::thread::scope(|scope| {
             scope
