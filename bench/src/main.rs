@@ -48,6 +48,11 @@ struct Args {
     /// Endpoint requests per concurrency level on each side.
     #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// Ingest rounds on each side, the order of the sides alternating, and the slices each
+    /// endpoint level is run in, alternating sides: a single pass on a shared 2-core machine
+    /// swings by 10-20% between runs, and the median of rounds taken side by side much less.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// The `roost` binary (default: target/release/roost of this workspace).
     #[arg(long)]
     roost_bin: Option<PathBuf>,
@@ -68,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     ensure!(args.rows > 0, "--rows must be positive");
     ensure!(args.clients > 0, "--clients must be positive");
     ensure!(args.requests > 0, "--requests must be positive");
+    ensure!(args.rounds > 0, "--rounds must be positive");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -220,8 +226,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         roost_bin.display()
     );
     println!(
-        "roost-bench: {} rows, batches of {BATCH_ROWS}, {} ingest clients, {} requests per level, {cores} cores",
-        args.rows, args.clients, args.requests
+        "roost-bench: {} rows, batches of {BATCH_ROWS}, {} ingest clients, {} ingest rounds, {} requests per level, {cores} cores",
+        args.rows, args.clients, args.rounds, args.requests
     );
 
     // The raw engine: chDB in this process, or the ClickHouse server.
@@ -300,40 +306,55 @@ async fn run(args: Args) -> anyhow::Result<()> {
         total_bytes as f64 / 1e6,
         generated.elapsed().as_secs_f64()
     );
-    let raw_ingest = ingest_raw(&raw, &batches, args.clients, total_bytes).await?;
-    let raw_count = count_raw(engine.as_ref()).await?;
-    ensure!(
-        raw_count == args.rows,
-        "the raw table holds {raw_count} rows, not {}",
-        args.rows
-    );
-    // The raw side's background merges would otherwise run during Roost's ingest and take CPU
-    // from it: they are paused (running ones finish first) until Roost's ingest is done. Each
-    // side's own merges during its own ingest count, on both sides.
-    engine
-        .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
-        .await?;
-    settle_merges(engine.as_ref()).await?;
-    let roost_ingest = ingest_roost(
-        &http,
-        &roost,
-        &raw,
-        &token,
-        &batches,
-        args.clients,
-        total_bytes,
-    )
-    .await
-    .with_context(|| format!("roost local log:\n{}", tail(&roost.log(), 40)))?;
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds {
+        if round > 0 {
+            engine
+                .execute(&format!("TRUNCATE TABLE {RAW_TABLE}"))
+                .await?;
+            let truncated = http
+                .post(roost.url(&format!("/v0/datasources/{DATA_SOURCE}/truncate")))
+                .bearer_auth(&token)
+                .send()
+                .await?;
+            ensure!(
+                truncated.status().is_success(),
+                "truncating the data source: {}",
+                truncated.status()
+            );
+        }
+        let sides = Sides {
+            http: &http,
+            roost: &roost,
+            raw: &raw,
+            token: &token,
+            batches: &batches,
+            clients: args.clients,
+            bytes: total_bytes,
+        };
+        // Alternating which side goes first cancels what the order itself does (a warmer page
+        // cache, the other side's file deletions still being written back).
+        let (raw_ingest, roost_ingest) = if round % 2 == 0 {
+            let raw_ingest = sides.raw_round().await?;
+            (raw_ingest, sides.roost_round().await?)
+        } else {
+            let roost_ingest = sides.roost_round().await?;
+            (sides.raw_round().await?, roost_ingest)
+        };
+        println!(
+            "ingest round {}: raw {:.0} rows/s, roost {:.0} rows/s, ratio {:.3}",
+            round + 1,
+            raw_ingest.rows_per_second(),
+            roost_ingest.rows_per_second(),
+            roost_ingest.rows_per_second() / raw_ingest.rows_per_second()
+        );
+        rounds.push((raw_ingest, roost_ingest));
+    }
     engine
         .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
         .await?;
-    let roost_count = count_roost(&http, &roost, &token).await?;
-    ensure!(
-        roost_count == args.rows,
-        "the Roost data source holds {roost_count} rows, not {}",
-        args.rows
-    );
+    settle_merges(engine.as_ref()).await?;
+    settle_process(roost.pid()).await?;
     drop(batches);
     let rss_after_ingest = rss_kib(roost.pid())?;
 
@@ -378,26 +399,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
     check_same_answer(engine.as_ref(), &http, &roost, &token).await?;
     let mut levels = Vec::new();
     for clients in LEVELS {
-        let raw = load(clients, args.requests, raw_call.clone()).await?;
-        let via_roost = load(clients, args.requests, roost_call.clone()).await?;
-        levels.push((clients, raw, via_roost));
+        let (mut raw, mut via_roost) = (Samples::default(), Samples::default());
+        for slice in 0..args.rounds {
+            let requests = slice_requests(args.requests, args.rounds, slice);
+            if slice % 2 == 0 {
+                raw.add(load(clients, requests, raw_call.clone()).await?);
+                via_roost.add(load(clients, requests, roost_call.clone()).await?);
+            } else {
+                via_roost.add(load(clients, requests, roost_call.clone()).await?);
+                raw.add(load(clients, requests, raw_call.clone()).await?);
+            }
+        }
+        levels.push((clients, raw.level(), via_roost.level()));
     }
     if raw.server_url.is_some() {
         // A server outlives the run: leave it as it was.
         remove_bench_tables(&http, &roost, &token, engine.as_ref()).await?;
     }
 
-    // 3. Report.
+    // 3. Report: each side's median round, and the median of the rounds' ratios.
+    let round_ratios: Vec<f64> = rounds
+        .iter()
+        .map(|(raw, roost)| roost.rows_per_second() / raw.rows_per_second())
+        .collect();
+    let ingest_ratio = median(&round_ratios);
+    let raw_ingest = median_round(rounds.iter().map(|(raw, _)| raw));
+    let roost_ingest = median_round(rounds.iter().map(|(_, roost)| roost));
     let header = ["measure", "raw engine", "roost", "roost/raw", "roost-raw"];
     let mut rows = vec![
         vec![
             "ingest rows/s".to_string(),
             num(raw_ingest.rows_per_second(), 0),
             num(roost_ingest.rows_per_second(), 0),
-            num(
-                roost_ingest.rows_per_second() / raw_ingest.rows_per_second(),
-                3,
-            ),
+            num(ingest_ratio, 3),
             String::new(),
         ],
         vec![
@@ -479,12 +513,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "raw ingest = Engine::insert FORMAT JSONEachRow (chDB's own JSON parser) in this process; \
          roost ingest = POST /v0/events?wait=true over HTTP; latencies are client-side; \
-         ingest CPU = CPU time of the engine's processes (this one for chDB, else the server's) \
+         ingest figures are each side's median round, and roost/raw for rows/s the median \
+         of the rounds' ratios; ingest CPU = CPU time of the engine's processes (this one for chDB, else the server's) \
          during the raw ingest, and of roost local plus any server during Roost's; client CPU = \
          this process sending Roost's requests."
     );
 
-    let ingest_ratio = roost_ingest.rows_per_second() / raw_ingest.rows_per_second();
     let (_, raw32, roost32) = levels.last().context("no endpoint level ran")?;
     let p50_overhead = ms(roost32.p50) - ms(raw32.p50);
     let p99_overhead = ms(roost32.p99) - ms(raw32.p99);
@@ -509,7 +543,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "batch_rows": BATCH_ROWS,
         "ingest_clients": args.clients,
         "requests_per_level": args.requests,
-        "ingest": {"raw": side(&raw_ingest), "roost": side(&roost_ingest), "ratio": ingest_ratio},
+        "rounds": args.rounds,
+        "ingest": {"raw": side(raw_ingest), "roost": side(roost_ingest), "ratio": ingest_ratio,
+                   "rounds": rounds.iter().zip(&round_ratios).map(|((raw, roost), ratio)| json!({
+                       "raw": side(raw), "roost": side(roost), "ratio": ratio,
+                   })).collect::<Vec<_>>()},
         "endpoints": levels.iter().map(|(clients, raw, via_roost)| json!({
             "clients": clients, "raw": level(raw), "roost": level(via_roost),
             "p50_overhead_ms": ms(via_roost.p50) - ms(raw.p50),
@@ -656,6 +694,79 @@ async fn ingest_roost(
     })
 }
 
+/// What one ingest round on either side needs.
+struct Sides<'a> {
+    http: &'a reqwest::Client,
+    roost: &'a RoostLocal,
+    raw: &'a RawEngine,
+    token: &'a str,
+    batches: &'a Arc<Vec<Bytes>>,
+    clients: usize,
+    bytes: u64,
+}
+
+impl Sides<'_> {
+    /// The raw side's ingest, once Roost has settled; its merges are paused afterwards, until its
+    /// next round, so they never run during Roost's ingest.
+    async fn raw_round(&self) -> anyhow::Result<Ingest> {
+        let engine = self.raw.engine.as_ref();
+        settle_process(self.roost.pid()).await?;
+        engine
+            .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
+            .await?;
+        let ingest = ingest_raw(self.raw, self.batches, self.clients, self.bytes).await?;
+        let count = count_raw(engine).await?;
+        ensure!(
+            count == ingest.rows,
+            "the raw table holds {count} rows, not {}",
+            ingest.rows
+        );
+        engine
+            .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
+            .await?;
+        settle_merges(engine).await?;
+        Ok(ingest)
+    }
+
+    /// Roost's ingest, until every row is queryable.
+    async fn roost_round(&self) -> anyhow::Result<Ingest> {
+        let ingest = ingest_roost(
+            self.http,
+            self.roost,
+            self.raw,
+            self.token,
+            self.batches,
+            self.clients,
+            self.bytes,
+        )
+        .await
+        .with_context(|| format!("roost local log:\n{}", tail(&self.roost.log(), 40)))?;
+        let count = count_roost(self.http, self.roost, self.token).await?;
+        ensure!(
+            count == ingest.rows,
+            "the Roost data source holds {count} rows, not {}",
+            ingest.rows
+        );
+        Ok(ingest)
+    }
+}
+
+/// Waits, untimed and for at most a minute, until `pid` is idle (at most one 10 ms tick of CPU
+/// in each of three 200 ms looks in a row): Roost's merges after its ingest must not run during
+/// the raw side's.
+async fn settle_process(pid: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    let mut before = cpu_seconds(pid)?;
+    while quiet < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = cpu_seconds(pid)?;
+        quiet = if now - before < 0.015 { quiet + 1 } else { 0 };
+        before = now;
+    }
+    Ok(())
+}
+
 async fn count_raw(engine: &dyn Engine) -> anyhow::Result<u64> {
     let answer = engine
         .query(&format!("SELECT count() FROM {RAW_TABLE}"), "TSV")
@@ -774,7 +885,7 @@ async fn check_same_answer(
 
 /// Runs `requests` calls of `call` from `clients` concurrent tasks (after a short warm-up) and
 /// measures each call's latency.
-async fn load<F, Fut>(clients: usize, requests: usize, call: F) -> anyhow::Result<Level>
+async fn load<F, Fut>(clients: usize, requests: usize, call: F) -> anyhow::Result<Samples>
 where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -804,13 +915,56 @@ where
     for task in tasks {
         latencies.extend(task.await??);
     }
-    let wall = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    Ok(Level {
-        p50: percentile(&latencies, 50.0),
-        p99: percentile(&latencies, 99.0),
-        rps: latencies.len() as f64 / wall,
+    Ok(Samples {
+        latencies,
+        seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Latencies of one side at one level, gathered over its slices.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    /// Wall time of the slices, added up.
+    seconds: f64,
+}
+
+impl Samples {
+    fn add(&mut self, slice: Samples) {
+        self.latencies.extend(slice.latencies);
+        self.seconds += slice.seconds;
+    }
+
+    fn level(mut self) -> Level {
+        self.latencies.sort_unstable();
+        Level {
+            p50: percentile(&self.latencies, 50.0),
+            p99: percentile(&self.latencies, 99.0),
+            rps: self.latencies.len() as f64 / self.seconds,
+        }
+    }
+}
+
+/// The requests of slice `slice` out of `slices`: `requests` shared as evenly as can be.
+fn slice_requests(requests: usize, slices: usize, slice: usize) -> usize {
+    requests / slices + usize::from(slice < requests % slices)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// The round with the median rows/s (the lower middle one of an even number).
+fn median_round<'a>(rounds: impl Iterator<Item = &'a Ingest>) -> &'a Ingest {
+    let mut rounds: Vec<&Ingest> = rounds.collect();
+    rounds.sort_by(|a, b| a.rows_per_second().total_cmp(&b.rows_per_second()));
+    rounds[(rounds.len() - 1) / 2]
 }
 
 /// The JSON body of a successful answer, or an error naming `what` with the body.
@@ -895,6 +1049,28 @@ mod tests {
         assert_eq!(parse_cpu_seconds(line), Some(3.0));
         assert_eq!(parse_cpu_seconds("garbage"), None);
         assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn slices_share_the_requests_evenly() {
+        let slices: Vec<usize> = (0..3).map(|i| slice_requests(10, 3, i)).collect();
+        assert_eq!(slices, [4, 3, 3]);
+        assert_eq!((0..5).map(|i| slice_requests(2000, 5, i)).sum::<usize>(), 2000);
+    }
+
+    #[test]
+    fn medians_take_the_middle_or_the_mean_of_the_two_middles() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        let round = |seconds| Ingest {
+            seconds,
+            rows: 100,
+            bytes: 0,
+            cpu_seconds: 0.0,
+            client_cpu_seconds: 0.0,
+        };
+        let rounds = [round(1.0), round(4.0), round(2.0), round(3.0)];
+        assert_eq!(median_round(rounds.iter()).seconds, 3.0);
     }
 
     #[test]
