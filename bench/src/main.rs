@@ -306,6 +306,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         total_bytes as f64 / 1e6,
         generated.elapsed().as_secs_f64()
     );
+    let sides = Sides {
+        http: &http,
+        roost: &roost,
+        raw: &raw,
+        token: &token,
+        batches: &batches,
+        clients: args.clients,
+        bytes: total_bytes,
+    };
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         if round > 0 {
@@ -323,15 +332,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 truncated.status()
             );
         }
-        let sides = Sides {
-            http: &http,
-            roost: &roost,
-            raw: &raw,
-            token: &token,
-            batches: &batches,
-            clients: args.clients,
-            bytes: total_bytes,
-        };
         // Alternating which side goes first cancels what the order itself does (a warmer page
         // cache, the other side's file deletions still being written back).
         let (raw_ingest, roost_ingest) = if round % 2 == 0 {
@@ -1055,7 +1055,10 @@ mod tests {
     fn slices_share_the_requests_evenly() {
         let slices: Vec<usize> = (0..3).map(|i| slice_requests(10, 3, i)).collect();
         assert_eq!(slices, [4, 3, 3]);
-        assert_eq!((0..5).map(|i| slice_requests(2000, 5, i)).sum::<usize>(), 2000);
+        assert_eq!(
+            (0..5).map(|i| slice_requests(2000, 5, i)).sum::<usize>(),
+            2000
+        );
     }
 
     #[test]

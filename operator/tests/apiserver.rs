@@ -221,12 +221,13 @@ async fn applied_resources_become_databases_and_tables_on_the_cluster() {
         .await;
         assert_eq!(engine_name, "ReplicatedMergeTree");
     }
-    engine
-        .execute(&format!(
+    support::insert(
+        engine.as_ref(),
+        &format!(
             "INSERT INTO `{database}`.`page_views` (id, url) VALUES (1, '/a'), (2, '/b'), (3, '/c')"
-        ))
-        .await
-        .expect("insert through the Distributed table");
+        ),
+    )
+    .await;
     support::wait_for("the rows to reach the shards", || async {
         text(
             engine.as_ref(),

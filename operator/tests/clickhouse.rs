@@ -144,12 +144,13 @@ async fn every_engine_is_replicated_under_a_distributed_table() {
         }
     }
     // Rows inserted through a Distributed table are spread over the shards and read back whole.
-    engine
-        .execute(&format!(
+    support::insert(
+        &engine,
+        &format!(
             "INSERT INTO `{database}`.`mergetree` SELECT number, number FROM system.numbers LIMIT 100"
-        ))
-        .await
-        .expect("insert");
+        ),
+    )
+    .await;
     support::wait_for("the rows on the shards", || async {
         text(
             &engine,
@@ -294,12 +295,11 @@ async fn column_plans_apply_to_both_tables_on_every_shard() {
             assert_eq!(names, ["id", "city", "amount"], "{table} on shard {index}");
         }
     }
-    engine
-        .execute(&format!(
-            "INSERT INTO `{database}`.`events` (id, amount) VALUES (1, 2.5)"
-        ))
-        .await
-        .unwrap();
+    support::insert(
+        &engine,
+        &format!("INSERT INTO `{database}`.`events` (id, amount) VALUES (1, 2.5)"),
+    )
+    .await;
     support::wait_for("the row", || async {
         text(
             &engine,

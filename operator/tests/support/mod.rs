@@ -16,7 +16,7 @@ use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use roost_auth::{Auth, SeedOptions, Seeded};
-use roost_engine::{ClickHouse, ClickHouseConfig};
+use roost_engine::{ClickHouse, ClickHouseConfig, Engine, ErrorClass};
 use roost_operator::Error;
 use roost_operator::secrets::SecretStore;
 use roost_proto::AuthClient;
@@ -194,6 +194,26 @@ pub async fn install_crds(client: &Client) {
                 })
         })
         .await;
+    }
+}
+
+/// Runs an insert, again while it fails in a way that passes, for at most two minutes: under load
+/// a replica can lose its ZooKeeper session and stay read-only until it reconnects. A repeated
+/// block is dropped by the replicated tables, so a retry adds no row.
+pub async fn insert(engine: &dyn Engine, sql: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match engine.execute(sql).await {
+            Ok(()) => return,
+            Err(error)
+                if error.class() == ErrorClass::Transient
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(%error, "insert failed; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("{sql}: {error:?}"),
+        }
     }
 }
 
