@@ -837,10 +837,11 @@ async fn remove_bench_tables(
             .bearer_auth(token)
             .send()
             .await?;
+        let status = response.status();
         ensure!(
-            response.status().is_success(),
-            "DELETE {path}: {}",
-            response.status()
+            status.is_success(),
+            "DELETE {path}: {status}: {}",
+            response.text().await.unwrap_or_default()
         );
     }
     engine
@@ -875,12 +876,30 @@ async fn check_same_answer(
         .await?;
     let via_roost = expect_ok(response, "calling the endpoint").await?;
     ensure!(
-        raw["data"] == via_roost["data"],
+        same_numbers_as_numbers(&raw["data"]) == same_numbers_as_numbers(&via_roost["data"]),
         "the endpoint and the raw query disagree:\nraw: {}\nroost: {}",
         raw["data"],
         via_roost["data"]
     );
     Ok(())
+}
+
+/// `value` with integers written as strings turned into numbers: ClickHouse servers quote 64-bit
+/// integers in JSON by default (`output_format_json_quote_64bit_integers`), Tinybird does not.
+fn same_numbers_as_numbers(value: &Value) -> Value {
+    match value {
+        Value::String(text) => text
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<u64>().map(Value::from))
+            .unwrap_or_else(|_| value.clone()),
+        Value::Array(items) => items.iter().map(same_numbers_as_numbers).collect(),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, field)| (name.clone(), same_numbers_as_numbers(field)))
+            .collect(),
+        other => other.clone(),
+    }
 }
 
 /// Runs `requests` calls of `call` from `clients` concurrent tasks (after a short warm-up) and
@@ -1074,6 +1093,20 @@ mod tests {
         };
         let rounds = [round(1.0), round(4.0), round(2.0), round(3.0)];
         assert_eq!(median_round(rounds.iter()).seconds, 3.0);
+    }
+
+    #[test]
+    fn quoted_integers_compare_equal_to_numbers() {
+        let server = json!([{"events": "3880", "event": "view", "total": 1.5}]);
+        let roost = json!([{"events": 3880, "event": "view", "total": 1.5}]);
+        assert_eq!(
+            same_numbers_as_numbers(&server),
+            same_numbers_as_numbers(&roost)
+        );
+        assert_ne!(
+            same_numbers_as_numbers(&json!({"events": "3881"})),
+            same_numbers_as_numbers(&json!({"events": 3880}))
+        );
     }
 
     #[test]

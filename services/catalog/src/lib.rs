@@ -132,8 +132,15 @@ impl Catalog {
 
     /// Drops tables while undoing a failed create; what is missing is no error.
     async fn drop_tables(&self, tables: &[&str]) {
+        let sync = match self.engine.drop_sync_clause().await {
+            Ok(sync) => sync,
+            Err(error) => {
+                tracing::warn!(%error, "cannot drop the tables of a failed create");
+                return;
+            }
+        };
         for table in tables {
-            for statement in self.placement().drop(table) {
+            for statement in self.placement().drop(table, sync) {
                 if let Err(error) = self.engine.execute(&statement).await {
                     tracing::warn!(%table, %error, "cannot drop a table of a failed create");
                 }
@@ -373,8 +380,13 @@ impl CatalogService for Catalog {
             // Views writing into or reading from it would break every insert into their source.
             self.unlink_views_of(&record.workspace_id, &database, &record.id, &record.name)
                 .await?;
+            let sync = self
+                .engine
+                .drop_sync_clause()
+                .await
+                .map_err(CatalogError::from)?;
             for table in [&data_source.table, &data_source.quarantine_table] {
-                for statement in self.placement().drop(table) {
+                for statement in self.placement().drop(table, sync) {
                     self.engine
                         .execute(&statement)
                         .await

@@ -71,10 +71,15 @@ impl Catalog {
         database: &str,
         nodes: &[NodeRecord],
     ) -> Result<(), ServiceError> {
+        let sync = self
+            .engine
+            .drop_sync_clause()
+            .await
+            .map_err(CatalogError::from)?;
         for view in nodes.iter().filter_map(view_of) {
             let view = format!("{}.{}", quote_ident(database), quote_ident(&view));
             self.engine
-                .execute(&self.placement().drop_view(&view))
+                .execute(&self.placement().drop_view(&view, sync))
                 .await
                 .map_err(CatalogError::from)?;
         }

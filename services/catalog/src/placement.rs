@@ -75,26 +75,27 @@ impl<'a> Placement<'a> {
         ])
     }
 
-    /// The statements that drop `table` and, on a cluster, its local tables.
-    pub(crate) fn drop(&self, table: &str) -> Vec<String> {
+    /// The statements that drop `table` and, on a cluster, its local tables; `sync` is the
+    /// engine's [`Engine::drop_sync_clause`].
+    pub(crate) fn drop(&self, table: &str, sync: &str) -> Vec<String> {
         match self.cluster {
-            None => vec![format!("DROP TABLE IF EXISTS {table} SYNC")],
+            None => vec![format!("DROP TABLE IF EXISTS {table}{sync}")],
             Some(_) => {
                 let on = self.on_cluster();
                 vec![
-                    format!("DROP TABLE IF EXISTS {table}{on}"),
-                    format!("DROP TABLE IF EXISTS {}{on}", local_table(table)),
+                    format!("DROP TABLE IF EXISTS {table}{on}{sync}"),
+                    format!("DROP TABLE IF EXISTS {}{on}{sync}", local_table(table)),
                 ]
             }
         }
     }
 
     /// The statement that drops a materialized view (`DROP TABLE` on a cluster: 18.16 has no
-    /// `DROP VIEW`).
-    pub(crate) fn drop_view(&self, view: &str) -> String {
+    /// `DROP VIEW`); `sync` as for [`Placement::drop`].
+    pub(crate) fn drop_view(&self, view: &str, sync: &str) -> String {
         match self.cluster {
-            None => format!("DROP VIEW IF EXISTS {view} SYNC"),
-            Some(_) => format!("DROP TABLE IF EXISTS {view}{}", self.on_cluster()),
+            None => format!("DROP VIEW IF EXISTS {view}{sync}"),
+            Some(_) => format!("DROP TABLE IF EXISTS {view}{}{sync}", self.on_cluster()),
         }
     }
 
@@ -146,8 +147,12 @@ mod tests {
         assert_eq!(statements(None), ["CREATE `w_1`.`t_2` None"]);
         let one = Placement { cluster: None };
         assert_eq!(
-            one.drop("`w_1`.`t_2`"),
+            one.drop("`w_1`.`t_2`", " SYNC"),
             ["DROP TABLE IF EXISTS `w_1`.`t_2` SYNC"]
+        );
+        assert_eq!(
+            one.drop("`w_1`.`t_2`", ""),
+            ["DROP TABLE IF EXISTS `w_1`.`t_2`"]
         );
         assert_eq!(
             one.truncate("`w_1`.`t_2`"),
@@ -155,7 +160,7 @@ mod tests {
         );
         assert_eq!(one.table_of_part("t_2_local"), "t_2_local");
         assert_eq!(
-            one.drop_view("`w_1`.`mv`"),
+            one.drop_view("`w_1`.`mv`", " SYNC"),
             "DROP VIEW IF EXISTS `w_1`.`mv` SYNC"
         );
     }
@@ -171,10 +176,17 @@ mod tests {
         );
         let cluster = Placement { cluster: Some("c") };
         assert_eq!(
-            cluster.drop("`w_1`.`t_2`"),
+            cluster.drop("`w_1`.`t_2`", ""),
             [
                 "DROP TABLE IF EXISTS `w_1`.`t_2` ON CLUSTER `c`",
                 "DROP TABLE IF EXISTS `w_1`.`t_2_local` ON CLUSTER `c`",
+            ]
+        );
+        assert_eq!(
+            cluster.drop("`w_1`.`t_2`", " SYNC"),
+            [
+                "DROP TABLE IF EXISTS `w_1`.`t_2` ON CLUSTER `c` SYNC",
+                "DROP TABLE IF EXISTS `w_1`.`t_2_local` ON CLUSTER `c` SYNC",
             ]
         );
         assert_eq!(
@@ -183,7 +195,7 @@ mod tests {
         );
         assert_eq!(cluster.table_of_part("t_2_local"), "t_2");
         assert_eq!(
-            cluster.drop_view("`w_1`.`mv`"),
+            cluster.drop_view("`w_1`.`mv`", ""),
             "DROP TABLE IF EXISTS `w_1`.`mv` ON CLUSTER `c`"
         );
         assert_eq!(cluster.parts_source(), "cluster('c', system, parts)");

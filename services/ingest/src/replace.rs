@@ -71,11 +71,11 @@ pub(crate) async fn finish(
     let target = &data_source.table;
     let staging = staging_table(target, &request.staging_id)?;
     let merged = merged_table(target, &request.staging_id)?;
+    let sync = engine.drop_sync_clause().await?;
     let drop_aside = || async {
-        // SYNC: an atomic database would otherwise keep the dropped data on disk for minutes.
         for table in [&staging, &merged] {
             engine
-                .execute(&format!("DROP TABLE IF EXISTS {table} SYNC"))
+                .execute(&format!("DROP TABLE IF EXISTS {table}{sync}"))
                 .await?;
         }
         Ok::<_, EngineError>(())
@@ -114,7 +114,7 @@ pub(crate) async fn finish(
             let condition = &resolved.condition;
             let list = insert_column_list(columns);
             engine
-                .execute(&format!("DROP TABLE IF EXISTS {merged} SYNC"))
+                .execute(&format!("DROP TABLE IF EXISTS {merged}{sync}"))
                 .await?;
             engine
                 .execute(&format!("CREATE TABLE {merged} AS {target}"))

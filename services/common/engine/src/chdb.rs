@@ -464,6 +464,10 @@ impl Engine for Chdb {
     fn kind(&self) -> &'static str {
         "chdb"
     }
+
+    async fn drop_sync_clause(&self) -> Result<&'static str, EngineError> {
+        Ok(" SYNC")
+    }
 }
 
 /// chDB keeps the output a failed query wrote before its error in the connection's buffer and

@@ -109,6 +109,18 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// What ends a `DROP TABLE` / `DROP VIEW` so that it returns once the data is gone: ` SYNC`
+    /// where databases are Atomic by default (ClickHouse 20.10 and later, chDB), which would
+    /// otherwise keep a dropped table's data on disk for minutes; nothing on older servers, whose
+    /// Ordinary databases drop at once and whose parser refuses the word.
+    async fn drop_sync_clause(&self) -> Result<&'static str, EngineError> {
+        let version = self.server_version().await?;
+        Ok(match ServerVersion::parse(&version) {
+            Some(version) if !version.at_least(20, 10) => "",
+            _ => " SYNC",
+        })
+    }
+
     /// The ClickHouse version behind the engine (`SELECT version()`), e.g. "18.16.1" or
     /// "26.7.3.1": callers decide from it what SQL and formats the server lacks (see
     /// [`ServerVersion`]).

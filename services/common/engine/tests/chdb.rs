@@ -51,6 +51,31 @@ async fn query_answers_in_the_requested_format() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sync_drop_removes_the_table_at_once() {
+    let engine = engine();
+    let sync = engine.drop_sync_clause().await.unwrap();
+    assert_eq!(sync, " SYNC");
+    fresh_database(&engine, "drop_sync").await;
+    engine
+        .execute("CREATE TABLE drop_sync.t (id UInt32) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
+    engine
+        .execute(&format!("DROP TABLE IF EXISTS drop_sync.t{sync}"))
+        .await
+        .unwrap();
+    // An Atomic database keeps a table dropped without SYNC until the delay passes.
+    let dropped = engine
+        .query(
+            "SELECT count() FROM system.dropped_tables WHERE database = 'drop_sync'",
+            "TabSeparated",
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::str::from_utf8(&dropped.data).unwrap().trim(), "0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn errors_carry_clickhouse_codes() {
     let engine = engine();
     let error = engine

@@ -1066,6 +1066,48 @@ fn connections_to(port: u16) -> HashSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_drop_waits_for_the_data_in_words_the_server_knows() {
+    let Some(cluster) = cluster_or_skip("a_drop_waits_for_the_data_in_words_the_server_knows")
+    else {
+        return;
+    };
+    let _shared = SERVERS.read().await;
+    let engine = engine_on(cluster, 0);
+    let sync = engine.drop_sync_clause().await.unwrap();
+    let expected = if version(&engine).await.at_least(20, 10) {
+        " SYNC"
+    } else {
+        ""
+    };
+    assert_eq!(sync, expected);
+    let database = "roost_test_drop_sync";
+    engine
+        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
+        .await
+        .unwrap();
+    engine
+        .execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    engine
+        .execute(&format!(
+            "CREATE TABLE {database}.t (id UInt32) ENGINE = MergeTree ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    engine
+        .execute(&format!("DROP TABLE IF EXISTS {database}.t{sync}"))
+        .await
+        .unwrap();
+    let tables = format!("SELECT count() FROM system.tables WHERE database = '{database}'");
+    assert_eq!(count(&engine, &tables).await, 0);
+    engine
+        .execute(&format!("DROP DATABASE {database}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn many_parallel_queries_share_a_bounded_pool_and_leak_no_connection() {
     let Some(cluster) =
         cluster_or_skip("many_parallel_queries_share_a_bounded_pool_and_leak_no_connection")
