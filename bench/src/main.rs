@@ -312,6 +312,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         raw: &raw,
         token: &token,
         batches: &batches,
+        rows: args.rows,
         clients: args.clients,
         bytes: total_bytes,
     };
@@ -701,6 +702,8 @@ struct Sides<'a> {
     raw: &'a RawEngine,
     token: &'a str,
     batches: &'a Arc<Vec<Bytes>>,
+    /// The rows in `batches`: what each side must hold after its round.
+    rows: u64,
     clients: usize,
     bytes: u64,
 }
@@ -717,9 +720,9 @@ impl Sides<'_> {
         let ingest = ingest_raw(self.raw, self.batches, self.clients, self.bytes).await?;
         let count = count_raw(engine).await?;
         ensure!(
-            count == ingest.rows,
+            count == self.rows,
             "the raw table holds {count} rows, not {}",
-            ingest.rows
+            self.rows
         );
         engine
             .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
@@ -743,9 +746,10 @@ impl Sides<'_> {
         .with_context(|| format!("roost local log:\n{}", tail(&self.roost.log(), 40)))?;
         let count = count_roost(self.http, self.roost, self.token).await?;
         ensure!(
-            count == ingest.rows,
-            "the Roost data source holds {count} rows, not {}",
-            ingest.rows
+            count == self.rows && ingest.rows == self.rows,
+            "the Roost data source holds {count} rows and Roost reported {} stored, not {}",
+            ingest.rows,
+            self.rows
         );
         Ok(ingest)
     }

@@ -428,8 +428,10 @@ async fn copy(context: &JobContext) -> Result<Value, JobFailure> {
         quote_ident(&database),
         quote_ident(&format!("{name}__copy_{}", context.job.id.replace('-', "")))
     );
+    // After the exchange the staging table holds the old rows: dropped at once, not kept on disk.
+    let sync = engine.drop_sync_clause().await?;
     engine
-        .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+        .execute(&format!("DROP TABLE IF EXISTS {staging}{sync}"))
         .await?;
     engine
         .execute(&format!("CREATE TABLE {staging} AS {}", insert.table))
@@ -450,7 +452,7 @@ async fn copy(context: &JobContext) -> Result<Value, JobFailure> {
     }
     .await;
     let dropped = engine
-        .execute(&format!("DROP TABLE IF EXISTS {staging}"))
+        .execute(&format!("DROP TABLE IF EXISTS {staging}{sync}"))
         .await;
     let rows = filled?;
     dropped?;
