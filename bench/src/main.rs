@@ -585,12 +585,14 @@ fn endpoint_sql(country: &str, min_qty: &str, table: &str) -> String {
     )
 }
 
-async fn ingest_raw(
-    raw: &RawEngine,
-    batches: &Arc<Vec<Bytes>>,
-    clients: usize,
-    bytes: u64,
-) -> anyhow::Result<Ingest> {
+async fn ingest_raw(sides: &Sides<'_>) -> anyhow::Result<Ingest> {
+    let Sides {
+        raw,
+        batches,
+        clients,
+        bytes,
+        ..
+    } = *sides;
     let engine = &raw.engine;
     let next = Arc::new(AtomicUsize::new(0));
     let cpu = raw.cpu_seconds()?;
@@ -633,15 +635,17 @@ async fn ingest_raw(
     })
 }
 
-async fn ingest_roost(
-    http: &reqwest::Client,
-    roost: &RoostLocal,
-    raw: &RawEngine,
-    token: &str,
-    batches: &Arc<Vec<Bytes>>,
-    clients: usize,
-    bytes: u64,
-) -> anyhow::Result<Ingest> {
+async fn ingest_roost(sides: &Sides<'_>) -> anyhow::Result<Ingest> {
+    let Sides {
+        http,
+        roost,
+        raw,
+        token,
+        batches,
+        clients,
+        bytes,
+        ..
+    } = *sides;
     let next = Arc::new(AtomicUsize::new(0));
     let url = roost.url("/v0/events");
     // With embedded chDB the engine's pid is this process, whose time is the client's here.
@@ -717,7 +721,7 @@ impl Sides<'_> {
         engine
             .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
             .await?;
-        let ingest = ingest_raw(self.raw, self.batches, self.clients, self.bytes).await?;
+        let ingest = ingest_raw(self).await?;
         let count = count_raw(engine).await?;
         ensure!(
             count == self.rows,
@@ -733,17 +737,9 @@ impl Sides<'_> {
 
     /// Roost's ingest, until every row is queryable.
     async fn roost_round(&self) -> anyhow::Result<Ingest> {
-        let ingest = ingest_roost(
-            self.http,
-            self.roost,
-            self.raw,
-            self.token,
-            self.batches,
-            self.clients,
-            self.bytes,
-        )
-        .await
-        .with_context(|| format!("roost local log:\n{}", tail(&self.roost.log(), 40)))?;
+        let ingest = ingest_roost(self)
+            .await
+            .with_context(|| format!("roost local log:\n{}", tail(&self.roost.log(), 40)))?;
         let count = count_roost(self.http, self.roost, self.token).await?;
         ensure!(
             count == self.rows && ingest.rows == self.rows,
@@ -880,7 +876,7 @@ async fn check_same_answer(
         .await?;
     let via_roost = expect_ok(response, "calling the endpoint").await?;
     ensure!(
-        same_numbers_as_numbers(&raw["data"]) == same_numbers_as_numbers(&via_roost["data"]),
+        with_integers_as_numbers(&raw["data"]) == with_integers_as_numbers(&via_roost["data"]),
         "the endpoint and the raw query disagree:\nraw: {}\nroost: {}",
         raw["data"],
         via_roost["data"]
@@ -890,17 +886,17 @@ async fn check_same_answer(
 
 /// `value` with integers written as strings turned into numbers: ClickHouse servers quote 64-bit
 /// integers in JSON by default (`output_format_json_quote_64bit_integers`), Tinybird does not.
-fn same_numbers_as_numbers(value: &Value) -> Value {
+fn with_integers_as_numbers(value: &Value) -> Value {
     match value {
         Value::String(text) => text
             .parse::<i64>()
             .map(Value::from)
             .or_else(|_| text.parse::<u64>().map(Value::from))
             .unwrap_or_else(|_| value.clone()),
-        Value::Array(items) => items.iter().map(same_numbers_as_numbers).collect(),
+        Value::Array(items) => items.iter().map(with_integers_as_numbers).collect(),
         Value::Object(fields) => fields
             .iter()
-            .map(|(name, field)| (name.clone(), same_numbers_as_numbers(field)))
+            .map(|(name, field)| (name.clone(), with_integers_as_numbers(field)))
             .collect(),
         other => other.clone(),
     }
@@ -1104,12 +1100,12 @@ mod tests {
         let server = json!([{"events": "3880", "event": "view", "total": 1.5}]);
         let roost = json!([{"events": 3880, "event": "view", "total": 1.5}]);
         assert_eq!(
-            same_numbers_as_numbers(&server),
-            same_numbers_as_numbers(&roost)
+            with_integers_as_numbers(&server),
+            with_integers_as_numbers(&roost)
         );
         assert_ne!(
-            same_numbers_as_numbers(&json!({"events": "3881"})),
-            same_numbers_as_numbers(&json!({"events": 3880}))
+            with_integers_as_numbers(&json!({"events": "3881"})),
+            with_integers_as_numbers(&json!({"events": 3880}))
         );
     }
 

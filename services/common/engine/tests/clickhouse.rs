@@ -87,21 +87,34 @@ async fn count(engine: &ClickHouse, sql: &str) -> u64 {
 
 /// A fresh database on every shard.
 async fn fresh_database(engine: &ClickHouse, name: &str) {
-    let cluster = on_cluster(engine.cluster());
+    recreate_database(engine, name, &on_cluster(engine.cluster())).await;
+}
+
+async fn drop_database(engine: &ClickHouse, name: &str) {
+    drop_database_on(engine, name, &on_cluster(engine.cluster())).await;
+}
+
+/// A fresh database on the server `engine` sends to, even when it names a cluster.
+async fn fresh_local_database(engine: &ClickHouse, name: &str) {
+    recreate_database(engine, name, "").await;
+}
+
+async fn drop_local_database(engine: &ClickHouse, name: &str) {
+    drop_database_on(engine, name, "").await;
+}
+
+/// Drops and creates `name` with the ` ON CLUSTER` clause `on` (empty for one server).
+async fn recreate_database(engine: &ClickHouse, name: &str, on: &str) {
+    drop_database_on(engine, name, on).await;
     engine
-        .execute(&format!("DROP DATABASE IF EXISTS {name}{cluster}"))
-        .await
-        .unwrap();
-    engine
-        .execute(&format!("CREATE DATABASE {name}{cluster}"))
+        .execute(&format!("CREATE DATABASE {name}{on}"))
         .await
         .unwrap();
 }
 
-async fn drop_database(engine: &ClickHouse, name: &str) {
-    let cluster = on_cluster(engine.cluster());
+async fn drop_database_on(engine: &ClickHouse, name: &str, on: &str) {
     engine
-        .execute(&format!("DROP DATABASE IF EXISTS {name}{cluster}"))
+        .execute(&format!("DROP DATABASE IF EXISTS {name}{on}"))
         .await
         .unwrap();
 }
@@ -600,14 +613,7 @@ async fn insert_settings_travel_as_url_parameters() {
     let _shared = SERVERS.read().await;
     let engine = engine_on(cluster, 0);
     let database = "roost_it_settings";
-    engine
-        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .await
-        .unwrap();
-    engine
-        .execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
+    fresh_local_database(&engine, database).await;
     engine
         .execute(&format!(
             "CREATE TABLE {database}.t (id UInt32, s String) ENGINE = MergeTree ORDER BY id"
@@ -661,10 +667,7 @@ async fn insert_settings_travel_as_url_parameters() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(396), "TOO_MANY_ROWS_OR_BYTES: {error}");
-    engine
-        .execute(&format!("DROP DATABASE {database}"))
-        .await
-        .unwrap();
+    drop_local_database(&engine, database).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1081,14 +1084,7 @@ async fn a_drop_waits_for_the_data_in_words_the_server_knows() {
     };
     assert_eq!(sync, expected);
     let database = "roost_test_drop_sync";
-    engine
-        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .await
-        .unwrap();
-    engine
-        .execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
+    fresh_local_database(&engine, database).await;
     engine
         .execute(&format!(
             "CREATE TABLE {database}.t (id UInt32) ENGINE = MergeTree ORDER BY id"
@@ -1101,10 +1097,7 @@ async fn a_drop_waits_for_the_data_in_words_the_server_knows() {
         .unwrap();
     let tables = format!("SELECT count() FROM system.tables WHERE database = '{database}'");
     assert_eq!(count(&engine, &tables).await, 0);
-    engine
-        .execute(&format!("DROP DATABASE {database}"))
-        .await
-        .unwrap();
+    drop_local_database(&engine, database).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1281,14 +1274,7 @@ async fn a_connection_the_server_closed_while_idle_is_not_reused() {
     config.retries = 0;
     let engine = ClickHouse::new(&config).unwrap();
     let database = "roost_it_keep_alive";
-    engine
-        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .await
-        .unwrap();
-    engine
-        .execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
+    fresh_local_database(&engine, database).await;
     engine
         .execute(&format!(
             "CREATE TABLE {database}.t (id UInt32, s String) ENGINE = MergeTree ORDER BY id"
@@ -1311,10 +1297,7 @@ async fn a_connection_the_server_closed_while_idle_is_not_reused() {
         count(&engine, &format!("SELECT count() FROM {database}.t")).await,
         2
     );
-    engine
-        .execute(&format!("DROP DATABASE {database}"))
-        .await
-        .unwrap();
+    drop_local_database(&engine, database).await;
 }
 
 /// What a queue consumer relies on to insert a redelivered batch once: an identified insert is
