@@ -7,7 +7,7 @@
 mod data;
 mod report;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -59,6 +59,11 @@ struct Args {
     /// Where results.json goes (default: target/bench of this workspace).
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Where both sides keep their data, each in a new directory (default: the system's
+    /// temporary directory). Every part is a set of files, so the filesystem's cost of creating
+    /// files weighs on both sides (see README, Performance).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -94,7 +99,8 @@ struct RawEngine {
 }
 
 impl RawEngine {
-    async fn open() -> anyhow::Result<RawEngine> {
+    /// The raw engine; an embedded one keeps its data in a new directory inside `parent`.
+    async fn open(parent: &Path) -> anyhow::Result<RawEngine> {
         let (engine, description, server_url, engine_pids, data_dir) = match std::env::var(
             CLICKHOUSE_URL_ENV,
         ) {
@@ -123,7 +129,7 @@ impl RawEngine {
                 )
             }
             _ => {
-                let dir = tempfile::tempdir()?;
+                let dir = tempfile::tempdir_in(parent)?;
                 let chdb = Chdb::open(&ChdbConfig::new(dir.path().join("chdb")))?;
                 let description = format!(
                     "chDB {} embedded in the bench process (inserts parsed by chDB's own \
@@ -231,7 +237,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     // The raw engine: chDB in this process, or the ClickHouse server.
-    let raw = RawEngine::open().await?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    println!("data in {}", data_dir.display());
+    let raw = RawEngine::open(&data_dir).await?;
     println!("raw engine: {}", raw.description);
     if raw.timestamps == data::Timestamps::Seconds {
         println!(
@@ -250,7 +258,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ("ROOST_ENGINE_URLS", url.as_str()),
         ]);
     }
-    let roost = RoostLocal::start_with_env(&roost_bin, &env).await?;
+    let roost = RoostLocal::start_in(&roost_bin, &data_dir, &env).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_kib(roost.pid())?;
     println!(
@@ -545,6 +553,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "ingest_clients": args.clients,
         "requests_per_level": args.requests,
         "rounds": args.rounds,
+        "data_dir": data_dir,
         "ingest": {"raw": side(raw_ingest), "roost": side(roost_ingest), "ratio": ingest_ratio,
                    "rounds": rounds.iter().zip(&round_ratios).map(|((raw, roost), ratio)| json!({
                        "raw": side(raw), "roost": side(roost), "ratio": ratio,

@@ -79,7 +79,16 @@ impl RoostLocal {
         binary: impl AsRef<Path>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<RoostLocal> {
-        let dir = tempfile::tempdir()?;
+        Self::start_in(binary, &std::env::temp_dir(), env).await
+    }
+
+    /// [`Self::start_with_env`] on a new data directory inside `parent`.
+    pub async fn start_in(
+        binary: impl AsRef<Path>,
+        parent: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<RoostLocal> {
+        let dir = tempfile::tempdir_in(parent)?;
         let data_dir = dir.path().join("data");
         let env: Vec<(String, String)> = env
             .iter()
