@@ -108,6 +108,15 @@ impl DecodedBatch {
     }
 }
 
+/// The Native blocks of several batches for the same columns joined into one block, rows in
+/// order; None when the blocks do not all declare the same columns and types (a schema changed
+/// between them) or do not read as Native blocks.
+pub fn merge_native_blocks<'a>(batches: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut merged = Vec::new();
+    native::merge_blocks(batches, &mut merged).ok()?;
+    Some(merged)
+}
+
 /// The ClickHouse input format of [`DecodedBatch::data`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BlockFormat {
@@ -363,6 +372,65 @@ mod tests {
             .into_native(&with_default)
             .unwrap();
         assert_eq!(kept.format, BlockFormat::RowBinaryWithDefaults);
+    }
+
+    #[test]
+    fn merged_native_blocks_are_the_block_of_all_their_rows() {
+        let columns = parse_schema(
+            "id UInt32, s String, n Nullable(String), tags Array(Nullable(String)), \
+             m Map(String, Array(UInt8)), t Tuple(a String, b Nullable(UInt8)), \
+             l LowCardinality(String), nested Array(Array(String))",
+        )
+        .unwrap();
+        let row = |id: usize| {
+            format!(
+                "{{\"id\":{id},\"s\":\"s{id}\",\"n\":{n},\"tags\":[\"x\",null,\"{id}\"],\
+                 \"m\":{{\"k{id}\":[1,2],\"e\":[]}},\"t\":[\"a{id}\",{b}],\"l\":\"l{l}\",\
+                 \"nested\":[[],[\"{id}\"]]}}\n",
+                n = if id.is_multiple_of(2) {
+                    "null".to_owned()
+                } else {
+                    format!("\"n{id}\"")
+                },
+                b = if id.is_multiple_of(3) {
+                    "null".to_owned()
+                } else {
+                    id.to_string()
+                },
+                l = id % 4,
+            )
+        };
+        let body = |ids: std::ops::Range<usize>| ids.map(row).collect::<String>();
+        let block = |body: &str| {
+            let batch = decode_ndjson_as(&columns, body.as_bytes(), BlockFormat::Native).unwrap();
+            assert_eq!(
+                (batch.format, batch.quarantined.len()),
+                (BlockFormat::Native, 0)
+            );
+            batch.data
+        };
+        let whole = block(&body(0..10));
+        let parts = [block(&body(0..3)), block(&body(3..4)), block(&body(4..10))];
+        let merged = merge_native_blocks(parts.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(merged, whole);
+        // Two blocks already laid end to end in one batch merge too.
+        let two = [parts[0].clone(), parts[1].clone()].concat();
+        let merged = merge_native_blocks([two.as_slice(), &parts[2]]).unwrap();
+        assert_eq!(merged, whole);
+        assert_eq!(merge_native_blocks([]), Some(Vec::new()));
+
+        // Different types for the same column names, or something that is no block: None.
+        let other = parse_schema("id UInt64, s String").unwrap();
+        let narrow = parse_schema("id UInt32, s String").unwrap();
+        let ndjson = b"{\"id\":1,\"s\":\"a\"}\n";
+        let wide = decode_ndjson_as(&other, ndjson, BlockFormat::Native).unwrap();
+        let narrow = decode_ndjson_as(&narrow, ndjson, BlockFormat::Native).unwrap();
+        assert_eq!(
+            merge_native_blocks([&wide.data[..], &narrow.data[..]]),
+            None
+        );
+        assert_eq!(merge_native_blocks([&whole[..whole.len() - 1]]), None);
+        assert_eq!(merge_native_blocks([&b"\x03\x01not a block"[..]]), None);
     }
 
     #[test]

@@ -91,6 +91,18 @@ async fn concurrent_batches_share_inserts_and_all_rows_arrive() {
         count(&engine, &format!("SELECT uniqExact(id) FROM {table}")).await,
         16_000
     );
+    // Joint inserts merge the batches' blocks into one: every row keeps its own values.
+    assert_eq!(
+        count(
+            &engine,
+            &format!(
+                "SELECT count() FROM {table} WHERE name = concat('n', toString(id)) \
+                 AND tags = ['a', concat('b', toString(id))]"
+            )
+        )
+        .await,
+        16_000
+    );
     let parts = count(
         &engine,
         "SELECT count() FROM system.parts WHERE database = 'coalesce_rows' AND table = 't' AND active",

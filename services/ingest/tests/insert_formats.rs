@@ -418,3 +418,70 @@ async fn coalescing_under_concurrent_writers() {
         );
     }
 }
+
+/// A joint insert of four 10k-row batches (what the ingest service's queue sends under `make
+/// bench`), its Native blocks laid end to end or merged into one block, one insert at a time.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn joint_insert_as_one_block_or_several() {
+    use roost_ingest::decode::{BlockFormat, decode_ndjson_as, merge_native_blocks};
+
+    let engine = shared_engine();
+    engine
+        .execute("CREATE DATABASE IF NOT EXISTS j")
+        .await
+        .unwrap();
+    let columns = parse_schema(SCHEMA).unwrap();
+    let ddl: Vec<String> = columns.iter().map(|c| c.ddl()).collect();
+    let list = insert_column_list(&columns);
+    let blocks: Vec<Vec<u8>> = (0..96)
+        .map(|i| {
+            decode_ndjson_as(&columns, body(i).as_bytes(), BlockFormat::Native)
+                .unwrap()
+                .data
+        })
+        .collect();
+    let rows = (blocks.len() * ROWS) as f64;
+    for (round, merged) in [false, true].repeat(4).into_iter().enumerate() {
+        let table = format!("j.t{round}");
+        // No background merges: they would land on later rounds.
+        engine
+            .execute(&format!(
+                "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY ts \
+                 SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1",
+                ddl.join(", ")
+            ))
+            .await
+            .unwrap();
+        let cpu = cpu_seconds();
+        let started = Instant::now();
+        for group in blocks.chunks(4) {
+            let data = if merged {
+                merge_native_blocks(group.iter().map(Vec::as_slice)).unwrap()
+            } else {
+                group.concat()
+            };
+            engine
+                .insert(InsertBlock {
+                    table: &table,
+                    columns: &list,
+                    format: "Native",
+                    data: Bytes::from(data),
+                    settings: "",
+                })
+                .await
+                .unwrap();
+        }
+        let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        println!(
+            "{:<22} wall {wall:6.3} s {:5.0} ns/row   cpu {cpu:6.3} s {:5.0} ns/row",
+            if merged {
+                "merged into one block"
+            } else {
+                "blocks end to end"
+            },
+            wall * 1e9 / rows,
+            cpu * 1e9 / rows,
+        );
+    }
+}

@@ -11,6 +11,9 @@
 //!
 //! Block layout (the Native format without the protocol's block info): the column count and the
 //! row count as varints, then per column its name, its type name and its data.
+//!
+//! Blocks of several batches for one table are merged into one ([`merge_blocks`]) by reading each
+//! column's layout back from its declared type: the same walk as building, over Native data.
 
 use roost_types::{ChType, Column};
 
@@ -49,6 +52,229 @@ pub(super) fn write_block(
         builder.write(out);
     }
     Ok(())
+}
+
+/// Joins Native blocks that declare the same columns (names and types, in order) into one block,
+/// as [`write_block`] would have written their rows together. The engine stores one large block
+/// as it comes, where several small ones are first squashed into one (a copy of every column).
+pub(super) fn merge_blocks<'a>(
+    inputs: impl IntoIterator<Item = &'a [u8]>,
+    out: &mut Vec<u8>,
+) -> Result<(), Malformed> {
+    let mut blocks = Vec::new();
+    let mut bytes = 0;
+    for mut input in inputs {
+        bytes += input.len();
+        while !input.is_empty() {
+            blocks.push(read_block(&mut input)?);
+        }
+    }
+    let Some(first) = blocks.first() else {
+        return Ok(());
+    };
+    let same_columns = |block: &Block| {
+        block.columns.len() == first.columns.len()
+            && block
+                .columns
+                .iter()
+                .zip(&first.columns)
+                .all(|(a, b)| (a.name, a.type_name) == (b.name, b.type_name))
+    };
+    if !blocks.iter().all(same_columns) {
+        return Err(Malformed);
+    }
+    out.reserve(bytes);
+    write_varint(out, first.columns.len() as u64);
+    write_varint(out, blocks.iter().map(|block| block.rows).sum());
+    for (index, column) in first.columns.iter().enumerate() {
+        write_bytes(out, column.name);
+        write_bytes(out, column.type_name);
+        let parts: Vec<Part> = blocks
+            .iter()
+            .map(|block| Part {
+                data: block.columns[index].data,
+                rows: block.rows,
+            })
+            .collect();
+        merge_column(&column.ty, &parts, out)?;
+    }
+    Ok(())
+}
+
+/// A Native block read in place.
+struct Block<'a> {
+    rows: u64,
+    columns: Vec<BlockColumn<'a>>,
+}
+
+struct BlockColumn<'a> {
+    name: &'a [u8],
+    type_name: &'a [u8],
+    ty: ChType,
+    data: &'a [u8],
+}
+
+/// One block's data of a column (or a nested stream), `rows` values long.
+#[derive(Clone, Copy)]
+struct Part<'a> {
+    data: &'a [u8],
+    rows: u64,
+}
+
+fn read_block<'a>(input: &mut &'a [u8]) -> Result<Block<'a>, Malformed> {
+    let count = read_varint(input).ok_or(Malformed)?;
+    let rows = read_varint(input).ok_or(Malformed)?;
+    let mut columns = Vec::new();
+    for _ in 0..count {
+        let name = read_string(input).ok_or(Malformed)?;
+        let type_name = read_string(input).ok_or(Malformed)?;
+        let ty: ChType = std::str::from_utf8(type_name)
+            .ok()
+            .and_then(|name| name.parse().ok())
+            .ok_or(Malformed)?;
+        let length = column_length(&ty, rows, input).ok_or(Malformed)?;
+        let data = take(input, length).ok_or(Malformed)?;
+        columns.push(BlockColumn {
+            name,
+            type_name,
+            ty,
+            data,
+        });
+    }
+    Ok(Block { rows, columns })
+}
+
+/// The length of `rows` values of `ty` laid out as a Native column at the start of `data`; None
+/// when they do not fit, or for `LowCardinality`, which our blocks never declare.
+fn column_length(ty: &ChType, rows: u64, data: &[u8]) -> Option<usize> {
+    let count = usize::try_from(rows).ok()?;
+    if let Some(width) = fixed_width(ty) {
+        let length = width.checked_mul(count)?;
+        return (data.len() >= length).then_some(length);
+    }
+    match ty {
+        ChType::String => {
+            let mut rest = data;
+            for _ in 0..rows {
+                read_string(&mut rest)?;
+            }
+            Some(data.len() - rest.len())
+        }
+        ChType::Nullable(inner) => {
+            let nested = data.get(count..)?;
+            Some(count + column_length(inner, rows, nested)?)
+        }
+        ChType::Array(_) | ChType::Map(..) => {
+            let (offsets, elements) = array_offsets(data, count)?;
+            let nested = &data[offsets.len()..];
+            Some(offsets.len() + streams_length(&nested_types(ty), elements, nested)?)
+        }
+        ChType::Tuple(elements) => {
+            let types: Vec<&ChType> = elements.iter().map(|(_, ty)| ty).collect();
+            streams_length(&types, rows, data)
+        }
+        _ => None,
+    }
+}
+
+/// The length of streams of `types` laid end to end, each `rows` values long.
+fn streams_length(types: &[&ChType], rows: u64, data: &[u8]) -> Option<usize> {
+    let mut length = 0;
+    for ty in types {
+        length += column_length(ty, rows, data.get(length..)?)?;
+    }
+    Some(length)
+}
+
+/// An array column's offsets (one cumulative UInt64 per row) and the number of elements.
+fn array_offsets(data: &[u8], rows: usize) -> Option<(&[u8], u64)> {
+    let offsets = data.get(..rows.checked_mul(8)?)?;
+    let elements = match offsets.last_chunk::<8>() {
+        Some(last) => u64::from_le_bytes(*last),
+        None => 0,
+    };
+    Some((offsets, elements))
+}
+
+/// The streams after an array's offsets: its elements, or a map's keys then its values.
+fn nested_types(ty: &ChType) -> Vec<&ChType> {
+    match ty {
+        ChType::Array(inner) => vec![inner],
+        ChType::Map(key, value) => vec![key, value],
+        _ => Vec::new(),
+    }
+}
+
+/// Appends the values of every part of a column of type `ty`, in order, as one column.
+fn merge_column(ty: &ChType, parts: &[Part], out: &mut Vec<u8>) -> Result<(), Malformed> {
+    if fixed_width(ty).is_some() || *ty == ChType::String {
+        parts
+            .iter()
+            .for_each(|part| out.extend_from_slice(part.data));
+        return Ok(());
+    }
+    match ty {
+        ChType::Nullable(inner) => {
+            let mut nested = Vec::with_capacity(parts.len());
+            for part in parts {
+                let count = usize::try_from(part.rows).map_err(|_| Malformed)?;
+                let (nulls, rest) = part.data.split_at_checked(count).ok_or(Malformed)?;
+                out.extend_from_slice(nulls);
+                nested.push(Part {
+                    data: rest,
+                    rows: part.rows,
+                });
+            }
+            merge_column(inner, &nested, out)
+        }
+        ChType::Array(_) | ChType::Map(..) => {
+            let mut nested = Vec::with_capacity(parts.len());
+            let mut base = 0u64;
+            for part in parts {
+                let count = usize::try_from(part.rows).map_err(|_| Malformed)?;
+                let (offsets, elements) = array_offsets(part.data, count).ok_or(Malformed)?;
+                for offset in offsets.chunks_exact(8) {
+                    let offset = u64::from_le_bytes(offset.try_into().map_err(|_| Malformed)?);
+                    out.extend_from_slice(&(base + offset).to_le_bytes());
+                }
+                base += elements;
+                nested.push(Part {
+                    data: &part.data[offsets.len()..],
+                    rows: elements,
+                });
+            }
+            merge_streams(&nested_types(ty), &nested, out)
+        }
+        ChType::Tuple(elements) => {
+            let types: Vec<&ChType> = elements.iter().map(|(_, ty)| ty).collect();
+            merge_streams(&types, parts, out)
+        }
+        _ => Err(Malformed),
+    }
+}
+
+/// Merges parts that each hold streams of `types` laid end to end, stream by stream.
+fn merge_streams(types: &[&ChType], parts: &[Part], out: &mut Vec<u8>) -> Result<(), Malformed> {
+    let mut rests: Vec<Part> = parts.to_vec();
+    for ty in types {
+        let mut streams = Vec::with_capacity(parts.len());
+        for rest in &mut rests {
+            let length = column_length(ty, rest.rows, rest.data).ok_or(Malformed)?;
+            let (stream, after) = rest.data.split_at(length);
+            streams.push(Part {
+                data: stream,
+                rows: rest.rows,
+            });
+            rest.data = after;
+        }
+        merge_column(ty, &streams, out)?;
+    }
+    Ok(())
+}
+
+fn read_string<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let length = read_varint(input)?;
+    take(input, usize::try_from(length).ok()?)
 }
 
 /// Splits rows of `RowBinaryWithDefaults` into each column's RowBinary values (without the
