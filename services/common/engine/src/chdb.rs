@@ -26,7 +26,8 @@
 //! - chDB's own fatal-signal handlers sleep for minutes before re-raising; they are turned off so a
 //!   crash inside the engine ends the process at once (and a supervisor restarts it).
 //! - chDB 26.7 cannot shut an engine with MergeTree tables down cleanly, so connections are never
-//!   closed: the process exits with them open. MergeTree parts are on disk once an insert returns.
+//!   closed: the process exits with them open, and without running chDB's static destructors
+//!   (`ffi::end_before_engine_destructors`). MergeTree parts are on disk once an insert returns.
 
 mod ffi;
 
@@ -280,6 +281,7 @@ fn load(library_path: &Path, data_dir: PathBuf) -> Result<Shared, EngineError> {
     })?;
     // SAFETY: plain flag setter; must run before the first connect.
     unsafe { (api.set_signal_handlers_enabled)(0) };
+    ffi::end_before_engine_destructors();
     // SAFETY: returns a static NUL-terminated string.
     let version = unsafe { CStr::from_ptr((api.version)()) }
         .to_string_lossy()
@@ -310,6 +312,7 @@ fn connect(shared: &Shared, settings: &[(String, String)]) -> Result<Connection,
             shared.data_dir.display()
         )));
     }
+    ffi::end_before_engine_destructors();
     Ok(Connection(connection))
 }
 

@@ -2,6 +2,7 @@
 //! run time so that building Roost never needs the library.
 
 use std::ffi::{c_char, c_double, c_int, c_void};
+use std::ptr::null_mut;
 
 /// `struct chdb_connection_ *`: a connection handle.
 pub type Connection = *mut c_void;
@@ -86,4 +87,32 @@ impl Api {
             version: symbol!("chdb_version"),
         })
     }
+}
+
+// glibc (chDB ships for linux-gnu only): an exit handler that is told the exit status, and the
+// exit that runs no handlers.
+unsafe extern "C" {
+    fn on_exit(function: extern "C" fn(c_int, *mut c_void), argument: *mut c_void) -> c_int;
+    fn fflush(stream: *mut c_void) -> c_int;
+    fn _exit(status: c_int) -> !;
+}
+
+/// Ends the process, once it calls `exit`, before any exit handler registered earlier runs:
+/// chDB's static destructors are such handlers, and they tear its globals down under threads
+/// (merges, pools) still running, which now and then crashes a process on its way out (seen
+/// as SIGSEGV after every test of a binary had passed). Everything chDB stores is on disk once a
+/// call returns, so nothing is lost. Handlers run last-registered first; chDB registers some on
+/// first use, so this is called again after each new connection.
+pub fn end_before_engine_destructors() {
+    extern "C" fn end_now(status: c_int, _: *mut c_void) {
+        // SAFETY: fflush(NULL) flushes every C stream; _exit ends the process with the status
+        // `exit` was given (Rust's own stdout is flushed before `exit` is called).
+        unsafe {
+            fflush(null_mut());
+            _exit(status)
+        }
+    }
+    // SAFETY: registers a handler with the signature glibc calls it with. A failure (out of
+    // memory) only leaves the process to exit the usual way.
+    unsafe { on_exit(end_now, null_mut()) };
 }
