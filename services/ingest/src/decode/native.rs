@@ -351,8 +351,7 @@ fn value_length(ty: &ChType, input: &[u8]) -> Option<usize> {
     match ty {
         ChType::LowCardinality(inner) => return value_length(inner, input),
         ChType::String => {
-            let length = read_varint(&mut rest)?;
-            take(&mut rest, usize::try_from(length).ok()?)?;
+            read_string(&mut rest)?;
         }
         ChType::Nullable(inner) => {
             let (flag, after) = rest.split_first()?;
@@ -476,9 +475,7 @@ impl Builder {
             }
             Builder::String { data } => {
                 let before = *input;
-                let length = read_varint(input).ok_or(Malformed)?;
-                let length = usize::try_from(length).map_err(|_| Malformed)?;
-                take(input, length).ok_or(Malformed)?;
+                read_string(input).ok_or(Malformed)?;
                 data.extend_from_slice(&before[..before.len() - input.len()]);
             }
             Builder::Nullable { nulls, inner } => {
