@@ -455,12 +455,15 @@ async fn joint_insert_as_one_block_or_several() {
             .unwrap();
         let cpu = cpu_seconds();
         let started = Instant::now();
+        let mut joining = std::time::Duration::ZERO;
         for group in blocks.chunks(4) {
+            let joined = Instant::now();
             let data = if merged {
                 merge_native_blocks(group.iter().map(Vec::as_slice)).unwrap()
             } else {
                 group.concat()
             };
+            joining += joined.elapsed();
             engine
                 .insert(InsertBlock {
                     table: &table,
@@ -474,7 +477,8 @@ async fn joint_insert_as_one_block_or_several() {
         }
         let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
         println!(
-            "{:<22} wall {wall:6.3} s {:5.0} ns/row   cpu {cpu:6.3} s {:5.0} ns/row",
+            "{:<22} wall {wall:6.3} s {:5.0} ns/row   cpu {cpu:6.3} s {:5.0} ns/row   \
+             joining {:3.0} ns/row",
             if merged {
                 "merged into one block"
             } else {
@@ -482,6 +486,7 @@ async fn joint_insert_as_one_block_or_several() {
             },
             wall * 1e9 / rows,
             cpu * 1e9 / rows,
+            joining.as_secs_f64() * 1e9 / rows,
         );
     }
 }

@@ -219,6 +219,31 @@ async fn concurrent_readers_and_writers() {
     assert_eq!(std::str::from_utf8(&answer.data).unwrap(), "20000,4\n");
 }
 
+/// The engine ends the process before chDB's static destructors run (they crashed processes on
+/// their way out): the exit status and what was printed must still come through.
+#[test]
+fn a_process_with_the_engine_exits_with_its_own_status() {
+    const CHILD: &str = "ROOST_TEST_EXIT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { engine().query("SELECT 1", "TSV").await.unwrap() });
+        print!("printed before exit");
+        std::process::exit(3);
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_process_with_the_engine_exits_with_its_own_status",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(stdout.contains("printed before exit"), "{stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_data_path_in_one_process_is_refused() {
     let _ = engine();

@@ -187,6 +187,24 @@ impl RoostLocal {
         self.child.id()
     }
 
+    /// Sends SIGINT (Ctrl-C) and waits, at most 30 s, for the process to end; its exit status.
+    pub async fn interrupt(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -INT failed: {sent}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("roost local did not end within 30 s of SIGINT");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

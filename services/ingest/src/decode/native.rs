@@ -114,7 +114,7 @@ struct BlockColumn<'a> {
     data: &'a [u8],
 }
 
-/// One block's data of a column (or a nested stream), `rows` values long.
+/// One block's data of a column (or a nested stream): exactly `rows` values, nothing after them.
 #[derive(Clone, Copy)]
 struct Part<'a> {
     data: &'a [u8],
@@ -167,12 +167,9 @@ fn column_length(ty: &ChType, rows: u64, data: &[u8]) -> Option<usize> {
         ChType::Array(_) | ChType::Map(..) => {
             let (offsets, elements) = array_offsets(data, count)?;
             let nested = &data[offsets.len()..];
-            Some(offsets.len() + streams_length(&nested_types(ty), elements, nested)?)
+            Some(offsets.len() + streams_length(&stream_types(ty), elements, nested)?)
         }
-        ChType::Tuple(elements) => {
-            let types: Vec<&ChType> = elements.iter().map(|(_, ty)| ty).collect();
-            streams_length(&types, rows, data)
-        }
+        ChType::Tuple(_) => streams_length(&stream_types(ty), rows, data),
         _ => None,
     }
 }
@@ -196,11 +193,13 @@ fn array_offsets(data: &[u8], rows: usize) -> Option<(&[u8], u64)> {
     Some((offsets, elements))
 }
 
-/// The streams after an array's offsets: its elements, or a map's keys then its values.
-fn nested_types(ty: &ChType) -> Vec<&ChType> {
+/// The streams laid end to end in a column of `ty`: a tuple's elements, an array's elements or a
+/// map's keys then its values (after the offsets).
+fn stream_types(ty: &ChType) -> Vec<&ChType> {
     match ty {
         ChType::Array(inner) => vec![inner],
         ChType::Map(key, value) => vec![key, value],
+        ChType::Tuple(elements) => elements.iter().map(|(_, ty)| ty).collect(),
         _ => Vec::new(),
     }
 }
@@ -235,26 +234,28 @@ fn merge_column(ty: &ChType, parts: &[Part], out: &mut Vec<u8>) -> Result<(), Ma
                 let (offsets, elements) = array_offsets(part.data, count).ok_or(Malformed)?;
                 for offset in offsets.chunks_exact(8) {
                     let offset = u64::from_le_bytes(offset.try_into().map_err(|_| Malformed)?);
-                    out.extend_from_slice(&(base + offset).to_le_bytes());
+                    let rebased = base.checked_add(offset).ok_or(Malformed)?;
+                    out.extend_from_slice(&rebased.to_le_bytes());
                 }
-                base += elements;
+                base = base.checked_add(elements).ok_or(Malformed)?;
                 nested.push(Part {
                     data: &part.data[offsets.len()..],
                     rows: elements,
                 });
             }
-            merge_streams(&nested_types(ty), &nested, out)
+            merge_streams(&stream_types(ty), &nested, out)
         }
-        ChType::Tuple(elements) => {
-            let types: Vec<&ChType> = elements.iter().map(|(_, ty)| ty).collect();
-            merge_streams(&types, parts, out)
-        }
+        ChType::Tuple(_) => merge_streams(&stream_types(ty), parts, out),
         _ => Err(Malformed),
     }
 }
 
 /// Merges parts that each hold streams of `types` laid end to end, stream by stream.
 fn merge_streams(types: &[&ChType], parts: &[Part], out: &mut Vec<u8>) -> Result<(), Malformed> {
+    if let [only] = types {
+        // An array's elements: each part is that one stream, measured when its block was read.
+        return merge_column(only, parts, out);
+    }
     let mut rests: Vec<Part> = parts.to_vec();
     for ty in types {
         let mut streams = Vec::with_capacity(parts.len());

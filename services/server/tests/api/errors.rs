@@ -153,6 +153,22 @@ async fn tokens_auth_and_error_shapes() {
     .await;
 }
 
+/// Ctrl-C ends `roost local` with status 0 (chDB's static destructors, which could crash a
+/// process on its way out, never run), and the rows it took are there after a new start.
+#[tokio::test]
+async fn ctrl_c_ends_roost_local_cleanly_and_keeps_its_rows() {
+    let mut api = Api::start().await;
+    api.events("interrupted", "{\"a\":1}\n{\"a\":2}\n").await;
+    let status = api
+        .roost
+        .interrupt()
+        .await
+        .expect("roost local ends on SIGINT");
+    assert!(status.success(), "{status}; log:\n{}", api.roost.log());
+    let api = Api::on(api.roost.restart().await.expect("restart"));
+    assert_eq!(api.count("interrupted").await, 2);
+}
+
 #[tokio::test]
 async fn a_restart_keeps_tokens_data_sources_and_rows() {
     let api = Api::start().await;
