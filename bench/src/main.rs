@@ -130,7 +130,10 @@ impl RawEngine {
             }
             _ => {
                 let dir = tempfile::tempdir_in(parent)?;
-                let chdb = Chdb::open(&ChdbConfig::new(dir.path().join("chdb")))?;
+                let mut config = ChdbConfig::new(dir.path().join("chdb"));
+                // The raw side is chDB as it comes: its merges at the usual priority.
+                config.merge_thread_nice = None;
+                let chdb = Chdb::open(&config)?;
                 let description = format!(
                     "chDB {} embedded in the bench process (inserts parsed by chDB's own \
                          JSONEachRow parser)",
@@ -197,6 +200,9 @@ struct Ingest {
     cpu_seconds: f64,
     /// CPU seconds the bench itself spent sending Roost's requests (zero for the raw side).
     client_cpu_seconds: f64,
+    /// CPU seconds the engine went on spending once the round ended, until it was idle again:
+    /// the merges the round's parts left. Not in `seconds`: the rows were queryable already.
+    after_cpu_seconds: f64,
 }
 
 impl Ingest {
@@ -208,6 +214,9 @@ impl Ingest {
     }
     fn cpu_us_per_row(&self) -> f64 {
         self.cpu_seconds * 1e6 / self.rows as f64
+    }
+    fn after_cpu_us_per_row(&self) -> f64 {
+        self.after_cpu_seconds * 1e6 / self.rows as f64
     }
 }
 
@@ -351,11 +360,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (sides.raw_round().await?, roost_ingest)
         };
         println!(
-            "ingest round {}: raw {:.0} rows/s, roost {:.0} rows/s, ratio {:.3}",
+            "ingest round {}: raw {:.0} rows/s, roost {:.0} rows/s, ratio {:.3}; \
+             CPU us/row raw {:.2} (+{:.2} after), roost {:.2} (+{:.2} after)",
             round + 1,
             raw_ingest.rows_per_second(),
             roost_ingest.rows_per_second(),
-            roost_ingest.rows_per_second() / raw_ingest.rows_per_second()
+            roost_ingest.rows_per_second() / raw_ingest.rows_per_second(),
+            raw_ingest.cpu_us_per_row(),
+            raw_ingest.after_cpu_us_per_row(),
+            roost_ingest.cpu_us_per_row(),
+            roost_ingest.after_cpu_us_per_row(),
         );
         rounds.push((raw_ingest, roost_ingest));
     }
@@ -363,7 +377,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
         .await?;
     settle_merges(engine.as_ref()).await?;
-    settle_process(roost.pid()).await?;
+    settle(|| cpu_seconds(roost.pid())).await?;
     drop(batches);
     let rss_after_ingest = rss_kib(roost.pid())?;
 
@@ -465,6 +479,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             String::new(),
         ],
         vec![
+            "ingest CPU after us/row".to_string(),
+            num(raw_ingest.after_cpu_us_per_row(), 2),
+            num(roost_ingest.after_cpu_us_per_row(), 2),
+            String::new(),
+            String::new(),
+        ],
+        vec![
             "ingest client CPU us/row".to_string(),
             String::new(),
             num(
@@ -525,7 +546,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
          ingest figures are each side's median round, and roost/raw for rows/s the median \
          of the rounds' ratios; ingest CPU = CPU time of the engine's processes (this one for chDB, else the server's) \
          during the raw ingest, and of roost local plus any server during Roost's; client CPU = \
-         this process sending Roost's requests."
+         this process sending Roost's requests; CPU after = what the engine spent once the round \
+         ended until it was idle (the merges the round left), not in the round's time."
     );
 
     let (_, raw32, roost32) = levels.last().context("no endpoint level ran")?;
@@ -540,7 +562,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let side = |i: &Ingest| {
         json!({"seconds": i.seconds, "rows": i.rows, "bytes": i.bytes,
                "rows_per_second": i.rows_per_second(), "mb_per_second": i.mb_per_second(),
-               "cpu_seconds": i.cpu_seconds, "client_cpu_seconds": i.client_cpu_seconds})
+               "cpu_seconds": i.cpu_seconds, "client_cpu_seconds": i.client_cpu_seconds,
+               "after_cpu_seconds": i.after_cpu_seconds})
     };
     let level =
         |l: &Level| json!({"p50_ms": ms(l.p50), "p99_ms": ms(l.p99), "requests_per_second": l.rps});
@@ -641,6 +664,7 @@ async fn ingest_raw(sides: &Sides<'_>) -> anyhow::Result<Ingest> {
         bytes,
         cpu_seconds: raw.cpu_seconds()? - cpu,
         client_cpu_seconds: 0.0,
+        after_cpu_seconds: 0.0,
     })
 }
 
@@ -648,7 +672,6 @@ async fn ingest_roost(sides: &Sides<'_>) -> anyhow::Result<Ingest> {
     let Sides {
         http,
         roost,
-        raw,
         token,
         batches,
         clients,
@@ -657,15 +680,7 @@ async fn ingest_roost(sides: &Sides<'_>) -> anyhow::Result<Ingest> {
     } = *sides;
     let next = Arc::new(AtomicUsize::new(0));
     let url = roost.url("/v0/events");
-    // With embedded chDB the engine's pid is this process, whose time is the client's here.
-    let server_cpu = || -> anyhow::Result<f64> {
-        let engine = match raw.server_url {
-            Some(_) => raw.cpu_seconds()?,
-            None => 0.0,
-        };
-        Ok(cpu_seconds(roost.pid())? + engine)
-    };
-    let (server_before, client_before) = (server_cpu()?, cpu_seconds(std::process::id())?);
+    let (server_before, client_before) = (sides.roost_cpu()?, cpu_seconds(std::process::id())?);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -703,8 +718,9 @@ async fn ingest_roost(sides: &Sides<'_>) -> anyhow::Result<Ingest> {
         seconds,
         rows,
         bytes,
-        cpu_seconds: server_cpu()? - server_before,
+        cpu_seconds: sides.roost_cpu()? - server_before,
         client_cpu_seconds: cpu_seconds(std::process::id())? - client_before,
+        after_cpu_seconds: 0.0,
     })
 }
 
@@ -722,21 +738,23 @@ struct Sides<'a> {
 }
 
 impl Sides<'_> {
-    /// The raw side's ingest, once Roost has settled; its merges are paused afterwards, until its
-    /// next round, so they never run during Roost's ingest.
+    /// The raw side's ingest, once Roost has settled. Its merges run during the round and after
+    /// it until they are done (their CPU is `after_cpu_seconds`), then stop until its next round,
+    /// so they never run during Roost's.
     async fn raw_round(&self) -> anyhow::Result<Ingest> {
         let engine = self.raw.engine.as_ref();
-        settle_process(self.roost.pid()).await?;
+        settle(|| self.roost_cpu()).await?;
         engine
             .execute(&format!("SYSTEM START MERGES {RAW_TABLE}"))
             .await?;
-        let ingest = ingest_raw(self).await?;
+        let mut ingest = ingest_raw(self).await?;
         let count = count_raw(engine).await?;
         ensure!(
             count == self.rows,
             "the raw table holds {count} rows, not {}",
             self.rows
         );
+        ingest.after_cpu_seconds = settle(|| self.raw.cpu_seconds()).await?;
         engine
             .execute(&format!("SYSTEM STOP MERGES {RAW_TABLE}"))
             .await?;
@@ -744,9 +762,9 @@ impl Sides<'_> {
         Ok(ingest)
     }
 
-    /// Roost's ingest, until every row is queryable.
+    /// Roost's ingest, until every row is queryable; then its merges, until they are done.
     async fn roost_round(&self) -> anyhow::Result<Ingest> {
-        let ingest = ingest_roost(self)
+        let mut ingest = ingest_roost(self)
             .await
             .with_context(|| format!("roost local log:\n{}", tail(&self.roost.log(), 40)))?;
         let count = count_roost(self.http, self.roost, self.token).await?;
@@ -756,24 +774,36 @@ impl Sides<'_> {
             ingest.rows,
             self.rows
         );
+        ingest.after_cpu_seconds = settle(|| self.roost_cpu()).await?;
         Ok(ingest)
+    }
+
+    /// CPU seconds of the processes storing Roost's rows: roost local, and a ClickHouse server
+    /// when there is one (with embedded chDB the engine's process is this one, the client).
+    fn roost_cpu(&self) -> anyhow::Result<f64> {
+        let server = match self.raw.server_url {
+            Some(_) => self.raw.cpu_seconds()?,
+            None => 0.0,
+        };
+        Ok(cpu_seconds(self.roost.pid())? + server)
     }
 }
 
-/// Waits, untimed and for at most a minute, until `pid` is idle (at most one 10 ms tick of CPU
-/// in each of three 200 ms looks in a row): Roost's merges after its ingest must not run during
-/// the raw side's.
-async fn settle_process(pid: u32) -> anyhow::Result<()> {
+/// Waits, untimed and for at most a minute, until the processes `cpu` reads are idle (at most one
+/// 10 ms tick of CPU in each of three 200 ms looks in a row); the CPU seconds they spent meanwhile.
+/// One side's merges after its ingest must not run during the other side's.
+async fn settle(cpu: impl Fn() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut quiet = 0;
-    let mut before = cpu_seconds(pid)?;
+    let start = cpu()?;
+    let mut before = start;
     while quiet < 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = cpu_seconds(pid)?;
+        let now = cpu()?;
         quiet = if now - before < 0.015 { quiet + 1 } else { 0 };
         before = now;
     }
-    Ok(())
+    Ok(before - start)
 }
 
 async fn count_raw(engine: &dyn Engine) -> anyhow::Result<u64> {
@@ -1099,6 +1129,7 @@ mod tests {
             bytes: 0,
             cpu_seconds: 0.0,
             client_cpu_seconds: 0.0,
+            after_cpu_seconds: 0.0,
         };
         let rounds = [round(1.0), round(4.0), round(2.0), round(3.0)];
         assert_eq!(median_round(rounds.iter()).seconds, 3.0);

@@ -152,8 +152,13 @@ const DRAIN_LIMIT: usize = 256 * 1024 * 1024;
 
 /// The whole body if it has at most `limit` bytes; else 413, once the rest has been drained.
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    use axum::body::HttpBody;
+    // Sized from Content-Length up front (growing a multi-megabyte body by doubling copies it
+    // twice over), within a bound: the length is only what the client claims.
+    const MAX_RESERVED: usize = 64 << 20;
+    let declared = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut data = BytesMut::with_capacity(declared.min(limit).min(MAX_RESERVED));
     let mut chunks = body.into_data_stream();
-    let mut data = BytesMut::new();
     let mut seen = 0usize;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk

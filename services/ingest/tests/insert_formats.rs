@@ -490,3 +490,29 @@ async fn joint_insert_as_one_block_or_several() {
         );
     }
 }
+
+/// The decoder alone on the bench's kind of rows, for instruction counts:
+/// `valgrind --tool=callgrind --toggle-collect='roost_ingest::decode::ndjson::decode_ndjson_as*'`
+/// on this test binary with `--ignored decoder_alone`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn decoder_alone() {
+    let columns = parse_schema(SCHEMA).unwrap();
+    let bodies: Vec<String> = (0..4).map(body).collect();
+    let started = Instant::now();
+    let mut rows = 0;
+    for body in &bodies {
+        let batch = roost_ingest::decode::decode_ndjson_as(
+            &columns,
+            body.as_bytes(),
+            roost_ingest::decode::BlockFormat::Native,
+        )
+        .unwrap();
+        assert!(batch.quarantined.is_empty());
+        rows += batch.rows;
+    }
+    println!(
+        "decoded {rows} rows in {:.1} ns/row",
+        started.elapsed().as_secs_f64() * 1e9 / rows as f64
+    );
+}

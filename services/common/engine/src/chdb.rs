@@ -58,6 +58,9 @@ pub struct ChdbConfig {
     pub connections: usize,
     /// Session settings every connection starts with (name, value).
     pub settings: Vec<(String, String)>,
+    /// The nice value chDB's merge threads get (see [`DEFAULT_MERGE_THREAD_NICE`]); `None`
+    /// leaves them as chDB starts them. Process-wide: the first [`Chdb::open`] decides.
+    pub merge_thread_nice: Option<i32>,
 }
 
 impl ChdbConfig {
@@ -71,6 +74,7 @@ impl ChdbConfig {
             library: None,
             connections: (cores * 2).max(4),
             settings: Vec::new(),
+            merge_thread_nice: Some(DEFAULT_MERGE_THREAD_NICE),
         }
     }
 }
@@ -216,6 +220,13 @@ impl Chdb {
         for _ in 0..size {
             idle.push(connect(shared, &config.settings)?);
         }
+        if let Some(nice) = config.merge_thread_nice {
+            MERGES_YIELD.get_or_init(|| {
+                let _ = std::thread::Builder::new()
+                    .name("chdb-merge-nice".into())
+                    .spawn(move || lower_merge_thread_priority(nice));
+            });
+        }
         tracing::info!(path = %shared.data_dir.display(), version = %shared.version, connections = size, "chDB engine open");
         Ok(Chdb {
             pool: Arc::new(Pool {
@@ -291,6 +302,53 @@ fn load(library_path: &Path, data_dir: PathBuf) -> Result<Shared, EngineError> {
         data_dir,
         version,
     })
+}
+
+/// The nice value of chDB's merge threads: merges yield the CPU to inserts and queries, which
+/// callers wait for, and take what those leave idle. ClickHouse server does this with
+/// `os_threads_nice_value_merge_mutate`; chDB accepts that setting but does not apply it.
+pub const DEFAULT_MERGE_THREAD_NICE: i32 = 10;
+
+/// How often merge threads are looked for: chDB starts them when first needed.
+const MERGE_THREAD_SCAN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `setpriority`'s "no such thread".
+const ESRCH: i32 = 3;
+
+/// Set once the thread lowering merge priority runs (one per process, like the engine).
+static MERGES_YIELD: OnceLock<()> = OnceLock::new();
+
+/// Gives every chDB merge thread of this process the nice value `nice`, for good.
+fn lower_merge_thread_priority(nice: i32) {
+    loop {
+        for thread_id in threads_named("MergeMutate") {
+            match ffi::set_thread_nice(thread_id, nice) {
+                Ok(()) => {}
+                // The thread ended since it was listed.
+                Err(error) if error.raw_os_error() == Some(ESRCH) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot lower the priority of chDB's merges");
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(MERGE_THREAD_SCAN);
+    }
+}
+
+/// The ids of this process's threads whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .filter_map(|task| task.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 fn connect(shared: &Shared, settings: &[(String, String)]) -> Result<Connection, EngineError> {

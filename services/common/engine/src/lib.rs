@@ -11,7 +11,7 @@ mod clickhouse;
 mod error;
 mod version;
 
-pub use chdb::{Chdb, ChdbConfig, LIBCHDB_ENV};
+pub use chdb::{Chdb, ChdbConfig, DEFAULT_MERGE_THREAD_NICE, LIBCHDB_ENV};
 pub use clickhouse::{ClickHouse, ClickHouseConfig, InsertRetry};
 pub use error::{EngineError, ErrorClass};
 pub use version::ServerVersion;

@@ -244,6 +244,76 @@ fn a_process_with_the_engine_exits_with_its_own_status() {
     assert!(stdout.contains("printed before exit"), "{stdout}");
 }
 
+/// Merges yield the CPU to inserts and queries: chDB's merge threads run at a lower priority.
+#[tokio::test(flavor = "multi_thread")]
+async fn merge_threads_run_at_a_lower_priority() {
+    let engine = engine();
+    fresh_database(&engine, "niced").await;
+    engine
+        .execute("CREATE TABLE niced.t (a UInt64) ENGINE = MergeTree ORDER BY a")
+        .await
+        .unwrap();
+    // Parts to merge, so chDB starts its merge threads.
+    for part in 0..6 {
+        engine
+            .execute(&format!(
+                "INSERT INTO niced.t SELECT number FROM numbers({}, 1000)",
+                part * 1000
+            ))
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let nice_values = loop {
+        let values = merge_thread_nice_values();
+        let settled = !values.is_empty()
+            && values
+                .iter()
+                .all(|&nice| nice == roost_engine::DEFAULT_MERGE_THREAD_NICE);
+        if settled || std::time::Instant::now() > deadline {
+            break values;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(!nice_values.is_empty(), "chDB started no merge threads");
+    assert!(
+        nice_values
+            .iter()
+            .all(|&nice| nice == roost_engine::DEFAULT_MERGE_THREAD_NICE),
+        "merge threads' nice values: {nice_values:?}"
+    );
+    // Every thread of this process that is not a merge thread keeps the usual priority.
+    let others = thread_nice_values(|name| !name.starts_with("MergeMutate"));
+    assert!(
+        others.iter().all(|&nice| nice <= 0),
+        "other threads' nice values: {others:?}"
+    );
+}
+
+fn merge_thread_nice_values() -> Vec<i32> {
+    thread_nice_values(|name| name.starts_with("MergeMutate"))
+}
+
+/// The nice values of this process's threads whose name passes `wanted`.
+fn thread_nice_values(wanted: impl Fn(&str) -> bool) -> Vec<i32> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| wanted(name.trim()))
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the command name (in parentheses); the nice value is the 19th field.
+            stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(16)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_data_path_in_one_process_is_refused() {
     let _ = engine();

@@ -116,3 +116,19 @@ pub fn end_before_engine_destructors() {
     // memory) only leaves the process to exit the usual way.
     unsafe { on_exit(end_now, null_mut()) };
 }
+
+unsafe extern "C" {
+    fn setpriority(which: c_int, who: u32, priority: c_int) -> c_int;
+}
+
+/// Sets the nice value of one thread of this process (Linux: `PRIO_PROCESS` with a thread id
+/// applies to that thread alone). Raising one's own nice value needs no privilege.
+pub fn set_thread_nice(thread_id: u32, nice: i32) -> std::io::Result<()> {
+    const PRIO_PROCESS: c_int = 0;
+    // SAFETY: a plain system call on integers.
+    if unsafe { setpriority(PRIO_PROCESS, thread_id, nice) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
