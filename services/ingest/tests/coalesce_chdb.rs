@@ -1,51 +1,23 @@
 //! Coalesced inserts against real ClickHouse (chDB): concurrent batches for one table become fewer
 //! inserts, every caller's rows are stored when its call returns, and a bad batch fails alone.
 
-use std::sync::{Arc, OnceLock};
+mod common;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use roost_engine::{Chdb, ChdbConfig, Engine};
+use common::{fresh_table, unmerged_merge_tree};
+use roost_engine::{Chdb, Engine};
 use roost_ingest::coalesce::InsertQueues;
 use roost_ingest::decode::{BlockFormat, decode_ndjson_as, insert_column_list};
 use roost_types::{Column, parse_schema};
 
-fn engine() -> Arc<Chdb> {
-    static ENGINE: OnceLock<Arc<Chdb>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("roost-ingest-coalesce-{}", std::process::id()));
-            Arc::new(
-                Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"),
-            )
-        })
-        .clone()
-}
-
 const SCHEMA: &str =
     "id UInt32 `json:$.id`, name String `json:$.name`, tags Array(String) `json:$.tags`";
 
+/// A fresh table in `database` that never merges: the tests count the parts inserts made.
 async fn create_table(engine: &Chdb, database: &str, columns: &[Column]) -> String {
-    engine
-        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .await
-        .unwrap();
-    engine
-        .execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    let ddl: Vec<String> = columns.iter().map(Column::ddl).collect();
-    let table = format!("`{database}`.`t`");
-    // No background merges: the test counts the parts inserts made.
-    engine
-        .execute(&format!(
-            "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY id \
-             SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1",
-            ddl.join(", ")
-        ))
-        .await
-        .unwrap();
-    table
+    fresh_table(engine, database, columns, &unmerged_merge_tree("id")).await
 }
 
 fn block(columns: &[Column], ids: std::ops::Range<u32>) -> Bytes {
@@ -67,7 +39,7 @@ async fn count(engine: &Chdb, sql: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_batches_share_inserts_and_all_rows_arrive() {
-    let engine = engine();
+    let engine = common::engine("coalesce");
     let columns = parse_schema(SCHEMA).unwrap();
     let table = create_table(&engine, "coalesce_rows", &columns).await;
     let queues = Arc::new(InsertQueues::new(engine.clone(), 1));
@@ -114,7 +86,7 @@ async fn concurrent_batches_share_inserts_and_all_rows_arrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_batch_fails_alone() {
-    let engine = engine();
+    let engine = common::engine("coalesce");
     let columns = parse_schema(SCHEMA).unwrap();
     let table = create_table(&engine, "coalesce_errors", &columns).await;
     let queues = Arc::new(InsertQueues::new(engine.clone(), 1));
@@ -146,7 +118,7 @@ async fn a_bad_batch_fails_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_turn_waits_for_announced_batches() {
-    let engine = engine();
+    let engine = common::engine("coalesce");
     let columns = parse_schema(SCHEMA).unwrap();
     let table = create_table(&engine, "coalesce_gather", &columns).await;
     let queues = Arc::new(InsertQueues::new(engine.clone(), 1));

@@ -2,9 +2,10 @@
 //! type takes a decoded batch, and the values read back are the ones sent. One process may hold one
 //! chDB data path, so every test here opens the same temporary directory and uses its own database.
 
-use std::sync::{Arc, OnceLock};
+mod common;
 
-use roost_engine::{Chdb, ChdbConfig, Engine, InsertBlock};
+use common::fresh_table;
+use roost_engine::{Chdb, Engine, InsertBlock};
 use roost_ingest::decode::{
     BlockFormat, CsvDialect, DecodedBatch, decode_csv, decode_ndjson, decode_ndjson_as,
     encode_quarantine, insert_column_list, quarantine_columns,
@@ -12,38 +13,8 @@ use roost_ingest::decode::{
 use roost_types::{Column, parse_schema};
 use serde_json::{Value, json};
 
-fn engine() -> Arc<Chdb> {
-    static ENGINE: OnceLock<Arc<Chdb>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("roost-ingest-decode-{}", std::process::id()));
-            Arc::new(
-                Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"),
-            )
-        })
-        .clone()
-}
-
 async fn create_table(engine: &Chdb, database: &str, columns: &[Column]) -> String {
-    engine
-        .execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .await
-        .unwrap();
-    engine
-        .execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .unwrap();
-    let ddl: Vec<String> = columns.iter().map(Column::ddl).collect();
-    let table = format!("{database}.t");
-    engine
-        .execute(&format!(
-            "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY tuple()",
-            ddl.join(", ")
-        ))
-        .await
-        .unwrap();
-    table
+    fresh_table(engine, database, columns, "MergeTree ORDER BY tuple()").await
 }
 
 async fn insert(engine: &Chdb, table: &str, columns: &[Column], data: Vec<u8>) {
@@ -114,7 +85,7 @@ fn first_row_expected() -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ndjson_values_round_trip_through_clickhouse() {
-    let engine = engine();
+    let engine = common::engine("decode");
     let columns = parse_schema(ALL_TYPES).unwrap();
     let table = create_table(&engine, "decode_ndjson", &columns).await;
     let body = [
@@ -175,7 +146,7 @@ async fn ndjson_values_round_trip_through_clickhouse() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_values_round_trip_through_clickhouse() {
-    let engine = engine();
+    let engine = common::engine("decode");
     let columns = parse_schema(ALL_TYPES).unwrap();
     let table = create_table(&engine, "decode_csv", &columns).await;
     let header = "k,u16,i8,i16,u32,i32,u64,i64,u128,i128,u256,i256,f32,f64,d9,d18,d38,d76,b,s,fs,id,\
@@ -205,7 +176,7 @@ async fn csv_values_round_trip_through_clickhouse() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quarantine_rows_insert_into_the_quarantine_table() {
-    let engine = engine();
+    let engine = common::engine("decode");
     let columns =
         parse_schema("id Int32, name String, up String MATERIALIZED upper(name)").unwrap();
     let quarantine = quarantine_columns(&columns);
@@ -250,7 +221,7 @@ async fn quarantine_rows_insert_into_the_quarantine_table() {
 /// and LowCardinality columns declared as their plain type.
 #[tokio::test(flavor = "multi_thread")]
 async fn native_blocks_hold_the_same_rows_as_row_binary() {
-    let engine = engine();
+    let engine = common::engine("decode");
     let schema = ALL_TYPES.replace(", def Int32 DEFAULT 42", "");
     let columns = parse_schema(&schema).unwrap();
     assert_eq!(BlockFormat::for_columns(&columns), BlockFormat::Native);

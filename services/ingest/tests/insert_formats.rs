@@ -2,10 +2,13 @@
 //! the decoder's RowBinaryWithDefaults and Native. A measurement, run with
 //! `cargo test --release -p roost-ingest --test insert_formats -- --ignored --nocapture`.
 
+mod common;
+
 use std::time::Instant;
 
 use bytes::Bytes;
-use roost_engine::{Chdb, ChdbConfig, Engine, InsertBlock};
+use common::{create_table, unmerged_merge_tree};
+use roost_engine::{Chdb, Engine, InsertBlock};
 use roost_ingest::decode::{decode_ndjson, insert_column_list};
 use roost_types::parse_schema;
 
@@ -91,27 +94,20 @@ async fn time_inserts(
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, not a check"]
 async fn engine_cost_per_input_format() {
-    let engine = shared_engine();
+    let engine = common::engine("formats");
     let engine: &Chdb = &engine;
     engine
         .execute("CREATE DATABASE IF NOT EXISTS f")
         .await
         .unwrap();
     let columns = parse_schema(SCHEMA).unwrap();
-    let ddl: Vec<String> = columns.iter().map(|c| c.ddl()).collect();
     for table in ["rb", "native", "null_rb", "null_native"] {
         let engine_clause = if table.starts_with("null") {
             "Null"
         } else {
             "MergeTree ORDER BY ts"
         };
-        engine
-            .execute(&format!(
-                "CREATE TABLE f.{table} ({}) ENGINE = {engine_clause}",
-                ddl.join(", ")
-            ))
-            .await
-            .unwrap();
+        create_table(engine, &format!("f.{table}"), &columns, engine_clause).await;
     }
     for (table, engine_clause) in [("json", "MergeTree ORDER BY ts"), ("null_json", "Null")] {
         engine
@@ -207,14 +203,7 @@ async fn engine_cost_per_input_format() {
         );
     }
     // The same with merges off: what an insert itself costs, without the merges its part causes.
-    engine
-        .execute(&format!(
-            "CREATE TABLE f.unmerged ({}) ENGINE = MergeTree ORDER BY ts \
-             SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1",
-            ddl.join(", ")
-        ))
-        .await
-        .unwrap();
+    create_table(engine, "f.unmerged", &columns, &unmerged_merge_tree("ts")).await;
     let decoded_native: Vec<Bytes> = bodies
         .iter()
         .map(|b| {
@@ -278,21 +267,6 @@ async fn engine_cost_per_input_format() {
     }
 }
 
-/// The process's one engine (one chDB data path per process), never dropped: chDB cannot shut
-/// an engine with MergeTree tables down cleanly.
-fn shared_engine() -> std::sync::Arc<Chdb> {
-    static ENGINE: std::sync::OnceLock<std::sync::Arc<Chdb>> = std::sync::OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("roost-ingest-formats-{}", std::process::id()));
-            std::sync::Arc::new(
-                Chdb::open(&ChdbConfig::new(dir)).expect("libchdb.so is installed (make setup)"),
-            )
-        })
-        .clone()
-}
-
 /// Four concurrent writers of 10k-row Native blocks, as `make bench` sends them: straight to the
 /// engine, or through [`InsertQueues`] with one or two inserts per table at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -304,13 +278,12 @@ async fn coalescing_under_concurrent_writers() {
     use roost_ingest::coalesce::InsertQueues;
     use roost_ingest::decode::{BlockFormat, decode_ndjson_as};
 
-    let engine = shared_engine();
+    let engine = common::engine("formats");
     engine
         .execute("CREATE DATABASE IF NOT EXISTS c")
         .await
         .unwrap();
     let columns = parse_schema(SCHEMA).unwrap();
-    let ddl: Vec<String> = columns.iter().map(|c| c.ddl()).collect();
     let list = insert_column_list(&columns);
     let blocks: Arc<Vec<Bytes>> = Arc::new(
         (0..50)
@@ -327,13 +300,7 @@ async fn coalescing_under_concurrent_writers() {
     // then through the queues with one turn, as the ingest service does.
     for (round, turns) in [99usize, 1, 11, 99, 1, 11].into_iter().enumerate() {
         let table = format!("c.t{round}");
-        engine
-            .execute(&format!(
-                "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY ts",
-                ddl.join(", ")
-            ))
-            .await
-            .unwrap();
+        create_table(&engine, &table, &columns, "MergeTree ORDER BY ts").await;
         let queues = Arc::new(InsertQueues::new(engine.clone(), turns.clamp(1, 2)));
         let next = Arc::new(AtomicUsize::new(0));
         let cpu = cpu_seconds();
@@ -426,13 +393,12 @@ async fn coalescing_under_concurrent_writers() {
 async fn joint_insert_as_one_block_or_several() {
     use roost_ingest::decode::{BlockFormat, decode_ndjson_as, merge_native_blocks};
 
-    let engine = shared_engine();
+    let engine = common::engine("formats");
     engine
         .execute("CREATE DATABASE IF NOT EXISTS j")
         .await
         .unwrap();
     let columns = parse_schema(SCHEMA).unwrap();
-    let ddl: Vec<String> = columns.iter().map(|c| c.ddl()).collect();
     let list = insert_column_list(&columns);
     let blocks: Vec<Vec<u8>> = (0..96)
         .map(|i| {
@@ -444,15 +410,7 @@ async fn joint_insert_as_one_block_or_several() {
     let rows = (blocks.len() * ROWS) as f64;
     for (round, merged) in [false, true].repeat(4).into_iter().enumerate() {
         let table = format!("j.t{round}");
-        // No background merges: they would land on later rounds.
-        engine
-            .execute(&format!(
-                "CREATE TABLE {table} ({}) ENGINE = MergeTree ORDER BY ts \
-                 SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1",
-                ddl.join(", ")
-            ))
-            .await
-            .unwrap();
+        create_table(&engine, &table, &columns, &unmerged_merge_tree("ts")).await;
         let cpu = cpu_seconds();
         let started = Instant::now();
         let mut joining = std::time::Duration::ZERO;

@@ -263,23 +263,22 @@ async fn merge_threads_run_at_a_lower_priority() {
             .await
             .unwrap();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let nice_values = loop {
-        let values = merge_thread_nice_values();
-        let settled = !values.is_empty()
+    let lowered = |values: &[i32]| {
+        !values.is_empty()
             && values
                 .iter()
-                .all(|&nice| nice == roost_engine::DEFAULT_MERGE_THREAD_NICE);
-        if settled || std::time::Instant::now() > deadline {
-            break values;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                .all(|&nice| nice == roost_engine::DEFAULT_MERGE_THREAD_NICE)
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let merge_threads = || thread_nice_values(|name| name.starts_with("MergeMutate"));
+    let mut nice_values = merge_threads();
+    while !lowered(&nice_values) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        nice_values = merge_threads();
+    }
     assert!(!nice_values.is_empty(), "chDB started no merge threads");
     assert!(
-        nice_values
-            .iter()
-            .all(|&nice| nice == roost_engine::DEFAULT_MERGE_THREAD_NICE),
+        lowered(&nice_values),
         "merge threads' nice values: {nice_values:?}"
     );
     // Every thread of this process that is not a merge thread keeps the usual priority.
@@ -288,10 +287,6 @@ async fn merge_threads_run_at_a_lower_priority() {
         others.iter().all(|&nice| nice <= 0),
         "other threads' nice values: {others:?}"
     );
-}
-
-fn merge_thread_nice_values() -> Vec<i32> {
-    thread_nice_values(|name| name.starts_with("MergeMutate"))
 }
 
 /// The nice values of this process's threads whose name passes `wanted`.

@@ -89,12 +89,13 @@ impl Api {
     }
 }
 
-// glibc (chDB ships for linux-gnu only): an exit handler that is told the exit status, and the
-// exit that runs no handlers.
+// glibc (chDB ships for linux-gnu only): an exit handler that is told the exit status, the exit
+// that runs no handlers, and a thread's nice value.
 unsafe extern "C" {
     fn on_exit(function: extern "C" fn(c_int, *mut c_void), argument: *mut c_void) -> c_int;
     fn fflush(stream: *mut c_void) -> c_int;
     fn _exit(status: c_int) -> !;
+    fn setpriority(which: c_int, who: u32, priority: c_int) -> c_int;
 }
 
 /// Ends the process, once it calls `exit`, before any exit handler registered earlier runs:
@@ -115,10 +116,6 @@ pub fn end_before_engine_destructors() {
     // SAFETY: registers a handler with the signature glibc calls it with. A failure (out of
     // memory) only leaves the process to exit the usual way.
     unsafe { on_exit(end_now, null_mut()) };
-}
-
-unsafe extern "C" {
-    fn setpriority(which: c_int, who: u32, priority: c_int) -> c_int;
 }
 
 /// Sets the nice value of one thread of this process (Linux: `PRIO_PROCESS` with a thread id
