@@ -44,10 +44,14 @@ async fn concurrent_batches_share_inserts_and_all_rows_arrive() {
     let table = create_table(&engine, "coalesce_rows", &columns).await;
     let queues = Arc::new(InsertQueues::new(engine.clone(), 1));
     let list = insert_column_list(&columns);
+    // Every batch is decoded before any is sent, so they arrive together (decoding between
+    // spawns let each insert finish before the next batch came, now and then, under load).
+    let batches: Vec<Bytes> = (0..16u32)
+        .map(|i| block(&columns, i * 1000..(i + 1) * 1000))
+        .collect();
     let mut tasks = Vec::new();
-    for i in 0..16u32 {
+    for data in batches {
         let (queues, table, list) = (queues.clone(), table.clone(), list.clone());
-        let data = block(&columns, i * 1000..(i + 1) * 1000);
         tasks.push(tokio::spawn(async move {
             queues.insert(&table, &list, "Native", data).await
         }));
